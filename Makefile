@@ -1,0 +1,40 @@
+# Two commands do everything on a fresh machine with Python 3.11+ and pip:
+#   make demo   install, generate the demo data, run a healthy and a broken release
+#   make test   install, lint, validate the Dagster definitions, run the whole test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test ui install lint clean bench
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required, found " + sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/ml-release demo
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/dagster definitions validate -w workspace.yaml
+	$(BIN)/python -m pytest
+
+# The Dagster UI on 127.0.0.1 (no authentication: never expose it without a proxy in front).
+ui: $(STAMP)
+	DAGSTER_HOME=$${DAGSTER_HOME:-$(CURDIR)/.ml_release/dagster} $(BIN)/python -c 'from ml_release.jobs import ensure_instance; from ml_release.home import dagster_home; ensure_instance(dagster_home())'
+	DAGSTER_HOME=$${DAGSTER_HOME:-$(CURDIR)/.ml_release/dagster} $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+bench: $(STAMP)
+	$(BIN)/python bench/contract.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) .ml_release

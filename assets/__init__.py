@@ -1,0 +1,12 @@
+"""Dagster assets of the release graph: thin bodies over ml_release functions."""
+
+import dagster as dg
+
+from assets.data import build_data_assets
+from assets.features import build_feature_assets
+from ml_release.spec import ReleaseSpec
+
+
+def build_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
+    """Every asset of the release graph for `spec`."""
+    return [*build_data_assets(spec), *build_feature_assets(spec)]

@@ -1,0 +1,46 @@
+"""Data assets: the training snapshot, evaluation holdout and serving log, in the warehouse."""
+
+import dagster as dg
+
+from ml_release import keys
+from ml_release.sources import fingerprint, load_source
+from ml_release.spec import ReleaseSpec
+
+DESCRIPTIONS = {
+    keys.TRAINING_SNAPSHOT: "Training snapshot copied from its source into the warehouse.",
+    keys.EVALUATION_HOLDOUT: "Evaluation holdout copied from its source into the warehouse.",
+    keys.SERVING_LOG: "Serving request log (raw requests, logged features, production answers).",
+}
+
+
+def _data_asset(spec: ReleaseSpec, name: str) -> dg.AssetsDefinition:
+    source = spec.source_for(name)
+
+    @dg.asset(
+        name=name,
+        group_name=keys.DATA_GROUP,
+        description=DESCRIPTIONS[name],
+        pool=keys.WAREHOUSE_POOL,
+        required_resource_keys={"warehouse"},
+        kinds={"duckdb"},
+    )
+    def _asset(context: dg.AssetExecutionContext):
+        rows = load_source(context.resources.warehouse.get(), source, name)
+        digest = fingerprint(source)
+        context.log.info(f"{name}: {rows} rows from {source.describe()}")
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": rows,
+                "source": source.describe(),
+                "fingerprint": digest,
+                "spec_hash": spec.spec_hash,
+            },
+            data_version=dg.DataVersion(digest),
+        )
+
+    return _asset
+
+
+def build_data_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
+    """The three data assets, reading the sources `spec` names."""
+    return [_data_asset(spec, name) for name in DESCRIPTIONS]

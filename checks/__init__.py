@@ -1,0 +1,11 @@
+"""Dagster asset checks built from the gates of the release spec."""
+
+import dagster as dg
+
+from checks.contract import build_contract_checks
+from ml_release.spec import ReleaseSpec
+
+
+def build_checks(spec: ReleaseSpec) -> list[dg.AssetChecksDefinition]:
+    """Every check the spec's gates ask for."""
+    return build_contract_checks(spec)

@@ -1,0 +1,68 @@
+"""Data-contract checks: one multi-check per dataset, so all its gates share one scan."""
+
+from pathlib import Path
+
+import dagster as dg
+
+from checks.metadata import check_result
+from ml_release import keys
+from ml_release.contract.run import run_contract, run_parity
+from ml_release.gates.catalog import CATALOG
+from ml_release.spec import GateSpec, ReleaseSpec
+
+
+def _spec(gate: GateSpec, additional: list[str]) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        name=gate.name,
+        asset=gate.target,
+        blocking=gate.must_pass,
+        description=CATALOG[gate.name].summary,
+        additional_deps=additional,
+    )
+
+
+def _contract_check(spec: ReleaseSpec, target: str, gates: list[GateSpec]):
+    @dg.multi_asset_check(
+        name=f"{target}_data_contract",
+        specs=[_spec(g, [keys.CONTRACT_REFERENCE]) for g in gates],
+        description=f"Data-contract gates of {target} against {keys.CONTRACT_REFERENCE}.",
+        required_resource_keys={"warehouse", "report_store"},
+        pool=keys.WAREHOUSE_POOL,
+    )
+    def _check(context: dg.AssetCheckExecutionContext):
+        results = run_contract(context.resources.warehouse.get(), spec, target)
+        reports = Path(context.resources.report_store.path) / context.run.run_id
+        for gate, result in zip(gates, results, strict=True):
+            context.log.info(f"{gate.name} on {target}: {result.verdict.value}: {result.summary}")
+            yield check_result(result, gate, spec, reports)
+
+    return _check
+
+
+def _parity_check(spec: ReleaseSpec, gate: GateSpec):
+    @dg.multi_asset_check(
+        name="training_serving_parity_check",
+        specs=[_spec(gate, [keys.SERVING_LOG])],
+        description="Logged serving features against the shared feature code, row by row.",
+        required_resource_keys={"warehouse"},
+        pool=keys.WAREHOUSE_POOL,
+    )
+    def _check(context: dg.AssetCheckExecutionContext):
+        result = run_parity(context.resources.warehouse.get(), spec, gate.params)  # type: ignore[arg-type]
+        context.log.info(f"{gate.name}: {result.verdict.value}: {result.summary}")
+        yield check_result(result, gate, spec)
+
+    return _check
+
+
+def build_contract_checks(spec: ReleaseSpec) -> list[dg.AssetChecksDefinition]:
+    """The data-contract and parity checks the spec's gates ask for."""
+    checks = []
+    for target in keys.CONTRACT_DATASETS:
+        gates = [g for g in spec.gates_for(target) if CATALOG[g.name].family == "data_contract"]
+        if gates:
+            checks.append(_contract_check(spec, target, gates))
+    for gate in spec.gates:
+        if CATALOG[gate.name].family == "parity":
+            checks.append(_parity_check(spec, gate))
+    return checks

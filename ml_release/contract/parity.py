@@ -1,0 +1,118 @@
+"""The `training_serving_parity` gate: logged serving features against recomputed ones.
+
+The serving path logs the features it computed for each request. The release recomputes them
+from the logged raw request with the shared feature code (`serving_features_recomputed`) and
+compares value by value in one SQL join: numeric features within `atol + rtol * |recomputed|`,
+categorical features exactly, null equal only to null.
+"""
+
+import duckdb
+
+from ml_release.gates.catalog import ParityParams
+from ml_release.gates.result import GateResult, Verdict
+from ml_release.identifiers import quote
+from ml_release.spec import ReleaseSpec
+from ml_release.warehouse import one
+
+
+def _logged(column: str, feature: str, numeric: bool) -> str:
+    text = f"json_extract_string(s.{quote(column)}, '$.{feature}')"
+    return f"TRY_CAST({text} AS DOUBLE)" if numeric else text
+
+
+def _mismatch(spec: ReleaseSpec, feature: str, params: ParityParams) -> str:
+    numeric = feature in spec.features.numeric
+    logged = _logged(spec.data.serving_log.logged_features_column, feature, numeric)
+    mine = f"r.{quote(feature)}"
+    if not numeric:
+        return f"({logged} IS DISTINCT FROM CAST({mine} AS VARCHAR))"
+    mine = f"CAST({mine} AS DOUBLE)"
+    close = f"abs({logged} - {mine}) <= {params.atol!r} + {params.rtol!r} * abs({mine})"
+    return (
+        f"NOT (({logged} IS NULL AND {mine} IS NULL) OR "
+        f"({logged} IS NOT NULL AND {mine} IS NOT NULL AND {close}))"
+    )
+
+
+def check_parity(
+    connection: duckdb.DuckDBPyConnection,
+    spec: ReleaseSpec,
+    log_table: str,
+    recomputed_table: str,
+    params: ParityParams,
+    name: str = "training_serving_parity",
+) -> GateResult:
+    """Compare every logged feature with its recomputed value, row by row."""
+    key = spec.data.serving_log.request_id_column
+    features = spec.features.all
+    join = (
+        f"FROM {quote(log_table)} s LEFT JOIN {quote(recomputed_table)} r "
+        f"ON s.{quote(key)} = r.{quote(key)}"
+    )
+    counts = one(
+        connection,
+        f"SELECT count(*), count(r.{quote(key)}), count(DISTINCT s.{quote(key)}), "
+        + ", ".join(f"count_if({_mismatch(spec, f, params)})" for f in features)
+        + f" {join}",
+    )
+    total, matched, distinct, *mismatches = counts
+    rows = []
+    for feature, bad in zip(features, mismatches, strict=True):
+        rate = bad / total if total else 0.0
+        rows.append(
+            {
+                "column": feature,
+                "mismatch_rate": rate,
+                "mismatches": int(bad),
+                "limit": params.max_mismatch_rate,
+                "status": "fail" if rate > params.max_mismatch_rate else "ok",
+            }
+        )
+    failing = [r for r in rows if r["status"] == "fail"]
+    examples: list[dict] = []
+    for row in failing:
+        if params.examples == 0:
+            break
+        feature = row["column"]
+        numeric = feature in spec.features.numeric
+        logged = _logged(spec.data.serving_log.logged_features_column, feature, numeric)
+        found = connection.execute(
+            f"SELECT s.{quote(key)}, {logged}, r.{quote(feature)} {join} "
+            f"WHERE {_mismatch(spec, feature, params)} LIMIT {int(params.examples)}"
+        ).fetchall()
+        examples += [
+            {"request_id": rid, "feature": feature, "logged": str(lv), "recomputed": str(rv)}
+            for rid, lv, rv in found
+        ]
+    worst = max(rows, key=lambda r: r["mismatch_rate"]) if rows else {}
+    duplicates = total - distinct
+    if duplicates:
+        verdict, summary = (
+            Verdict.INCONCLUSIVE,
+            (
+                f"{duplicates} duplicate {key} values: row-level parity is ambiguous; deduplicate "
+                "the serving log"
+            ),
+        )
+    elif failing:
+        verdict = Verdict.FAIL
+        summary = "serving features differ from the shared feature code in " + ", ".join(
+            f"{r['column']} ({r['mismatch_rate']:.1%} of rows)" for r in failing
+        )
+    else:
+        verdict, summary = Verdict.PASS, f"all {len(features)} features agree on {total} requests"
+    return GateResult(
+        gate=name,
+        target=recomputed_table,
+        verdict=verdict,
+        summary=summary,
+        method=f"row-level join on {key}; numeric |logged - recomputed| <= "
+        f"{params.atol:g} + {params.rtol:g}*|recomputed|, categorical exact",
+        observed=worst.get("mismatch_rate"),
+        baseline=0.0,
+        threshold=params.max_mismatch_rate,
+        support={"requests": int(total), "recomputed": int(matched), "duplicates": duplicates},
+        rows=rows,
+        examples=examples,
+        spec_hash=spec.spec_hash,
+    )

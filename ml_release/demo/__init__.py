@@ -1,0 +1,1 @@
+"""The demo: a credit-default problem generated from a seed, its feature code and scenarios."""

@@ -1,0 +1,37 @@
+"""Errors users see, each with a stable CLI exit code.
+
+Exit codes (documented in docs/cli.md and stable across releases):
+0 released / all blocking gates passed, 1 blocked by a gate, 2 bad input (spec, data, arguments),
+3 conflict or lock, 4 integrity (digest, corrupt artifact), 5 environment (missing tool, server).
+"""
+
+EXIT_OK = 0
+EXIT_BLOCKED = 1
+EXIT_BAD_INPUT = 2
+EXIT_CONFLICT = 3
+EXIT_INTEGRITY = 4
+EXIT_ENVIRONMENT = 5
+
+
+class ReleaseError(Exception):
+    """Base class: a message a user can act on, and the exit code of its class."""
+
+    exit_code = EXIT_ENVIRONMENT
+
+
+class SpecError(ReleaseError):
+    """The release spec is missing, malformed, or names something that does not exist."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class DataInputError(ReleaseError):
+    """A data source cannot be read or does not have the shape the release needs."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class WarehouseLockedError(ReleaseError):
+    """Another process held the warehouse lock for longer than the configured timeout."""
+
+    exit_code = EXIT_CONFLICT

@@ -1,0 +1,182 @@
+"""Applying the shared feature code to a warehouse dataset, in bounded-memory batches.
+
+The feature module named by `features.code` in the spec provides `REQUIRED_COLUMNS` (raw column
+→ "numeric" or "categorical") and `compute_features(raw) -> DataFrame`. Before any row is
+computed, the raw table's columns are checked against `REQUIRED_COLUMNS`: a missing column (with
+a rename hint) or a numeric column stored as text is a `DataInputError` naming the dataset.
+"""
+
+import importlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ml_release import keys
+from ml_release.errors import DataInputError, SpecError
+from ml_release.home import temp_dir
+from ml_release.identifiers import quote
+from ml_release.spec import ReleaseSpec, close_matches
+from ml_release.warehouse import Warehouse
+
+BATCH_ROWS = 100_000
+NUMERIC_TYPE = re.compile(
+    r"^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|UHUGEINT|"
+    r"FLOAT|DOUBLE|REAL|DECIMAL.*)$"
+)
+
+
+@dataclass(frozen=True)
+class FeatureCode:
+    """A loaded feature module."""
+
+    module: ModuleType
+
+    @property
+    def required_columns(self) -> dict[str, str]:
+        """Raw column → kind the feature code reads."""
+        return dict(self.module.REQUIRED_COLUMNS)
+
+    def compute(self, raw: pd.DataFrame) -> pd.DataFrame:
+        """Model features for `raw`, row for row."""
+        return self.module.compute_features(raw)
+
+
+def load_feature_code(module_path: str) -> FeatureCode:
+    """Import the feature module and check it provides what the release needs."""
+    module = importlib.import_module(module_path)
+    for attribute in ("REQUIRED_COLUMNS", "compute_features"):
+        if not hasattr(module, attribute):
+            raise SpecError(
+                f"features.code: module {module_path!r} has no {attribute}; a feature module "
+                "defines REQUIRED_COLUMNS (raw column -> 'numeric'|'categorical') and "
+                "compute_features(raw: DataFrame) -> DataFrame (see docs/spec.md)."
+            )
+    return FeatureCode(module)
+
+
+def is_numeric_type(duckdb_type: str) -> bool:
+    """True for DuckDB integer, floating and decimal types."""
+    return NUMERIC_TYPE.match(duckdb_type.upper()) is not None
+
+
+def check_raw_columns(
+    columns: dict[str, str], required: dict[str, str], dataset: str, where: str
+) -> None:
+    """Raise DataInputError listing every required column that is missing or mistyped."""
+    problems = []
+    missing = [c for c in required if c not in columns]
+    extra = [c for c in columns if c not in required]
+    for column in missing:
+        problems.append(
+            f"column {column!r} is missing.{close_matches(column, extra)}"
+            f" Present: {', '.join(columns)}"
+        )
+    for column, kind in required.items():
+        if kind == "numeric" and column in columns and not is_numeric_type(columns[column]):
+            problems.append(
+                f"column {column!r} must be numeric but is {columns[column]} "
+                "(numbers stored as text?)"
+            )
+    if problems:
+        raise DataInputError(
+            f"{dataset} ({where}) does not have the raw columns the feature code needs:\n  - "
+            + "\n  - ".join(problems)
+            + "\nFix: correct the export, or update REQUIRED_COLUMNS and compute_features."
+        )
+
+
+def _passthrough(spec: ReleaseSpec, available: list[str], features: set[str]) -> list[str]:
+    wanted = [
+        spec.data.serving_log.request_id_column,
+        spec.data.id_column,
+        spec.data.timestamp_column,
+        *spec.data.segments,
+        spec.data.label,
+    ]
+    out: list[str] = []
+    for column in wanted:
+        if column in available and column not in features and column not in out:
+            out.append(column)
+    return out
+
+
+def _write_batches(batches, code: FeatureCode, spec: ReleaseSpec, raw_of, out: Path) -> int:
+    writer = None
+    rows = 0
+    try:
+        for batch in batches:
+            frame = batch.to_pandas()
+            raw = raw_of(frame)
+            features = code.compute(raw)
+            if len(features) != len(raw):
+                raise DataInputError(
+                    f"compute_features returned {len(features)} rows for {len(raw)}: it must "
+                    "return exactly one row per input row"
+                )
+            keep = _passthrough(spec, list(frame.columns), set(features.columns))
+            table = pa.Table.from_pandas(
+                pd.concat(
+                    [frame[keep].reset_index(drop=True), features.reset_index(drop=True)], axis=1
+                ),
+                preserve_index=False,
+            )
+            if writer is None:
+                writer = pq.ParquetWriter(out, table.schema)
+            writer.write_table(table.cast(writer.schema))
+            rows += table.num_rows
+    finally:
+        if writer is not None:
+            writer.close()
+    return rows
+
+
+def _parse_requests(frame: pd.DataFrame, request_column: str, required: list[str]) -> pd.DataFrame:
+    parsed = pd.DataFrame.from_records(
+        [json.loads(text) if isinstance(text, str) else {} for text in frame[request_column]],
+        index=frame.index,
+    )
+    return parsed.reindex(columns=required)
+
+
+def build_features(warehouse: Warehouse, spec: ReleaseSpec, feature_table: str) -> int:
+    """Compute `feature_table` from its raw dataset with the shared feature code."""
+    code = load_feature_code(spec.features.code)
+    raw_table = keys.FEATURE_SOURCES[feature_table]
+    columns = warehouse.columns(raw_table)
+    required = code.required_columns
+    source = spec.source_for(raw_table).describe()
+    if raw_table == keys.SERVING_LOG:
+        log = spec.data.serving_log
+        check_raw_columns(
+            columns,
+            {log.request_id_column: "categorical", log.request_column: "categorical"},
+            raw_table,
+            source,
+        )
+        select = [c for c in columns if c != log.logged_features_column]
+
+        def raw_of(frame: pd.DataFrame) -> pd.DataFrame:
+            return _parse_requests(frame, log.request_column, list(required))
+    else:
+        check_raw_columns(columns, required, raw_table, source)
+        select = list(columns)
+
+        def raw_of(frame: pd.DataFrame) -> pd.DataFrame:
+            return frame
+
+    staging = temp_dir(warehouse.path.parent) / f"{feature_table}.parquet.partial"
+    try:
+        with warehouse.connect() as connection:
+            reader = connection.sql(
+                f"SELECT {', '.join(quote(c) for c in select)} FROM {quote(raw_table)}"
+            ).to_arrow_reader(BATCH_ROWS)
+            _write_batches(reader, code, spec, raw_of, staging)
+        return warehouse.replace_from_parquet(feature_table, staging)
+    finally:
+        staging.unlink(missing_ok=True)

@@ -1,0 +1,1 @@
+"""The gate catalog and the shape of a gate's verdict."""

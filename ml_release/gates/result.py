@@ -1,0 +1,78 @@
+"""The verdict of a gate and its evidence, in one shape for every gate.
+
+Every gate returns a `GateResult`: verdict (`pass`, `fail`, `inconclusive`), the headline
+numbers (observed, baseline, delta, interval, threshold, direction, support), a per-column or
+per-segment table, bounded failing examples, and the spec hash of the rules that produced it.
+"""
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Literal
+
+
+class Verdict(StrEnum):
+    """What a gate concluded."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    INCONCLUSIVE = "inconclusive"
+
+
+Direction = Literal["higher_is_better", "lower_is_better"]
+
+
+@dataclass
+class GateResult:
+    """One gate's verdict with its evidence."""
+
+    gate: str
+    target: str
+    verdict: Verdict
+    summary: str
+    method: str
+    observed: float | None = None
+    baseline: float | None = None
+    threshold: float | None = None
+    direction: Direction = "lower_is_better"
+    interval: tuple[float, float] | None = None
+    support: dict[str, int] = field(default_factory=dict)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    examples: list[dict[str, Any]] = field(default_factory=list)
+    plot_png: bytes | None = None
+    spec_hash: str = ""
+
+    @property
+    def delta(self) -> float | None:
+        """Observed - baseline, when both exist."""
+        if self.observed is None or self.baseline is None:
+            return None
+        return self.observed - self.baseline
+
+    def passed(self, inconclusive_blocks: bool = True) -> bool:
+        """Whether a check built from this result passes under the spec's inconclusive policy."""
+        if self.verdict is Verdict.INCONCLUSIVE:
+            return not inconclusive_blocks
+        return self.verdict is Verdict.PASS
+
+    def markdown(self) -> str:
+        """A short Markdown summary for people: verdict, headline numbers, failing rows."""
+        lines = [
+            f"**{self.gate}** on `{self.target}`: **{self.verdict.value.upper()}**",
+            "",
+            self.summary,
+            "",
+            f"method: {self.method}; direction: {self.direction.replace('_', ' ')}",
+        ]
+        failing = [r for r in self.rows if r.get("status") not in (None, "ok")]
+        if failing:
+            headers = list(failing[0])
+            lines += ["", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+            for row in failing[:20]:
+                lines.append("| " + " | ".join(_cell(row.get(h)) for h in headers) + " |")
+        return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)

@@ -1,0 +1,48 @@
+"""Where ml-release keeps its state: the `ML_RELEASE_HOME` folder and its well-known paths."""
+
+import os
+from pathlib import Path
+
+HOME_ENV = "ML_RELEASE_HOME"
+SPEC_ENV = "ML_RELEASE_SPEC"
+DEFAULT_HOME = ".ml_release"
+DEFAULT_SPEC = "release.yaml"
+
+
+def release_home() -> Path:
+    """The state folder: `$ML_RELEASE_HOME`, else `.ml_release/` under the current directory."""
+    return Path(os.environ.get(HOME_ENV) or Path.cwd() / DEFAULT_HOME).resolve()
+
+
+def spec_path() -> Path:
+    """The release spec: `$ML_RELEASE_SPEC`, else `./release.yaml`."""
+    return Path(os.environ.get(SPEC_ENV) or DEFAULT_SPEC).resolve()
+
+
+def warehouse_path(home: Path | None = None) -> Path:
+    """The DuckDB file that holds datasets, features and evaluation tables."""
+    return (home or release_home()) / "warehouse.duckdb"
+
+
+def temp_dir(home: Path | None = None) -> Path:
+    """Scratch space for partial writes; everything in it may be deleted at the next start."""
+    path = (home or release_home()) / "tmp"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def reports_dir(home: Path | None = None) -> Path:
+    """Folder for plots and release reports."""
+    path = (home or release_home()) / "reports"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def demo_data_dir(home: Path | None = None) -> Path:
+    """Folder the demo data generator writes into."""
+    return (home or release_home()) / "demo"
+
+
+def dagster_home(home: Path | None = None) -> Path:
+    """The Dagster instance folder shared by `ml-release run` and `dagster dev`."""
+    return Path(os.environ.get("DAGSTER_HOME") or (home or release_home()) / "dagster")

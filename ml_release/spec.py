@@ -1,0 +1,367 @@
+"""The release spec (`release.yaml`): typed models, loading, and errors that say how to fix it.
+
+`load_spec(path)` reads the YAML, validates it against the models below and the gate catalog,
+and raises one `SpecError` listing every problem with its key path (`gates[2].max_drop`) and a
+fix, before anything runs. Paths may use `${ML_RELEASE_HOME}`; relative paths are resolved
+against the folder of the spec file.
+"""
+
+import difflib
+import hashlib
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from ml_release.errors import SpecError
+from ml_release.gates.catalog import CATALOG, GateParams, gate_target
+from ml_release.home import HOME_ENV, release_home
+from ml_release.identifiers import check_identifier
+
+HOME_PLACEHOLDER = "${" + HOME_ENV + "}"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def _identifier(value: str) -> str:
+    return check_identifier(value)
+
+
+def close_matches(name: str, candidates: list[str] | tuple[str, ...]) -> str:
+    """A ' Did you mean ...?' suffix, or '' when nothing is close."""
+    found = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.6)
+    return f" Did you mean {', '.join(repr(m) for m in found)}?" if found else ""
+
+
+class ModelSpec(_Model):
+    """The model being released."""
+
+    name: str = Field(description="Model name; artifacts live under artifacts/<name>/.")
+    task: Literal["binary_classification"] = "binary_classification"
+
+    _check_name = field_validator("name")(_identifier)
+
+
+class SourceSpec(_Model):
+    """Where a dataset comes from: a Parquet/CSV file, or a table in a DuckDB file."""
+
+    path: str | None = Field(None, description="Parquet or CSV file.")
+    duckdb: str | None = Field(None, description="DuckDB database file holding `table`.")
+    table: str | None = Field(None, description="Table in `duckdb`.")
+    format: Literal["parquet", "csv"] | None = Field(
+        None, description="File format; inferred from the extension when omitted."
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "SourceSpec":
+        if (self.path is None) == (self.duckdb is None):
+            raise ValueError("give either `path` (Parquet/CSV) or `duckdb` with `table`")
+        if self.duckdb is not None and self.table is None:
+            raise ValueError("`duckdb` needs `table`: the table to read from that database")
+        if self.table is not None:
+            check_identifier(self.table)
+        if self.path is not None and self.format is None:
+            suffix = Path(self.path).suffix.lower()
+            if suffix not in (".parquet", ".csv"):
+                raise ValueError(f"cannot infer the format of {self.path!r}: set `format`")
+        return self
+
+    @property
+    def file_format(self) -> str:
+        """The declared or inferred format of a file source."""
+        return self.format or Path(self.path or "").suffix.lower().lstrip(".")
+
+    def resolved(self, base: Path, home: Path) -> "SourceSpec":
+        """A copy with `${ML_RELEASE_HOME}` expanded and relative paths made absolute."""
+
+        def fix(value: str | None) -> str | None:
+            if value is None:
+                return None
+            path = Path(value.replace(HOME_PLACEHOLDER, str(home)))
+            return str(path if path.is_absolute() else (base / path).resolve())
+
+        return self.model_copy(update={"path": fix(self.path), "duckdb": fix(self.duckdb)})
+
+    def describe(self) -> str:
+        """Where the data comes from, for error messages."""
+        return self.path or f"{self.duckdb} (table {self.table})"
+
+
+class ServingLogSpec(SourceSpec):
+    """The serving request log: raw requests, logged features and production answers."""
+
+    request_id_column: str = "request_id"
+    request_column: str = Field("request", description="Raw request payload (JSON text).")
+    logged_features_column: str = Field(
+        "logged_features", description="Features the serving path computed (JSON text)."
+    )
+    prediction_column: str = "prediction"
+    latency_column: str = "latency_ms"
+
+    _check_columns = field_validator(
+        "request_id_column",
+        "request_column",
+        "logged_features_column",
+        "prediction_column",
+        "latency_column",
+    )(_identifier)
+
+
+class DataSpec(_Model):
+    """Datasets and the columns with a special role."""
+
+    id_column: str
+    timestamp_column: str
+    label: str
+    segments: list[str] = Field(default_factory=list, description="Segment columns.")
+    training: SourceSpec
+    evaluation: SourceSpec
+    serving_log: ServingLogSpec
+
+    _check_columns = field_validator("id_column", "timestamp_column", "label")(_identifier)
+
+    @field_validator("segments")
+    @classmethod
+    def _check_segments(cls, value: list[str]) -> list[str]:
+        return [check_identifier(v) for v in value]
+
+
+class FeatureSpec(_Model):
+    """The model's features and the code that computes them for training and serving."""
+
+    code: str = Field(
+        description="Importable module with REQUIRED_COLUMNS and compute_features(raw)."
+    )
+    numeric: list[str]
+    categorical: list[str] = Field(default_factory=list)
+
+    @field_validator("numeric", "categorical")
+    @classmethod
+    def _check_columns(cls, value: list[str]) -> list[str]:
+        return [check_identifier(v) for v in value]
+
+    @field_validator("code")
+    @classmethod
+    def _check_code(cls, value: str) -> str:
+        if not all(part.isidentifier() for part in value.split(".")):
+            raise ValueError(f"{value!r} is not a module path such as `my_project.features`")
+        if importlib.util.find_spec(value) is None:
+            raise ValueError(
+                f"module {value!r} cannot be imported: check the name, or install or add the "
+                "folder holding it to the project"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _distinct(self) -> "FeatureSpec":
+        both = sorted(set(self.numeric) & set(self.categorical))
+        if both:
+            raise ValueError(f"columns listed as both numeric and categorical: {both}")
+        if len(set(self.all)) != len(self.all):
+            raise ValueError("a feature is listed twice")
+        return self
+
+    @property
+    def all(self) -> list[str]:
+        """Numeric then categorical feature names."""
+        return [*self.numeric, *self.categorical]
+
+
+class RangeSpec(_Model):
+    """An explicit allowed range for a numeric feature."""
+
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "RangeSpec":
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max}): swap them")
+        return self
+
+
+class ContractSpec(_Model):
+    """Column-level facts of the data contract; gate thresholds live on the gates."""
+
+    null_rate: dict[str, float] = Field(
+        default_factory=dict, description="Per-column null-rate limits."
+    )
+    ranges: dict[str, RangeSpec] = Field(default_factory=dict)
+    categories: dict[str, list[str]] = Field(
+        default_factory=dict, description="Allowed categories; others are inferred."
+    )
+
+    @field_validator("null_rate")
+    @classmethod
+    def _rates(cls, value: dict[str, float]) -> dict[str, float]:
+        for column, rate in value.items():
+            if not 0.0 <= rate <= 1.0:
+                raise ValueError(f"null-rate limit for {column!r} is {rate}: use a share in [0, 1]")
+        return value
+
+
+class GateSpec(_Model):
+    """One entry of `gates:`: a catalog name, whether it blocks, and its parameters."""
+
+    name: str
+    must_pass: bool = True
+    params: GateParams
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_params(cls, raw: Any) -> Any:
+        if not isinstance(raw, dict):
+            raise ValueError("each gate is a mapping with at least `name`")
+        raw = dict(raw)
+        name = raw.pop("name", None)
+        if name is None:
+            raise ValueError("missing `name`: one of " + ", ".join(sorted(CATALOG)))
+        if name not in CATALOG:
+            raise ValueError(
+                f"unknown gate {name!r}.{close_matches(str(name), tuple(CATALOG))} "
+                f"Known gates: {', '.join(sorted(CATALOG))} (see docs/gates.md)"
+            )
+        must_pass = raw.pop("must_pass", True)
+        return {"name": name, "must_pass": must_pass, "params": CATALOG[name].params(**raw)}
+
+    @property
+    def target(self) -> str:
+        """The asset this gate's check is attached to."""
+        return gate_target(self.name, self.params)
+
+
+class ReleaseSpec(_Model):
+    """The whole release spec."""
+
+    version: Literal[1] = 1
+    model: ModelSpec
+    data: DataSpec
+    features: FeatureSpec
+    contract: ContractSpec = Field(default_factory=ContractSpec)
+    inconclusive: Literal["block", "warn"] = Field(
+        "block", description="What an inconclusive gate does when it is `must_pass`."
+    )
+    gates: list[GateSpec]
+
+    _source: Path = PrivateAttr(default=Path("release.yaml"))
+
+    @model_validator(mode="after")
+    def _columns_known(self) -> "ReleaseSpec":
+        features = self.features.all
+        problems: list[str] = []
+
+        def known(column: str, where: str, allowed: list[str]) -> None:
+            if column not in allowed:
+                problems.append(
+                    f"{where}: unknown column {column!r}.{close_matches(column, allowed)} "
+                    f"Use one of: {', '.join(allowed)}"
+                )
+
+        for column in self.contract.null_rate:
+            known(column, f"contract.null_rate.{column}", features)
+        for column in self.contract.ranges:
+            known(column, f"contract.ranges.{column}", self.features.numeric)
+        for column in self.contract.categories:
+            known(column, f"contract.categories.{column}", self.features.categorical)
+        seen: set[tuple[str, str]] = set()
+        for i, gate in enumerate(self.gates):
+            for column in getattr(gate.params, "columns", None) or []:
+                known(column, f"gates[{i}].columns", features)
+            if (gate.name, gate.target) in seen:
+                problems.append(
+                    f"gates[{i}]: {gate.name!r} is listed twice for {gate.target!r}; "
+                    "merge the entries"
+                )
+            seen.add((gate.name, gate.target))
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def source(self) -> Path:
+        """The file this spec was read from."""
+        return self._source
+
+    @property
+    def spec_hash(self) -> str:
+        """sha256 of the normalised spec: verdicts record it to name the rules that made them."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def source_for(self, dataset: str) -> SourceSpec:
+        """The resolved source of `training_snapshot`, `evaluation_holdout` or `serving_log`."""
+        raw = {
+            "training_snapshot": self.data.training,
+            "evaluation_holdout": self.data.evaluation,
+            "serving_log": self.data.serving_log,
+        }[dataset]
+        return raw.resolved(self.source.parent, release_home())
+
+    def gates_for(self, target: str) -> list[GateSpec]:
+        """The gates attached to one asset, in spec order."""
+        return [g for g in self.gates if g.target == target]
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("params",) or str(part).startswith("function-"):
+            continue
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def format_validation_error(path: Path, error: ValidationError) -> str:
+    """One message listing every problem of a spec with its key path."""
+    lines = [f"{path} is not a valid release spec ({error.error_count()} problem(s)):"]
+    for item in error.errors():
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key: remove it or check its spelling (see docs/spec.md)"
+        elif item["type"] == "missing":
+            message = "required key is missing"
+        lines.append(f"  - {_location(item['loc'])}: {message}")
+    return "\n".join(lines)
+
+
+def parse_spec(data: Any, source: Path) -> ReleaseSpec:
+    """Validate an already-parsed YAML document."""
+    if not isinstance(data, dict):
+        raise SpecError(f"{source}: the release spec must be a YAML mapping, not {type(data)}")
+    try:
+        spec = ReleaseSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(format_validation_error(source, exc)) from None
+    spec._source = source.resolve()
+    return spec
+
+
+def load_spec(path: Path | str) -> ReleaseSpec:
+    """Read and validate a release spec, or raise SpecError saying what to fix."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(
+            f"release spec not found: {path.resolve()}. Fix: run from the project root, pass "
+            "--spec PATH, or set ML_RELEASE_SPEC."
+        )
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: not valid YAML: {exc}") from None
+    return parse_spec(data, path)
