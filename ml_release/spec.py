@@ -19,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    SerializeAsAny,
     ValidationError,
     field_validator,
     model_validator,
@@ -158,7 +159,11 @@ class FeatureSpec(_Model):
     def _check_code(cls, value: str) -> str:
         if not all(part.isidentifier() for part in value.split(".")):
             raise ValueError(f"{value!r} is not a module path such as `my_project.features`")
-        if importlib.util.find_spec(value) is None:
+        try:
+            found = importlib.util.find_spec(value)
+        except ModuleNotFoundError:
+            found = None
+        if found is None:
             raise ValueError(
                 f"module {value!r} cannot be imported: check the name, or install or add the "
                 "folder holding it to the project"
@@ -218,7 +223,8 @@ class GateSpec(_Model):
 
     name: str
     must_pass: bool = True
-    params: GateParams
+    # SerializeAsAny: dump the concrete parameter model, so the spec hash covers thresholds.
+    params: SerializeAsAny[GateParams]
 
     @model_validator(mode="before")
     @classmethod

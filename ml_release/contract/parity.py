@@ -52,7 +52,7 @@ def check_parity(
     counts = one(
         connection,
         f"SELECT count(*), count(r.{quote(key)}), count(DISTINCT s.{quote(key)}), "
-        + ", ".join(f"count_if({_mismatch(spec, f, params)})" for f in features)
+        + ", ".join(f"coalesce(count_if({_mismatch(spec, f, params)}), 0)" for f in features)
         + f" {join}",
     )
     total, matched, distinct, *mismatches = counts

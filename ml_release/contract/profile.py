@@ -113,7 +113,7 @@ def profile_reference(
         exprs.append(f"count({quote(column)})")
         if kind == "numeric":
             exprs += [
-                f"count_if(NOT isfinite({_double(column)}))",
+                f"coalesce(count_if(NOT isfinite({_double(column)})), 0)",
                 f"min({_finite(column)})",
                 f"max({_finite(column)})",
                 f"approx_quantile({_finite(column)}, {quantiles})",
@@ -171,10 +171,10 @@ def profile_target(
                 bounds.append(f"{_finite(column)} > {float(high)!r}")
             outside = " OR ".join(bounds) or "FALSE"
             exprs += [
-                f"count_if(NOT isfinite({_double(column)}))",
+                f"coalesce(count_if(NOT isfinite({_double(column)})), 0)",
                 f"min({_finite(column)})",
                 f"max({_finite(column)})",
-                f"count_if({outside})",
+                f"coalesce(count_if({outside}), 0)",
                 _histogram(column, reference.columns[column].edges),
             ]
         else:

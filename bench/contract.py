@@ -1,0 +1,310 @@
+"""Benchmark of the data contract: the project's gates, pandera on pandas, and a bare DuckDB scan.
+
+The parent process generates deterministic Parquet files under bench/.data/ (reused when present)
+and runs every measurement in its own child process (`--measure METHOD --rows N`), which prints
+one JSON line: wall time of the work (time.perf_counter, imports excluded and reported apart)
+and the child's peak RSS (ru_maxrss, nothing subtracted). See bench/README.md.
+"""
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / ".data"
+VERSION = "v1"  # bump when the generator changes, so cached files are not reused
+CHUNK = 250_000  # rows per ParquetWriter chunk (= per row group)
+REF_ROWS = 1_000_000
+MAX_NULL_RATE = 0.05
+SEGMENTS = ["c_region", "c_channel"]
+# name: (dtype, null share, draw(rng, n), allowed [low, high]); values are clipped to the range.
+NUMERIC = {
+    "f_amount": ("float64", 0.02, lambda r, n: r.lognormal(3, 1, n), (0.0, 1e4)),
+    "f_score": ("float64", 0.0, lambda r, n: r.normal(0.5, 0.15, n), (0.0, 1.0)),
+    "f_ratio": ("float64", 0.01, lambda r, n: r.beta(2, 5, n), (0.0, 1.0)),
+    "f_temp": ("float64", 0.0, lambda r, n: r.normal(20, 8, n), (-40.0, 60.0)),
+    "f_latency": ("float64", 0.0, lambda r, n: r.exponential(100, n), (0.0, 5e3)),
+    "f_balance": ("float64", 0.0, lambda r, n: r.normal(1e3, 500, n), (-5e3, 1e4)),
+    "f_util": ("float64", 0.0, lambda r, n: r.uniform(0, 1.2, n), (0.0, 5.0)),
+    "f_rate": ("float64", 0.03, lambda r, n: r.gamma(2, 0.05, n), (0.0, 1.0)),
+    "i_age": ("int64", 0.0, lambda r, n: r.integers(18, 90, n), (18, 100)),
+    "i_count": ("int64", 0.0, lambda r, n: r.poisson(3, n), (0, 1000)),
+    "i_tenure": ("int32", 0.0, lambda r, n: r.integers(0, 480, n), (0, 600)),
+    "i_visits": ("int32", 0.0, lambda r, n: r.poisson(20, n), (0, 1000)),
+    "i_items": ("int64", 0.0, lambda r, n: r.binomial(50, 0.1, n), (0, 50)),
+    "i_streak": ("int64", 0.0, lambda r, n: r.geometric(0.3, n), (1, 1000)),
+}
+# name: (number of categories, null share); category k is drawn with weight 1 / (k + 1) ** 0.7.
+CATEGORICAL = {
+    "c_region": (8, 0.0),
+    "c_channel": (4, 0.0),
+    "c_device": (3, 0.005),
+    "c_plan": (12, 0.0),
+    "c_country": (40, 0.0),
+    "c_merchant": (300, 0.01),
+}
+COLUMNS = ["id", "event_time", "label", *NUMERIC, *CATEGORICAL]
+METHODS = {
+    "floor": "floor: DuckDB count() of every column",
+    "reference": "reference profile (one-off, 1M rows, cached in the warehouse in production)",
+    "project": "P: project contract, evaluate_contract",
+    "pandera": "pandera on pandas (read_parquet + validate, lazy)",
+}
+
+
+def vocabulary(name: str) -> list[str]:
+    """The categories of a categorical column, e.g. `merchant_007`."""
+    return [f"{name[2:]}_{k:03d}" for k in range(CATEGORICAL[name][0])]
+
+
+def _chunk(seed: int, index: int, start: int, n: int):
+    import numpy as np
+    import pyarrow as pa
+
+    rng = np.random.default_rng([seed, index])
+    ids = np.arange(start, start + n, dtype=np.int64)
+    base = np.datetime64("2026-01-01T00:00:00", "us")
+    columns = {
+        "id": pa.array(ids),
+        "event_time": pa.array(base + ids.astype("timedelta64[s]")),
+        "label": pa.array((rng.random(n) < 0.1).astype(np.int8)),
+    }
+    for name, (dtype, nulls, draw, (low, high)) in NUMERIC.items():
+        values = np.clip(draw(rng, n), low, high).astype(dtype)
+        columns[name] = pa.array(values, mask=rng.random(n) < nulls if nulls else None)
+    for name, (size, nulls) in CATEGORICAL.items():
+        weights = 1.0 / np.arange(1, size + 1) ** 0.7
+        codes = rng.choice(size, n, p=weights / weights.sum()).astype(np.int32)
+        codes = pa.array(codes, mask=rng.random(n) < nulls if nulls else None)
+        dictionary = pa.DictionaryArray.from_arrays(codes, pa.array(vocabulary(name)))
+        columns[name] = dictionary.dictionary_decode()
+    return pa.table(columns)
+
+
+def dataset(kind: str, rows: int) -> Path:
+    """The cached Parquet file of `rows` rows, generated in chunks when missing."""
+    path = DATA / f"{kind}_{rows}_{VERSION}.parquet"
+    if path.exists():
+        return path
+    import pyarrow.parquet as pq
+
+    DATA.mkdir(exist_ok=True)
+    (DATA / ".gitignore").write_text("*\n")
+    seed = {"target": 1, "reference": 2}[kind]
+    started, partial = time.perf_counter(), path.with_suffix(".partial")
+    writer = None
+    for index, start in enumerate(range(0, rows, CHUNK)):
+        table = _chunk(seed, index, start, min(CHUNK, rows - start))
+        writer = writer or pq.ParquetWriter(partial, table.schema)
+        writer.write_table(table)
+    writer.close()
+    partial.rename(path)
+    print(f"generated {path.name} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    return path
+
+
+def build_spec():
+    """A spec with every data-contract gate over the bench columns, the rules pandera gets too.
+
+    The source paths only satisfy the spec parser: the contract reads the relations it is given.
+    """
+    from ml_release.spec import parse_spec
+
+    gates = [
+        {"name": "feature_schema"},
+        {"name": "null_rate_threshold", "max_null_rate": MAX_NULL_RATE},
+        {"name": "feature_range", "max_out_of_range_rate": 0.0},
+        {"name": "numeric_drift", "method": "psi", "threshold": 0.2},
+        {"name": "categorical_drift", "max_unseen_rate": 0.0},
+    ]
+    data = {
+        "model": {"name": "bench"},
+        "data": {
+            "id_column": "id",
+            "timestamp_column": "event_time",
+            "label": "label",
+            "segments": SEGMENTS,
+            "training": {"path": str(DATA / "reference.parquet")},
+            "evaluation": {"path": str(DATA / "target.parquet")},
+            "serving_log": {"path": str(DATA / "serving.parquet")},
+        },
+        "features": {
+            "code": "ml_release.demo.features",
+            "numeric": list(NUMERIC),
+            "categorical": list(CATEGORICAL),
+        },
+        "contract": {
+            "ranges": {c: {"min": lo, "max": hi} for c, (*_, (lo, hi)) in NUMERIC.items()},
+            "categories": {c: vocabulary(c) for c in CATEGORICAL},
+        },
+        "gates": gates,
+    }
+    return parse_spec(data, HERE / "release.yaml")
+
+
+def _floor(target: Path) -> Iterator[None]:
+    import duckdb
+
+    connection = duckdb.connect()
+    counts = ", ".join(f'count("{c}")' for c in COLUMNS)
+    yield
+    connection.execute(f"SELECT {counts} FROM read_parquet(?)", [str(target)]).fetchall()
+    yield
+
+
+def _reference(target: Path) -> Iterator[None]:
+    import duckdb
+
+    from ml_release.contract.profile import profile_reference
+    from ml_release.contract.run import contract_kinds, reference_bins
+
+    reference = dataset("reference", REF_ROWS)
+    spec, connection = build_spec(), duckdb.connect()
+    yield
+    args = ("read_parquet(?)", [str(reference)], contract_kinds(spec), reference_bins(spec))
+    profile = profile_reference(connection, *args)
+    yield
+    (DATA / f"reference_profile_{spec.spec_hash[:12]}.json").write_text(profile.to_json())
+
+
+def _project(target: Path) -> Iterator[None]:
+    import duckdb
+
+    from ml_release.contract.gates import evaluate_contract
+    from ml_release.contract.profile import Profile
+
+    reference = dataset("reference", REF_ROWS)
+    spec, connection = build_spec(), duckdb.connect()
+    stored = DATA / f"reference_profile_{spec.spec_hash[:12]}.json"
+    if not stored.exists():
+        sys.exit(f"{stored} is missing: run `--measure reference` first")
+    profile = Profile.from_json(stored.read_text())
+    relations = ("read_parquet(?)", [str(target)]), ("read_parquet(?)", [str(reference)])
+    yield
+    results = evaluate_contract(connection, spec, "target", *relations, profile, spec.gates, ["id"])
+    yield
+    for result in results:
+        print(f"  {result.gate}: {result.verdict.value} - {result.summary}", file=sys.stderr)
+
+
+def _pandera(target: Path) -> Iterator[None]:
+    import pandas as pd
+    import pandera.pandas as pa
+
+    def null_share(series: pd.Series) -> bool:
+        return series.isna().mean() <= MAX_NULL_RATE
+
+    def column(dtype, *checks) -> pa.Column:
+        share = pa.Check(null_share, name="null_share", ignore_na=False)
+        return pa.Column(dtype, checks=[share, *checks], nullable=True)
+
+    columns = {k: pa.Column(nullable=True, required=False) for k in ["id", "event_time", "label"]}
+    for name, (dtype, _, _, (low, high)) in NUMERIC.items():
+        columns[name] = column(dtype, pa.Check.in_range(low, high))
+    columns |= {c: column(str, pa.Check.isin(vocabulary(c))) for c in CATEGORICAL}
+    schema = pa.DataFrameSchema(columns, strict=True)
+    yield
+    try:
+        schema.validate(pd.read_parquet(target), lazy=True)
+        failures = 0
+    except pa.errors.SchemaErrors as exc:
+        failures = len(exc.failure_cases)
+    yield
+    print(f"  pandera: {failures} failure case(s)", file=sys.stderr)
+
+
+def _rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _hwm_mib() -> float:
+    status = Path("/proc/self/status").read_text().split("VmHWM:")[1]  # this process's peak
+    return int(status.split()[0]) / 1024
+
+
+def measure(method: str, rows: int) -> None:
+    """Child: run one method on the target file and print its timings and peak RSS as JSON."""
+    started = time.perf_counter()
+    steps = {"floor": _floor, "reference": _reference, "project": _project, "pandera": _pandera}
+    work = steps[method](dataset("target", rows))
+    next(work)  # imports and setup
+    imported, import_rss = time.perf_counter(), _rss_mib()
+    next(work)  # the measured work
+    done = time.perf_counter()
+    peak, hwm = _rss_mib(), _hwm_mib()
+    next(work, None)  # logging after the measurement
+    report = {"seconds": done - imported, "import_seconds": imported - started}
+    report |= {"peak_rss_mib": peak, "import_rss_mib": import_rss, "vmhwm_mib": hwm}
+    print(json.dumps(report))
+
+
+def _child(*args: str | int) -> dict:
+    # Children are spawned from this small parent, which never imports numpy or pyarrow: with
+    # vfork, a child's ru_maxrss starts from the parent's peak, so the parent must stay small.
+    command = [sys.executable, str(Path(__file__)), *map(str, args)]
+    print(f"$ {' '.join(command[1:])}", file=sys.stderr, flush=True)
+    done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1]) if "--measure" in command else {}
+
+
+def _warm(path: Path) -> None:
+    with path.open("rb") as handle:  # read once so no method pays for a cold page cache
+        while handle.read(1 << 24):
+            pass
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def main() -> None:
+    """Parse the options; run one measurement (child) or the whole benchmark (parent)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000000,10000000", help="target rows, comma-separated")
+    parser.add_argument("--quick", action="store_true", help="100k rows only (smoke test)")
+    parser.add_argument("--skip-pandera-above", type=int, help="skip pandera above this size")
+    parser.add_argument("--measure", choices=METHODS, help=argparse.SUPPRESS)
+    parser.add_argument("--generate", choices=["target", "reference"], help=argparse.SUPPRESS)
+    parser.add_argument("--rows", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.generate:
+        return print(dataset(args.generate, args.rows))
+    if args.measure:
+        return measure(args.measure, args.rows)
+    sizes = [100_000] if args.quick else [int(s) for s in args.sizes.split(",")]
+    for kind, rows in [("reference", REF_ROWS), *(("target", n) for n in sizes)]:
+        _child("--generate", kind, "--rows", rows)
+    _warm(DATA / f"reference_{REF_ROWS}_{VERSION}.parquet")
+    table = [(REF_ROWS, "reference", _child("--measure", "reference", "--rows", sizes[0]))]
+    for rows in sizes:
+        _warm(DATA / f"target_{rows}_{VERSION}.parquet")
+        for method in ["floor", "project", "pandera"]:
+            if method == "pandera" and rows > (args.skip_pandera_above or rows):
+                continue
+            table.append((rows, method, _child("--measure", method, "--rows", rows)))
+    print(f"\n{'rows':>11}  {'measurement':<76} {'wall s':>7} {'peak RSS MiB':>12} {'import s':>8}")
+    for rows, method, r in table:
+        print(
+            f"{rows:>11,}  {METHODS[method]:<76} {r['seconds']:>7.2f} "
+            f"{r['peak_rss_mib']:>12.0f} {r['import_seconds']:>8.2f}"
+        )
+    print()
+    for rows in sizes:
+        got = {m: r for n, m, r in table if n == rows}
+        p, floor = got["project"], got["floor"]
+        ratio = p["seconds"] / floor["seconds"]
+        line = f"{rows:>11,}  P/floor {ratio:.2f}x (target <= 2x: {_verdict(ratio <= 2)})"
+        if "pandera" in got:
+            speedup = got["pandera"]["seconds"] / p["seconds"]
+            line += f"; pandera/P {speedup:.1f}x (target >= 3x: {_verdict(speedup >= 3)})"
+        mib = p["peak_rss_mib"]
+        print(line + f"; P peak RSS {mib:.0f} MiB (target < 1 GB: {_verdict(mib < 1024)})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""Shared fixtures: an isolated ML_RELEASE_HOME, small demo data, and a built warehouse."""
+
+from dataclasses import replace
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+import yaml
+
+from ml_release import keys
+from ml_release.contract.run import store_reference_profile
+from ml_release.demo.generate import DemoData, generate, write_demo_data
+from ml_release.featurize import build_features
+from ml_release.home import warehouse_path
+from ml_release.sources import load_source
+from ml_release.spec import ReleaseSpec, load_spec
+from ml_release.warehouse import Warehouse
+
+PROJECT = Path(__file__).resolve().parents[1]
+SMALL = {"n_training": 6000, "n_evaluation": 3000, "n_serving": 2000}
+
+
+@pytest.fixture(scope="session")
+def demo() -> DemoData:
+    """Small demo datasets, generated once per session."""
+    return generate(seed=11, **SMALL)
+
+
+@pytest.fixture()
+def home(tmp_path, monkeypatch) -> Path:
+    """A fresh ML_RELEASE_HOME (and Dagster home) for one test."""
+    monkeypatch.setenv("ML_RELEASE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    (tmp_path / "dagster").mkdir()
+    return tmp_path / "home"
+
+
+def spec_dict(**overrides) -> dict:
+    """The project's release.yaml as a dict, with top-level keys replaced."""
+    data = yaml.safe_load((PROJECT / "release.yaml").read_text())
+    data.update(overrides)
+    return data
+
+
+def write_spec(folder: Path, data: dict) -> Path:
+    """Write a spec dict as release.yaml into `folder`."""
+    path = folder / "release.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@pytest.fixture()
+def make_release(home, tmp_path, demo):
+    """Write (optionally broken) demo data and a spec; returns (spec, data folder)."""
+
+    def make(data: DemoData | None = None, **spec_overrides) -> ReleaseSpec:
+        write_demo_data(home / "demo", data or demo)
+        return load_spec(write_spec(tmp_path, spec_dict(**spec_overrides)))
+
+    return make
+
+
+def build_warehouse(spec: ReleaseSpec) -> Warehouse:
+    """Load the three datasets and compute the three feature tables."""
+    warehouse = Warehouse(warehouse_path(), lock_timeout=10)
+    for dataset in (keys.TRAINING_SNAPSHOT, keys.EVALUATION_HOLDOUT, keys.SERVING_LOG):
+        load_source(warehouse, spec.source_for(dataset), dataset)
+    for table in keys.FEATURE_SOURCES:
+        build_features(warehouse, spec, table)
+    store_reference_profile(warehouse, spec, keys.TRAINING_FEATURES)
+    return warehouse
+
+
+@pytest.fixture()
+def built(make_release):
+    """A spec and a warehouse built from healthy demo data."""
+    spec = make_release()
+    return spec, build_warehouse(spec)
+
+
+def replace_table(warehouse: Warehouse, table: str, frame: pd.DataFrame) -> None:
+    """Overwrite a warehouse table with a DataFrame (to inject a broken variant)."""
+    with warehouse.connect() as connection:
+        connection.register("frame", frame)
+        connection.execute(f'CREATE OR REPLACE TABLE "{table}" AS SELECT * FROM frame')
+
+
+def read_table(warehouse: Warehouse, table: str) -> pd.DataFrame:
+    """A warehouse table as a DataFrame."""
+    with duckdb.connect(str(warehouse.path)) as connection:
+        return connection.sql(f'SELECT * FROM "{table}"').df()
+
+
+__all__ = ["replace"]

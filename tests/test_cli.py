@@ -1,0 +1,63 @@
+"""`ml-release` exit codes: 0 passed, 1 blocked by a gate, 2 bad input; errors name the fix."""
+
+import pytest
+
+from ml_release.cli import main
+from ml_release.demo import scenarios
+from tests.conftest import replace, spec_dict, write_spec
+
+
+def test_run_passes_on_healthy_data(make_release, capsys):
+    spec = make_release()
+    assert main(["--spec", str(spec.source), "run"]) == 0
+    out = capsys.readouterr().out
+    assert "PASSED" in out and "feature_schema" in out
+
+
+def test_run_is_blocked_by_a_failing_gate(make_release, demo, capsys):
+    broken = scenarios.unseen_categories(demo.evaluation, "employment_type", rate=0.2)
+    spec = make_release(replace(demo, evaluation=broken))
+    assert main(["--spec", str(spec.source), "run"]) == 1
+    out = capsys.readouterr().out
+    assert "BLOCKED by categorical_drift (evaluation_features)" in out
+
+
+def test_run_with_missing_data_is_bad_input_before_anything_runs(home, tmp_path, capsys):
+    path = write_spec(tmp_path, spec_dict())
+    assert main(["--spec", str(path), "run"]) == 2
+    out = capsys.readouterr().out
+    assert "source file not found" in out and "ml-release demo-data" in out
+
+
+def test_run_with_a_bad_spec_is_bad_input(home, tmp_path, capsys):
+    data = spec_dict()
+    data["gates"][0]["name"] = "feature_shema"
+    path = write_spec(tmp_path, data)
+    assert main(["--spec", str(path), "run"]) == 2
+    assert "Did you mean 'feature_schema'" in capsys.readouterr().out
+
+
+def test_run_with_unreadable_data_reports_the_step(make_release, demo, capsys):
+    spec = make_release(
+        replace(
+            demo,
+            evaluation=scenarios.rename_column(demo.evaluation, "annual_income", "annual_incme"),
+        )
+    )
+    assert main(["--spec", str(spec.source), "run"]) == 2
+    out = capsys.readouterr().out
+    assert "error in evaluation_features" in out and "'annual_incme'" in out
+
+
+def test_validate_and_gates(make_release, capsys):
+    spec = make_release()
+    assert main(["--spec", str(spec.source), "validate"]) == 0
+    assert main(["gates"]) == 0
+    assert "## `training_serving_parity`" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_demo_shows_a_healthy_and_a_blocked_release(home, capsys):
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert "PASSED" in out and "BLOCKED by" in out and "behaved as expected" in out

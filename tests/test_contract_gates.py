@@ -1,0 +1,205 @@
+"""Each data-contract gate: a passing case, then a failing case built with a scenario injector."""
+
+import json
+
+import numpy as np
+import pytest
+
+from ml_release import keys
+from ml_release.contract.run import run_contract, run_parity
+from ml_release.demo import scenarios
+from ml_release.gates.result import Verdict
+from tests.conftest import build_warehouse, read_table, replace, replace_table
+
+
+def _gate(results, name):
+    return next(r for r in results if r.gate == name)
+
+
+def _evaluate(warehouse, spec, name, target=keys.EVALUATION_FEATURES):
+    return _gate(run_contract(warehouse, spec, target), name)
+
+
+def _break(warehouse, injector, *args, **kwargs):
+    frame = read_table(warehouse, keys.EVALUATION_FEATURES)
+    replace_table(warehouse, keys.EVALUATION_FEATURES, injector(frame, *args, **kwargs))
+
+
+def _row(result, column):
+    return next(r for r in result.rows if r["column"] == column)
+
+
+def test_every_contract_gate_passes_on_healthy_data(built):
+    spec, warehouse = built
+    results = run_contract(warehouse, spec, keys.EVALUATION_FEATURES)
+    assert {r.gate: r.verdict for r in results} == {
+        "feature_schema": Verdict.PASS,
+        "null_rate_threshold": Verdict.PASS,
+        "feature_range": Verdict.PASS,
+        "categorical_drift": Verdict.PASS,
+        "numeric_drift": Verdict.PASS,
+    }
+    assert all(r.spec_hash == spec.spec_hash for r in results)
+
+
+def test_feature_schema_fails_on_a_renamed_feature_with_a_hint(built):
+    spec, warehouse = built
+    _break(warehouse, scenarios.rename_column, "utilization", "utilisation")
+    result = _evaluate(warehouse, spec, "feature_schema")
+    assert result.verdict is Verdict.FAIL
+    assert "possible rename to 'utilisation'" in _row(result, "utilization")["status"]
+    # The value gates cannot judge the missing column: inconclusive, never a pass.
+    assert _evaluate(warehouse, spec, "null_rate_threshold").verdict is Verdict.INCONCLUSIVE
+
+
+def test_feature_schema_fails_on_a_changed_dtype(built):
+    spec, warehouse = built
+    _break(warehouse, scenarios.change_dtype, "age")
+    result = _evaluate(warehouse, spec, "feature_schema")
+    assert result.verdict is Verdict.FAIL
+    assert _row(result, "age")["status"] == "wrong dtype"
+
+
+def test_feature_schema_strictness_on_an_extra_column(built, tmp_path):
+    spec, warehouse = built
+    _break(warehouse, lambda df: df.assign(debug_score=1.0))
+    strict = _evaluate(warehouse, spec, "feature_schema")
+    assert strict.verdict is Verdict.FAIL and _row(strict, "debug_score")["status"] == "unexpected"
+    lenient_gates = [
+        g.model_copy(update={"params": g.params.model_copy(update={"strict": False})})
+        if g.name == "feature_schema"
+        else g
+        for g in spec.gates
+    ]
+    lenient = spec.model_copy(update={"gates": lenient_gates})
+    assert _evaluate(warehouse, lenient, "feature_schema").verdict is Verdict.PASS
+
+
+def test_reordered_columns_pass_the_schema(built):
+    spec, warehouse = built
+    _break(warehouse, lambda df: df[list(reversed(df.columns))])
+    assert _evaluate(warehouse, spec, "feature_schema").verdict is Verdict.PASS
+
+
+def test_null_rate_fails_on_a_null_flood_with_examples(built):
+    spec, warehouse = built
+    _break(warehouse, scenarios.null_flood, "debt_to_income", rate=0.2)
+    result = _evaluate(warehouse, spec, "null_rate_threshold")
+    assert result.verdict is Verdict.FAIL
+    assert _row(result, "debt_to_income")["null_rate"] == pytest.approx(0.2, abs=0.03)
+    assert result.examples and all(e["debt_to_income"] is None for e in result.examples)
+    assert "customer_id" in result.examples[0]
+
+
+def test_null_rate_counts_infinities_and_all_null_columns(built):
+    spec, warehouse = built
+
+    def damage(df):
+        df = df.copy()
+        df.loc[df.index[:30], "age"] = np.inf
+        df["months_employed"] = np.nan
+        return df
+
+    _break(warehouse, damage)
+    result = _evaluate(warehouse, spec, "null_rate_threshold")
+    assert _row(result, "age")["status"] == "fail"
+    assert _row(result, "months_employed")["null_rate"] == 1.0
+
+
+def test_null_rate_limit_per_column_from_the_contract(built):
+    spec, warehouse = built  # release.yaml allows months_employed 1% nulls
+    _break(warehouse, scenarios.null_flood, "months_employed", rate=0.005)
+    assert _evaluate(warehouse, spec, "null_rate_threshold").verdict is Verdict.PASS
+
+
+def test_feature_range_fails_on_out_of_range_values(built):
+    spec, warehouse = built
+    _break(warehouse, scenarios.out_of_range, "debt_to_income", rate=0.05, factor=40)
+    result = _evaluate(warehouse, spec, "feature_range")
+    assert result.verdict is Verdict.FAIL
+    row = _row(result, "debt_to_income")
+    assert 0.01 < row["out_of_range_rate"] < 0.06
+    assert result.examples
+
+
+def test_feature_range_uses_explicit_ranges(built):
+    spec, warehouse = built  # release.yaml: age in [18, 100]
+
+    def old(df):
+        df = df.copy()
+        df.loc[df.index[:40], "age"] = 130.0
+        return df
+
+    _break(warehouse, old)
+    result = _evaluate(warehouse, spec, "feature_range")
+    assert _row(result, "age")["allowed_max"] == 100
+    assert _row(result, "age")["status"] == "fail"
+
+
+def test_numeric_drift_fails_on_a_shift_and_plots_it(built):
+    spec, warehouse = built
+    _break(warehouse, scenarios.distribution_shift, "log_income", strength=1.0)
+    result = _evaluate(warehouse, spec, "numeric_drift")
+    assert result.verdict is Verdict.FAIL
+    assert _row(result, "log_income")["psi"] > 0.2
+    assert _row(result, "age")["status"] == "ok"
+    assert result.plot_png.startswith(b"\x89PNG")
+
+
+def test_categorical_drift_fails_on_unseen_categories(built):
+    spec, warehouse = built
+    _break(warehouse, scenarios.unseen_categories, "employment_type", rate=0.1)
+    result = _evaluate(warehouse, spec, "categorical_drift")
+    assert result.verdict is Verdict.FAIL
+    row = _row(result, "employment_type")
+    assert row["unseen_rate"] == pytest.approx(0.1, abs=0.02)
+    assert "crypto_exchange" in row["unseen_values"]
+
+
+def test_categorical_drift_names_an_empty_segment(built):
+    spec, warehouse = built
+    _break(warehouse, lambda df: df[df["region"] != "coastal"])
+    row = _row(_evaluate(warehouse, spec, "categorical_drift"), "region")
+    assert row["empty_categories"] == "coastal"
+    assert row["status"] == "fail"
+
+
+def test_categorical_drift_fails_on_a_distribution_shift(built):
+    spec, warehouse = built
+    _break(warehouse, scenarios.distribution_shift, "home_ownership", strength=1.0)
+    assert _evaluate(warehouse, spec, "categorical_drift").verdict is Verdict.FAIL
+
+
+def _parity(spec):
+    return next(g for g in spec.gates if g.name == "training_serving_parity").params
+
+
+def test_parity_passes_when_serving_used_the_shared_code(built):
+    spec, warehouse = built
+    result = run_parity(warehouse, spec, _parity(spec))
+    assert result.verdict is Verdict.PASS
+    assert result.support["requests"] == result.support["recomputed"] > 0
+
+
+def test_parity_fails_on_training_serving_skew_with_example_rows(make_release, demo):
+    skewed = scenarios.training_serving_skew(demo.serving_log, "debt_to_income", rate=0.3)
+    spec = make_release(replace(demo, serving_log=skewed))
+    warehouse = build_warehouse(spec)
+    result = run_parity(warehouse, spec, _parity(spec))
+    assert result.verdict is Verdict.FAIL
+    row = next(r for r in result.rows if r["column"] == "debt_to_income")
+    assert row["mismatch_rate"] == pytest.approx(0.3, abs=0.05)
+    assert all(r["status"] == "ok" for r in result.rows if r["column"] != "debt_to_income")
+    example = result.examples[0]
+    logged = json.loads(
+        skewed.set_index("request_id").loc[example["request_id"], "logged_features"]
+    )
+    assert float(example["logged"]) == pytest.approx(logged["debt_to_income"])
+
+
+def test_parity_with_duplicate_request_ids_is_inconclusive(make_release, demo):
+    log = demo.serving_log.copy()
+    log.loc[1, "request_id"] = log.loc[0, "request_id"]
+    spec = make_release(replace(demo, serving_log=log))
+    warehouse = build_warehouse(spec)
+    assert run_parity(warehouse, spec, _parity(spec)).verdict is Verdict.INCONCLUSIVE

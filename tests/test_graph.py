@@ -1,0 +1,132 @@
+"""The Dagster graph: blocking gates stop what is downstream, warnings do not, errors fail."""
+
+import os
+import subprocess
+import sys
+
+import dagster as dg
+import pytest
+
+from ml_release import keys
+from ml_release.definitions import build_definitions
+from ml_release.demo import scenarios
+from ml_release.jobs import ensure_instance
+from tests.conftest import PROJECT, replace, spec_dict, write_spec
+
+
+def _with_probe(spec):
+    """The release graph plus an asset downstream of the evaluation features."""
+    ran = []
+
+    @dg.asset(deps=[keys.EVALUATION_FEATURES])
+    def downstream_probe():
+        ran.append(True)
+
+    defs = build_definitions(spec)
+    return dg.Definitions.merge(defs, dg.Definitions(assets=[downstream_probe])), ran
+
+
+def _run(defs):
+    job = dg.define_asset_job("everything", selection=dg.AssetSelection.all())
+    merged = dg.Definitions.merge(defs, dg.Definitions(jobs=[job]))
+    return merged.resolve_job_def("everything").execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
+    )
+
+
+def _checks(result):
+    return {
+        (e.asset_key.to_user_string(), e.check_name): e
+        for e in result.get_asset_check_evaluations()
+    }
+
+
+def test_healthy_release_runs_everything(make_release):
+    defs, ran = _with_probe(make_release())
+    result = _run(defs)
+    assert result.success
+    assert ran == [True]
+    evaluations = _checks(result)
+    assert all(e.passed for e in evaluations.values())
+    assert ("serving_features_recomputed", "training_serving_parity") in evaluations
+    schema = evaluations[("evaluation_features", "feature_schema")]
+    assert schema.metadata["verdict"].value == "pass"
+    assert "spec_hash" in schema.metadata and "columns" in schema.metadata
+
+
+def test_failing_must_pass_gate_stops_downstream(make_release, demo):
+    broken = scenarios.null_flood(demo.evaluation, "annual_income", rate=0.3)
+    defs, ran = _with_probe(make_release(replace(demo, evaluation=broken)))
+    result = _run(defs)
+    evaluation = _checks(result)[("evaluation_features", "null_rate_threshold")]
+    assert not evaluation.passed
+    assert evaluation.severity == dg.AssetCheckSeverity.ERROR
+    assert evaluation.metadata["failing_examples"].value.records
+    assert ran == []  # the downstream asset never ran in this run
+    assert not result.success
+
+
+def test_must_pass_false_only_warns(make_release, demo):
+    data = spec_dict()
+    for gate in data["gates"]:
+        if gate["name"] == "null_rate_threshold":
+            gate["must_pass"] = False
+    broken = scenarios.null_flood(demo.evaluation, "annual_income", rate=0.3)
+    defs, ran = _with_probe(make_release(replace(demo, evaluation=broken), gates=data["gates"]))
+    result = _run(defs)
+    evaluation = _checks(result)[("evaluation_features", "null_rate_threshold")]
+    assert not evaluation.passed
+    assert evaluation.severity == dg.AssetCheckSeverity.WARN
+    assert ran == [True]
+    assert result.success
+
+
+def test_bad_input_fails_the_step_and_nothing_downstream_runs(make_release, home, demo):
+    spec = make_release()
+    (home / "demo" / "evaluation_holdout.parquet").write_bytes(b"")
+    defs, ran = _with_probe(spec)
+    result = _run(defs)
+    failures = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    assert [e.step_key for e in failures] == [keys.EVALUATION_HOLDOUT]
+    assert "evaluation_holdout.parquet is empty (0 bytes)" in str(
+        failures[0].step_failure_data.error
+    )
+    assert ran == []
+    assert ("evaluation_features", "feature_schema") not in _checks(result)
+
+
+@pytest.mark.slow
+def test_multiprocess_run_from_the_workspace_does_not_hit_the_duckdb_lock(home, tmp_path, demo):
+    """A run launched like the UI launches it: default multiprocess executor, workspace.yaml."""
+    from ml_release.demo.generate import write_demo_data
+
+    write_demo_data(home / "demo", demo)
+    spec_file = write_spec(tmp_path, spec_dict())
+    dagster_home = tmp_path / "instance"
+    ensure_instance(dagster_home)
+    env = {**os.environ, "ML_RELEASE_SPEC": str(spec_file), "DAGSTER_HOME": str(dagster_home)}
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dagster",
+            "job",
+            "execute",
+            "-m",
+            "ml_release.definitions",
+            "-d",
+            ".",
+            "-j",
+            keys.RELEASE_JOB,
+        ],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    output = completed.stdout + completed.stderr
+    assert completed.returncode == 0, output[-3000:]
+    assert "Could not set lock" not in output
+    assert "Executing steps using multiprocess executor" in output
+    assert "RUN_SUCCESS" in output

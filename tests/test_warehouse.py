@@ -1,0 +1,48 @@
+"""The warehouse waits for another process's lock, within a bound, then says who holds it."""
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ml_release.errors import WarehouseLockedError
+from ml_release.warehouse import Warehouse
+
+HOLD = """
+import sys, time, duckdb
+connection = duckdb.connect(sys.argv[1])
+connection.execute("CREATE TABLE IF NOT EXISTS t AS SELECT 1 AS x")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+"""
+
+
+def _hold(path, seconds):
+    process = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(path), str(seconds)], stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout.readline().strip() == "locked"
+    return process
+
+
+def test_waits_for_a_lock_held_by_another_process(tmp_path):
+    path = tmp_path / "warehouse.duckdb"
+    holder = _hold(path, 1.5)
+    start = time.monotonic()
+    try:
+        assert Warehouse(path, lock_timeout=30).row_count("t") == 1
+    finally:
+        holder.wait()
+    assert time.monotonic() - start >= 0.5  # it really waited for the holder
+
+
+def test_gives_up_with_a_clear_error_after_the_timeout(tmp_path):
+    path = tmp_path / "warehouse.duckdb"
+    holder = _hold(path, 10)
+    try:
+        with pytest.raises(WarehouseLockedError, match="stayed locked.*retry"):
+            Warehouse(path, lock_timeout=0.5).row_count("t")
+    finally:
+        holder.kill()
+        holder.wait()
