@@ -14,7 +14,7 @@ from tests.conftest import build_warehouse, read_table, replace
 
 
 def test_batched_tables_equal_direct_computation(built, demo):
-    spec, warehouse = built
+    _, warehouse = built
     table = read_table(warehouse, keys.EVALUATION_FEATURES).set_index("customer_id")
     direct = compute_features(demo.evaluation).set_index(demo.evaluation["customer_id"])
     pd.testing.assert_frame_equal(
@@ -23,7 +23,7 @@ def test_batched_tables_equal_direct_computation(built, demo):
 
 
 def test_serving_features_recomputed_from_raw_requests(built, demo):
-    spec, warehouse = built
+    _, warehouse = built
     table = read_table(warehouse, keys.SERVING_FEATURES_RECOMPUTED).set_index("request_id")
     first = demo.serving_log.iloc[0]
     logged = json.loads(first["logged_features"])

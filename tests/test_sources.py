@@ -45,21 +45,21 @@ def test_duckdb_table_loads(warehouse, tmp_path, demo):
 
 
 def test_missing_file(warehouse, tmp_path):
-    with pytest.raises(DataInputError, match="not found.*missing.parquet"):
+    with pytest.raises(DataInputError, match=r"not found.*missing.parquet"):
         _load(warehouse, tmp_path / "missing.parquet")
 
 
 def test_zero_byte_file(warehouse, tmp_path):
     path = tmp_path / "empty.parquet"
     path.touch()
-    with pytest.raises(DataInputError, match="empty.parquet is empty"):
+    with pytest.raises(DataInputError, match=r"empty.parquet is empty"):
         _load(warehouse, path)
 
 
 def test_header_only_parquet(warehouse, tmp_path, demo):
     path = tmp_path / "header.parquet"
     demo.evaluation.head(0).to_parquet(path)
-    with pytest.raises(DataInputError, match="no rows"):
+    with pytest.raises(DataInputError, match=r"no rows"):
         _load(warehouse, path)
     assert not warehouse.exists(keys.EVALUATION_HOLDOUT)  # nothing partial left behind
 
@@ -68,7 +68,7 @@ def test_truncated_parquet(warehouse, tmp_path, demo):
     path = tmp_path / "cut.parquet"
     demo.evaluation.to_parquet(path)
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    with pytest.raises(DataInputError, match="truncated"):
+    with pytest.raises(DataInputError, match=r"truncated"):
         _load(warehouse, path)
 
 
@@ -78,14 +78,14 @@ def test_corrupt_parquet_body(warehouse, tmp_path, demo):
     data = bytearray(path.read_bytes())
     data[100:2000] = b"\x00" * 1900
     path.write_bytes(bytes(data))
-    with pytest.raises(DataInputError, match="corrupt.parquet"):
+    with pytest.raises(DataInputError, match=r"corrupt.parquet"):
         _load(warehouse, path)
 
 
 def test_csv_named_parquet(warehouse, tmp_path, demo):
     path = tmp_path / "really_csv.parquet"
     demo.evaluation.head(10).to_csv(path, index=False)
-    with pytest.raises(DataInputError, match="not a Parquet file.*rename it to .csv"):
+    with pytest.raises(DataInputError, match=r"not a Parquet file.*rename it to .csv"):
         _load(warehouse, path)
 
 

@@ -76,7 +76,7 @@ def test_min_greater_than_max(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "name", ['age"; DROP TABLE training_features; --', "аge", "age col", "1age", ""]
+    "name", ['age"; DROP TABLE training_features; --', "\u0430ge", "age col", "1age", ""]
 )
 def test_unsafe_identifier(tmp_path, name):
     data = spec_dict()

@@ -41,7 +41,7 @@ def test_gives_up_with_a_clear_error_after_the_timeout(tmp_path):
     path = tmp_path / "warehouse.duckdb"
     holder = _hold(path, 10)
     try:
-        with pytest.raises(WarehouseLockedError, match="stayed locked.*retry"):
+        with pytest.raises(WarehouseLockedError, match=r"stayed locked.*retry"):
             Warehouse(path, lock_timeout=0.5).row_count("t")
     finally:
         holder.kill()
