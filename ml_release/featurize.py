@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from ml_release import keys
 from ml_release.errors import DataInputError, SpecError
-from ml_release.home import temp_dir
+from ml_release.home import temp_file
 from ml_release.identifiers import quote
 from ml_release.spec import ReleaseSpec, close_matches
 from ml_release.warehouse import Warehouse
@@ -170,7 +170,7 @@ def build_features(warehouse: Warehouse, spec: ReleaseSpec, feature_table: str) 
         def raw_of(frame: pd.DataFrame) -> pd.DataFrame:
             return frame
 
-    staging = temp_dir(warehouse.path.parent) / f"{feature_table}.parquet.partial"
+    staging = temp_file(feature_table, "parquet", warehouse.path.parent)
     try:
         with warehouse.connect() as connection:
             reader = connection.sql(

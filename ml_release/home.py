@@ -3,6 +3,8 @@
 import os
 from pathlib import Path
 
+import psutil
+
 HOME_ENV = "ML_RELEASE_HOME"
 SPEC_ENV = "ML_RELEASE_SPEC"
 DEFAULT_HOME = ".ml_release"
@@ -25,10 +27,19 @@ def warehouse_path(home: Path | None = None) -> Path:
 
 
 def temp_dir(home: Path | None = None) -> Path:
-    """Scratch space for partial writes; everything in it may be deleted at the next start."""
+    """Scratch space for partial writes, cleared of files left by processes that died."""
     path = (home or release_home()) / "tmp"
     path.mkdir(parents=True, exist_ok=True)
+    for leftover in path.glob("*.partial"):
+        owner = leftover.name.split(".")[-3] if leftover.name.count(".") >= 3 else ""
+        if not (owner.isdigit() and psutil.pid_exists(int(owner))):
+            leftover.unlink(missing_ok=True)
     return path
+
+
+def temp_file(name: str, suffix: str, home: Path | None = None) -> Path:
+    """A scratch path owned by this process (`name.<pid>.<suffix>.partial`)."""
+    return temp_dir(home) / f"{name}.{os.getpid()}.{suffix}.partial"
 
 
 def reports_dir(home: Path | None = None) -> Path:

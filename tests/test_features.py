@@ -81,3 +81,16 @@ def test_feature_code_keeps_nulls_visible(make_release, demo):
     features = read_table(warehouse, keys.EVALUATION_FEATURES)
     assert features["log_income"].isna().mean() == pytest.approx(0.5, abs=0.05)
     assert np.isfinite(features["age"]).all()
+
+
+def test_partial_files_of_dead_processes_are_cleaned_at_the_next_start(home):
+    from ml_release.home import temp_dir, temp_file
+
+    folder = temp_dir()
+    dead = folder / "training_features.999999999.parquet.partial"
+    dead.write_bytes(b"half a file")
+    mine = temp_file("evaluation_features", "parquet")
+    mine.write_bytes(b"in progress")
+    temp_dir()
+    assert not dead.exists()
+    assert mine.exists()  # a live process's staging file is left alone
