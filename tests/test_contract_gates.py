@@ -203,3 +203,11 @@ def test_parity_with_duplicate_request_ids_is_inconclusive(make_release, demo):
     spec = make_release(replace(demo, serving_log=log))
     warehouse = build_warehouse(spec)
     assert run_parity(warehouse, spec, _parity(spec)).verdict is Verdict.INCONCLUSIVE
+
+
+def test_an_empty_target_is_inconclusive_never_a_pass(built):
+    spec, warehouse = built
+    _break(warehouse, lambda df: df.head(0))
+    results = run_contract(warehouse, spec, keys.EVALUATION_FEATURES)
+    assert _gate(results, "null_rate_threshold").verdict is Verdict.INCONCLUSIVE
+    assert all(r.verdict is not Verdict.PASS for r in results if r.gate != "feature_schema")

@@ -103,8 +103,9 @@ def null_rate_threshold(inputs: ContractInputs, gate: GateSpec) -> GateResult:
     for column in inputs.spec.features.all:
         limit = inputs.spec.contract.null_rate.get(column, params.max_null_rate)
         profile, ref = inputs.target.columns.get(column), inputs.reference.columns.get(column)
-        if profile is None or ref is None:
-            rows.append(_not_evaluated(column, inputs.target.unavailable.get(column, "missing")))
+        if profile is None or ref is None or not inputs.target.rows or not inputs.reference.rows:
+            reason = inputs.target.unavailable.get(column, "missing or no rows")
+            rows.append(_not_evaluated(column, reason))
             continue
         rate = (inputs.target.rows - profile.nonnull + profile.nonfinite) / inputs.target.rows
         ref_rate = (inputs.reference.rows - ref.nonnull + ref.nonfinite) / inputs.reference.rows
@@ -380,6 +381,15 @@ def evaluate_contract(
                 gate.params,  # type: ignore[arg-type]
             )
             result.target = target_name
+        elif profile.rows == 0:
+            result = GateResult(
+                gate.name,
+                target_name,
+                Verdict.INCONCLUSIVE,
+                "the dataset has no rows: nothing to judge",
+                "n/a",
+                support={"rows": 0, "reference_rows": reference.rows},
+            )
         else:
             result = VALUE_GATES[gate.name](inputs, gate)
         result.spec_hash = spec.spec_hash

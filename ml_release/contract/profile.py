@@ -1,9 +1,9 @@
-"""Column profiles computed in DuckDB: two scans for the reference, one for each target.
+"""Column profiles computed in DuckDB: a few scans for the reference, two for each target.
 
 The reference profile (null counts, finite min/max, quantile bin edges with their counts, and
 category counts) is computed once per reference table and stored in the warehouse. A target is
-then profiled in a single aggregate query over the same bins, so every data-contract gate of a
-dataset costs one scan, whatever the number of gates and columns.
+then profiled with one aggregate query over the same bins (numeric columns) and one
+grouping-sets query (category counts), whatever the number of gates and columns.
 """
 
 import json
@@ -91,6 +91,34 @@ def _bucket_counts(histogram: dict[float, int] | None, edges: list[float]) -> li
     return [int(histogram.get(edge, 0)) for edge in edges] + [int(histogram.get(math.inf, 0))]
 
 
+def category_counts(
+    connection: duckdb.DuckDBPyConnection, relation: str, params: list, columns: list[str]
+) -> dict[str, dict[str, int]]:
+    """Value counts of several categorical columns in one GROUPING SETS query.
+
+    `histogram(col)` next to other aggregates makes DuckDB materialize every row first; one
+    grouping-sets aggregate keeps memory bounded by the number of distinct values.
+    """
+    if not columns:
+        return {}
+    values = [f"CAST({quote(c)} AS VARCHAR)" for c in columns]
+    flags = [f"GROUPING({quote(c)})" for c in columns]
+    sets = ", ".join(f"({quote(c)})" for c in columns)
+    rows = connection.execute(
+        f"SELECT {', '.join(values)}, {', '.join(flags)}, count(*) FROM {relation} "
+        f"WHERE TRUE GROUP BY GROUPING SETS ({sets})",
+        params,
+    ).fetchall()
+    counts: dict[str, dict[str, int]] = {c: {} for c in columns}
+    n = len(columns)
+    for row in rows:
+        grouped = [i for i in range(n) if row[n + i] == 0]
+        value = row[grouped[0]] if grouped else None
+        if grouped and value is not None:
+            counts[columns[grouped[0]]][str(value)] = int(row[-1])
+    return counts
+
+
 def relation_dtypes(connection: duckdb.DuckDBPyConnection, relation: str, params: list):
     """Column name → DuckDB type of a relation (a quoted table or a table function)."""
     described = connection.execute(f"DESCRIBE SELECT * FROM {relation}", params).fetchall()
@@ -118,10 +146,11 @@ def profile_reference(
                 f"max({_finite(column)})",
                 f"approx_quantile({_finite(column)}, {quantiles})",
             ]
-        else:
-            exprs.append(f"histogram(CAST({quote(column)} AS VARCHAR))")
     row = list(_run(connection, relation, params, exprs))
     rows = int(row.pop(0))
+    categories = category_counts(
+        connection, relation, params, [c for c, k in usable.items() if k == "categorical"]
+    )
     profiles: dict[str, ColumnProfile] = {}
     for column, kind in usable.items():
         profile = ColumnProfile(column, kind, dtypes[column], nonnull=int(row.pop(0)))
@@ -133,7 +162,7 @@ def profile_reference(
             if not profile.edges and profile.min is not None:
                 profile.edges = [float(profile.min)]
         else:
-            profile.categories = {str(k): int(v) for k, v in (row.pop(0) or {}).items()}
+            profile.categories = categories[column]
         profiles[column] = profile
     numeric = [p for p in profiles.values() if p.kind == "numeric"]
     if numeric:
@@ -177,10 +206,11 @@ def profile_target(
                 f"coalesce(count_if({outside}), 0)",
                 _histogram(column, reference.columns[column].edges),
             ]
-        else:
-            exprs.append(f"histogram(CAST({quote(column)} AS VARCHAR))")
     row = list(_run(connection, relation, params, exprs))
     rows = int(row.pop(0))
+    categories = category_counts(
+        connection, relation, params, [c for c, k in usable.items() if k == "categorical"]
+    )
     profiles: dict[str, ColumnProfile] = {}
     for column, kind in usable.items():
         profile = ColumnProfile(column, kind, dtypes[column], nonnull=int(row.pop(0)))
@@ -193,7 +223,7 @@ def profile_target(
             profile.edges = ref.edges
             profile.counts = _bucket_counts(row.pop(0), ref.edges)
         else:
-            profile.categories = {str(k): int(v) for k, v in (row.pop(0) or {}).items()}
+            profile.categories = categories[column]
         profiles[column] = profile
     return Profile(rows, profiles, unavailable, reference.bins)
 
