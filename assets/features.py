@@ -4,7 +4,7 @@ import dagster as dg
 
 from ml_release import keys
 from ml_release.contract.run import store_reference_profile
-from ml_release.featurize import build_features
+from ml_release.featurize import build_features, load_feature_code
 from ml_release.spec import ReleaseSpec
 
 DESCRIPTIONS = {
@@ -14,7 +14,7 @@ DESCRIPTIONS = {
 }
 
 
-def _feature_asset(spec: ReleaseSpec, name: str) -> dg.AssetsDefinition:
+def _feature_asset(spec: ReleaseSpec, name: str, code_version: str) -> dg.AssetsDefinition:
     @dg.asset(
         name=name,
         deps=[keys.FEATURE_SOURCES[name]],
@@ -23,7 +23,7 @@ def _feature_asset(spec: ReleaseSpec, name: str) -> dg.AssetsDefinition:
         pool=keys.WAREHOUSE_POOL,
         required_resource_keys={"warehouse"},
         kinds={"duckdb", "pandas"},
-        code_version=spec.features.code,
+        code_version=code_version,
     )
     def _asset(context: dg.AssetExecutionContext):
         client = context.resources.warehouse.get()
@@ -31,6 +31,7 @@ def _feature_asset(spec: ReleaseSpec, name: str) -> dg.AssetsDefinition:
         metadata: dict = {
             "dagster/row_count": rows,
             "feature_code": spec.features.code,
+            "feature_code_version": code_version,
             "dagster/column_schema": dg.TableSchema(
                 columns=[dg.TableColumn(c, t) for c, t in client.columns(name).items()]
             ),
@@ -46,4 +47,5 @@ def _feature_asset(spec: ReleaseSpec, name: str) -> dg.AssetsDefinition:
 
 def build_feature_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
     """The three feature assets."""
-    return [_feature_asset(spec, name) for name in DESCRIPTIONS]
+    version = load_feature_code(spec.features.code).version
+    return [_feature_asset(spec, name, version) for name in DESCRIPTIONS]

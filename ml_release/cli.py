@@ -22,11 +22,13 @@ from ml_release.spec import ReleaseSpec, load_spec
 console = Console(width=None if sys.stdout.isatty() else 140)
 
 
-def _project_root(start: Path) -> Path:
-    for folder in (start, *start.parents):
-        if (folder / "workspace.yaml").exists():
-            return folder
-    return start
+def _project_root(spec_folder: Path) -> Path:
+    # The checkout holding the spec, else the one we run in, else the current directory.
+    for start in (spec_folder, Path.cwd()):
+        for folder in (start, *start.parents):
+            if (folder / "workspace.yaml").exists():
+                return folder
+    return Path.cwd()
 
 
 def _use_project(spec_file: Path) -> None:

@@ -6,6 +6,7 @@ computed, the raw table's columns are checked against `REQUIRED_COLUMNS`: a miss
 a rename hint) or a numeric column stored as text is a `DataInputError` naming the dataset.
 """
 
+import hashlib
 import importlib
 import json
 import re
@@ -41,6 +42,12 @@ class FeatureCode:
     def required_columns(self) -> dict[str, str]:
         """Raw column → kind the feature code reads."""
         return dict(self.module.REQUIRED_COLUMNS)
+
+    @property
+    def version(self) -> str:
+        """sha256 (12 hex digits) of the module's source file: changes when the code does."""
+        source = Path(self.module.__file__ or "")
+        return hashlib.sha256(source.read_bytes()).hexdigest()[:12]
 
     def compute(self, raw: pd.DataFrame) -> pd.DataFrame:
         """Model features for `raw`, row for row."""
@@ -106,9 +113,8 @@ def _passthrough(spec: ReleaseSpec, available: list[str], features: set[str]) ->
     return out
 
 
-def _write_batches(batches, code: FeatureCode, spec: ReleaseSpec, raw_of, out: Path) -> int:
+def _write_batches(batches, code: FeatureCode, spec: ReleaseSpec, raw_of, out: Path) -> None:
     writer = None
-    rows = 0
     try:
         for batch in batches:
             frame = batch.to_pandas()
@@ -129,11 +135,9 @@ def _write_batches(batches, code: FeatureCode, spec: ReleaseSpec, raw_of, out: P
             if writer is None:
                 writer = pq.ParquetWriter(out, table.schema)
             writer.write_table(table.cast(writer.schema))
-            rows += table.num_rows
     finally:
         if writer is not None:
             writer.close()
-    return rows
 
 
 def _parse_requests(frame: pd.DataFrame, request_column: str, required: list[str]) -> pd.DataFrame:

@@ -1,6 +1,5 @@
 """Shared fixtures: an isolated ML_RELEASE_HOME, small demo data, and a built warehouse."""
 
-from dataclasses import replace
 from pathlib import Path
 
 import duckdb
@@ -90,6 +89,3 @@ def read_table(warehouse: Warehouse, table: str) -> pd.DataFrame:
     """A warehouse table as a DataFrame."""
     with duckdb.connect(str(warehouse.path)) as connection:
         return connection.sql(f'SELECT * FROM "{table}"').df()
-
-
-__all__ = ["replace"]

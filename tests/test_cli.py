@@ -1,10 +1,12 @@
 """`ml-release` exit codes: 0 passed, 1 blocked by a gate, 2 bad input; errors name the fix."""
 
+from dataclasses import replace
+
 import pytest
 
 from ml_release.cli import main
 from ml_release.demo import scenarios
-from tests.conftest import replace, spec_dict, write_spec
+from tests.conftest import spec_dict, write_spec
 
 
 def test_run_passes_on_healthy_data(make_release, capsys):
@@ -61,3 +63,27 @@ def test_demo_shows_a_healthy_and_a_blocked_release(home, capsys):
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
     assert "PASSED" in out and "BLOCKED by" in out and "behaved as expected" in out
+
+
+@pytest.mark.slow
+def test_console_script_with_a_spec_outside_the_project(make_release):
+    """The installed `ml-release` finds assets/checks/resources from the project it runs in."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.conftest import PROJECT
+
+    spec = make_release()
+    script = Path(sys.executable).with_name("ml-release")
+    completed = subprocess.run(
+        [str(script), "--spec", str(spec.source), "run"],
+        cwd=PROJECT,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "PASSED" in completed.stdout

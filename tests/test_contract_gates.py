@@ -1,6 +1,7 @@
 """Each data-contract gate: a passing case, then a failing case built with a scenario injector."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ from ml_release import keys
 from ml_release.contract.run import run_contract, run_parity
 from ml_release.demo import scenarios
 from ml_release.gates.result import Verdict
-from tests.conftest import build_warehouse, read_table, replace, replace_table
+from tests.conftest import build_warehouse, read_table, replace_table
 
 
 def _gate(results, name):
@@ -40,6 +41,7 @@ def test_every_contract_gate_passes_on_healthy_data(built):
         "numeric_drift": Verdict.PASS,
     }
     assert all(r.spec_hash == spec.spec_hash for r in results)
+    assert all(r.plot_png is None for r in results)  # plots are drawn for findings only
 
 
 def test_feature_schema_fails_on_a_renamed_feature_with_a_hint(built):

@@ -1,6 +1,7 @@
 """The shared feature code and its application to warehouse datasets."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -10,7 +11,7 @@ from ml_release import keys
 from ml_release.demo import scenarios
 from ml_release.demo.features import compute_features
 from ml_release.errors import DataInputError
-from tests.conftest import build_warehouse, read_table, replace
+from tests.conftest import build_warehouse, read_table
 
 
 def test_batched_tables_equal_direct_computation(built, demo):
@@ -94,3 +95,14 @@ def test_partial_files_of_dead_processes_are_cleaned_at_the_next_start(home):
     temp_dir()
     assert not dead.exists()
     assert mine.exists()  # a live process's staging file is left alone
+
+
+def test_feature_code_version_follows_the_source_file():
+    import hashlib
+    from pathlib import Path
+
+    from ml_release.demo import features
+    from ml_release.featurize import load_feature_code
+
+    expected = hashlib.sha256(Path(features.__file__).read_bytes()).hexdigest()[:12]
+    assert load_feature_code("ml_release.demo.features").version == expected

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from dataclasses import replace
 
 import dagster as dg
 import pytest
@@ -11,7 +12,7 @@ from ml_release import keys
 from ml_release.definitions import build_definitions
 from ml_release.demo import scenarios
 from ml_release.jobs import ensure_instance
-from tests.conftest import PROJECT, replace, spec_dict, write_spec
+from tests.conftest import PROJECT, spec_dict, write_spec
 
 
 def _with_probe(spec):

@@ -30,7 +30,7 @@ def test_core_does_not_import_dagster_or_the_dagster_layers():
         assert not imported & {"assets", "checks", "resources"} or path.name == "definitions.py", (
             path
         )
-        if path.name not in GLUE and path.name != "cli.py":
+        if path.name not in GLUE:
             assert "dagster" not in imported, path
 
 

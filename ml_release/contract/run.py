@@ -1,7 +1,7 @@
 """Running the data contract against the warehouse: the functions the Dagster checks call.
 
 The reference profile of `training_features` is stored in the warehouse when that table is
-built, so judging a dataset costs one scan of it (plus bounded example queries on failure).
+built, so judging a dataset costs two scans of it (plus bounded example queries on failure).
 """
 
 from datetime import UTC, datetime
