@@ -4,9 +4,16 @@ import dagster as dg
 
 from assets.data import build_data_assets
 from assets.features import build_feature_assets
+from assets.models import build_model_assets
+from assets.release import build_release_assets
 from ml_release.spec import ReleaseSpec
 
 
 def build_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
     """Every asset of the release graph for `spec`."""
-    return [*build_data_assets(spec), *build_feature_assets(spec)]
+    return [
+        *build_data_assets(spec),
+        *build_feature_assets(spec),
+        *build_model_assets(spec),
+        *build_release_assets(spec),
+    ]

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from checks.metadata import check_result
+from checks.metadata import check_result, current_candidate
 from ml_release import keys
 from ml_release.contract.run import run_contract, run_parity
 from ml_release.gates.catalog import CATALOG
@@ -24,7 +24,7 @@ def _spec(gate: GateSpec, additional: list[str]) -> dg.AssetCheckSpec:
 def _contract_check(spec: ReleaseSpec, target: str, gates: list[GateSpec]):
     @dg.multi_asset_check(
         name=f"{target}_data_contract",
-        specs=[_spec(g, [keys.CONTRACT_REFERENCE]) for g in gates],
+        specs=[_spec(g, [keys.CONTRACT_REFERENCE, keys.CANDIDATE_MODEL]) for g in gates],
         description=f"Data-contract gates of {target} against {keys.CONTRACT_REFERENCE}.",
         required_resource_keys={"warehouse", "report_store"},
         pool=keys.WAREHOUSE_POOL,
@@ -32,9 +32,10 @@ def _contract_check(spec: ReleaseSpec, target: str, gates: list[GateSpec]):
     def _check(context: dg.AssetCheckExecutionContext):
         results = run_contract(context.resources.warehouse.get(), spec, target)
         reports = Path(context.resources.report_store.path) / context.run.run_id
+        candidate = current_candidate(context.instance)
         for gate, result in zip(gates, results, strict=True):
             context.log.info(f"{gate.name} on {target}: {result.verdict.value}: {result.summary}")
-            yield check_result(result, gate, spec, reports)
+            yield check_result(result, gate, spec, candidate, reports)
 
     return _check
 
@@ -42,7 +43,7 @@ def _contract_check(spec: ReleaseSpec, target: str, gates: list[GateSpec]):
 def _parity_check(spec: ReleaseSpec, gate: GateSpec):
     @dg.multi_asset_check(
         name="training_serving_parity_check",
-        specs=[_spec(gate, [keys.SERVING_LOG])],
+        specs=[_spec(gate, [keys.SERVING_LOG, keys.CANDIDATE_MODEL])],
         description="Logged serving features against the shared feature code, row by row.",
         required_resource_keys={"warehouse"},
         pool=keys.WAREHOUSE_POOL,
@@ -50,7 +51,7 @@ def _parity_check(spec: ReleaseSpec, gate: GateSpec):
     def _check(context: dg.AssetCheckExecutionContext):
         result = run_parity(context.resources.warehouse.get(), spec, gate.params)  # type: ignore[arg-type]
         context.log.info(f"{gate.name}: {result.verdict.value}: {result.summary}")
-        yield check_result(result, gate, spec)
+        yield check_result(result, gate, spec, current_candidate(context.instance))
 
     return _check
 

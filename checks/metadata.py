@@ -6,6 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from ml_release import keys
 from ml_release.gates.result import GateResult
 from ml_release.spec import GateSpec, ReleaseSpec
 
@@ -32,11 +33,27 @@ def _number(value: float | None) -> dg.MetadataValue:
     return dg.MetadataValue.float(float(value))
 
 
+def current_candidate(instance: dg.DagsterInstance) -> tuple[str | None, str | None]:
+    """(version, digest) of the latest candidate_model materialization: what a verdict is for."""
+    event = instance.get_latest_materialization_event(dg.AssetKey(keys.CANDIDATE_MODEL))
+    if event is None or event.asset_materialization is None:
+        return None, None
+    metadata = event.asset_materialization.metadata
+    version, digest = metadata.get(keys.CANDIDATE_VERSION), metadata.get(keys.CANDIDATE_DIGEST)
+    return getattr(version, "value", None), getattr(digest, "value", None)
+
+
 def check_result(
-    result: GateResult, gate: GateSpec, spec: ReleaseSpec, report_dir: Path | None = None
+    result: GateResult,
+    gate: GateSpec,
+    spec: ReleaseSpec,
+    candidate: tuple[str | None, str | None],
+    report_dir: Path | None = None,
 ) -> dg.AssetCheckResult:
     """The check result of one gate: blocking severity when `must_pass`, evidence attached."""
     metadata: dict[str, object] = {
+        keys.CANDIDATE_VERSION: candidate[0] or "none",
+        keys.CANDIDATE_DIGEST: candidate[1] or "none",
         "verdict": result.verdict.value,
         "must_pass": gate.must_pass,
         "summary": dg.MetadataValue.md(result.markdown()),
@@ -48,7 +65,7 @@ def check_result(
         "direction": result.direction,
         "interval": str(result.interval) if result.interval else "n/a",
         "support": dg.MetadataValue.json(result.support),
-        "spec_hash": result.spec_hash,
+        keys.SPEC_HASH: result.spec_hash,
     }
     if result.rows:
         metadata["columns"] = _table(result.rows)

@@ -76,7 +76,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def run_release(spec: ReleaseSpec, title: str):
+def _registry():
+    from ml_release.home import registry_path
+    from ml_release.registry import Registry
+
+    return Registry(registry_path())
+
+
+def run_release(spec: ReleaseSpec, title: str, candidate: str = ""):
     """Run the release graph for `spec` in this process and print the verdict table."""
     from ml_release.definitions import build_definitions
     from ml_release.jobs import ensure_instance, execute_release
@@ -85,54 +92,126 @@ def run_release(spec: ReleaseSpec, title: str):
     _check_sources(spec)
     instance = ensure_instance(dagster_home())
     with console.status(f"running the release graph for {spec.model.name}…"):
-        outcome = execute_release(build_definitions(spec), instance)
+        outcome = execute_release(build_definitions(spec), instance, candidate)
+    if outcome.blocked and outcome.candidate:
+        # release_decision never ran: the ledger still records why this candidate stopped.
+        _registry().record(
+            spec.model.name,
+            "blocked",
+            version=outcome.candidate["candidate_version"],
+            digest=outcome.candidate["candidate_digest"],
+            spec_hash=spec.spec_hash,
+            verdicts=outcome.gates,
+            reason="blocked by "
+            + ", ".join(f"{g['gate']} ({g['dataset']})" for g in outcome.blocked),
+            lineage={"run_id": outcome.run_id},
+        )
     print_outcome(console, title, outcome)
     return outcome
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Run every gate of the spec; exit 0 passed, 1 blocked, 2 bad input."""
+    """Gate a candidate (trained, or --candidate PATH) and promote it if every gate passes."""
     spec = _load(args)
-    return run_release(spec, f"release of {spec.model.name} ({spec.source.name})").exit_code
+    candidate = str(Path(args.candidate).resolve()) if args.candidate else ""
+    title = f"release of {spec.model.name} ({spec.source.name})"
+    return run_release(spec, title, candidate).exit_code
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    """Generate the demo data, run a clean release, then a broken one that must be blocked."""
-    from ml_release.demo.generate import generate, write_demo_data
+def cmd_register(args: argparse.Namespace) -> int:
+    """Publish an artifact folder or a .skops model file into incoming/ for the sensor."""
+    from ml_release.publish import publish_path
+
+    spec = _load(args)
+    folder = publish_path(Path(args.path), spec, version=args.version)
+    console.print(f"published {folder.name} into {folder.parent}")
+    return EXIT_OK
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    """Move production back to the previous (or --to) version after verifying it."""
+    from ml_release.rollback import rollback
+
+    model = args.model or _load(args).model.name
+    outcome = rollback(_registry(), model, to=args.to, reason=args.reason)
+    if outcome.already_done:
+        console.print(f"{model} {outcome.target} is already in production: nothing to do")
+    else:
+        event = outcome.event
+        console.print(
+            f"rolled back {model}: production {event.from_version} -> {event.version} "
+            f"(ledger #{event.seq})"
+        )
+    return EXIT_OK
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    """Print the production timeline: what was in production when, and why it changed."""
+    from ml_release.report import history_table
+
+    model = args.model or _load(args).model.name
+    console.print(history_table(model, _registry()))
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Print production, previous, and the latest candidates with their verdicts."""
+    from ml_release.report import status_table
+
+    model = args.model or _load(args).model.name
+    console.print(status_table(model, _registry()))
+    return EXIT_OK
+
+
+def _with_model(spec: ReleaseSpec, estimator: str, params: dict) -> ReleaseSpec:
+    return spec.model_copy(
+        update={"model": spec.model.model_copy(update={"estimator": estimator, "params": params})}
+    )
+
+
+def _with_broken_data(spec: ReleaseSpec, data) -> ReleaseSpec:
+    from ml_release.demo.generate import write_demo_data
     from ml_release.demo.scenarios import null_flood, training_serving_skew
     from ml_release.spec import SourceSpec
 
-    spec = _load(args)
-    data = generate(seed=args.seed)
-    write_demo_data(demo_data_dir(), data)
-    console.rule("1. a healthy release")
-    clean = run_release(spec, "healthy data")
-    console.rule("2. a broken release: null flood in the holdout, serving-path skew")
-    broken_dir = demo_data_dir() / "broken"
-    broken_data = replace(
+    broken = replace(
         data,
         evaluation=null_flood(data.evaluation, "annual_income", rate=0.3),
         serving_log=training_serving_skew(data.serving_log, "debt_to_income"),
     )
-    paths = write_demo_data(broken_dir, broken_data)
-    broken_spec = spec.model_copy(
-        update={
-            "data": spec.data.model_copy(
-                update={
-                    "evaluation": SourceSpec(path=str(paths["evaluation"])),
-                    "serving_log": spec.data.serving_log.model_copy(
-                        update={"path": str(paths["serving_log"])}
-                    ),
-                }
-            )
-        }
+    paths = write_demo_data(demo_data_dir() / "broken", broken)
+    log = spec.data.serving_log.model_copy(update={"path": str(paths["serving_log"])})
+    data_spec = spec.data.model_copy(
+        update={"evaluation": SourceSpec(path=str(paths["evaluation"])), "serving_log": log}
     )
-    broken = run_release(broken_spec, "broken data")
-    ok = clean.exit_code == 0 and broken.exit_code == 1
+    return spec.model_copy(update={"data": data_spec})
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Four releases and a rollback on generated data, then the production history."""
+    from ml_release.demo.generate import generate, write_demo_data
+    from ml_release.report import history_table
+
+    spec = _load(args)
+    data = generate(seed=args.seed)
+    write_demo_data(demo_data_dir(), data)
+    console.rule("1. first release: a logistic regression, no baseline yet")
+    first = run_release(_with_model(spec, "logistic_regression", {}), "first release")
+    console.rule(f"2. second release: {spec.model.estimator} from release.yaml")
+    second = run_release(spec, "second release")
+    console.rule("3. a new random forest on broken data: incomes missing, serving-path skew")
+    broken_spec = _with_model(_with_broken_data(spec, data), "random_forest", {"n_estimators": 60})
+    broken = run_release(broken_spec, "broken release")
+    console.rule("4. production misbehaves: `ml-release rollback`")
+    rolled = cmd_rollback(
+        argparse.Namespace(model=spec.model.name, to=None, reason="demo: roll back", spec=None)
+    )
+    console.print(history_table(spec.model.name, _registry()))
+    ok = (first.exit_code, second.exit_code, broken.exit_code, rolled) == (0, 0, 1, 0)
     console.rule("demo " + ("[green]behaved as expected[/]" if ok else "[red]did NOT behave[/]"))
     console.print(
         "Open the UI with `make ui` (Dagster at http://127.0.0.1:3000) to read each gate's "
-        "evidence."
+        "evidence; `ml-release status` and `ml-release history` read the registry."
     )
     return EXIT_OK if ok else 1
 
@@ -156,7 +235,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scenario", choices=sorted(_scenarios()), help="break the holdout")
     p.set_defaults(func=cmd_demo_data)
     sub.add_parser("validate", help=cmd_validate.__doc__).set_defaults(func=cmd_validate)
-    sub.add_parser("run", help=cmd_run.__doc__).set_defaults(func=cmd_run)
+    p = sub.add_parser("run", help=cmd_run.__doc__)
+    p.add_argument("--candidate", help="artifact folder to gate instead of training one")
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("register", help=cmd_register.__doc__)
+    p.add_argument("path", help="artifact folder (with manifest.json) or a .skops model file")
+    p.add_argument("--version", help="version label (default: timestamp and digest)")
+    p.set_defaults(func=cmd_register)
+    p = sub.add_parser("rollback", help=cmd_rollback.__doc__)
+    p.add_argument("--to", help="version to restore (default: the previous alias)")
+    p.add_argument("--reason", default="manual rollback", help="recorded in the ledger")
+    p.add_argument("--model", help="model name (default: from the spec)")
+    p.set_defaults(func=cmd_rollback)
+    for name, func in (("history", cmd_history), ("status", cmd_status)):
+        p = sub.add_parser(name, help=func.__doc__)
+        p.add_argument("--model", help="model name (default: from the spec)")
+        p.set_defaults(func=func)
     p = sub.add_parser("demo", help=cmd_demo.__doc__)
     p.add_argument("--seed", type=int, default=7)
     p.set_defaults(func=cmd_demo)

@@ -31,7 +31,31 @@ class DataInputError(ReleaseError):
     exit_code = EXIT_BAD_INPUT
 
 
-class WarehouseLockedError(ReleaseError):
-    """Another process held the warehouse lock for longer than the configured timeout."""
+class DatabaseLockedError(ReleaseError):
+    """Another process held a database file (warehouse, registry) past the lock timeout."""
 
     exit_code = EXIT_CONFLICT
+
+
+class ConflictError(ReleaseError):
+    """The operation lost a race or contradicts recorded state (version reused, alias moved)."""
+
+    exit_code = EXIT_CONFLICT
+
+
+class NotFoundError(ReleaseError):
+    """A model, version or artifact the command names does not exist."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class IntegrityError(ReleaseError):
+    """An artifact is missing, corrupt, or its digest does not match its manifest."""
+
+    exit_code = EXIT_INTEGRITY
+
+
+class PromotionRefused(ReleaseError):
+    """A gate that must pass is missing, failed or stale for this candidate: no promotion."""
+
+    exit_code = EXIT_BLOCKED

@@ -57,3 +57,23 @@ def demo_data_dir(home: Path | None = None) -> Path:
 def dagster_home(home: Path | None = None) -> Path:
     """The Dagster instance folder shared by `ml-release run` and `dagster dev`."""
     return Path(os.environ.get("DAGSTER_HOME") or (home or release_home()) / "dagster")
+
+
+def registry_path(home: Path | None = None) -> Path:
+    """The DuckDB file of the model registry and its ledger."""
+    return (home or release_home()) / "registry.duckdb"
+
+
+def artifacts_dir(home: Path | None = None) -> Path:
+    """The artifact store: `artifacts/<model>/<version>/`, immutable once written."""
+    return (home or release_home()) / "artifacts"
+
+
+def incoming_dir(home: Path | None = None) -> Path:
+    """Where training jobs publish candidates; watched by `new_model_artifact_sensor`."""
+    return (home or release_home()) / "incoming"
+
+
+def quarantine_dir(home: Path | None = None) -> Path:
+    """Where invalid incoming artifacts are moved, each with a `REASON.txt`."""
+    return (home or release_home()) / "quarantine"

@@ -5,9 +5,50 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from pydantic import Field
 
 from ml_release import keys
-from ml_release.errors import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_CONFLICT, EXIT_OK
+from ml_release.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_BLOCKED,
+    EXIT_CONFLICT,
+    EXIT_INTEGRITY,
+    EXIT_OK,
+)
+from ml_release.rollback import rollback
+
+
+class RollbackConfig(dg.Config):
+    """Where to roll back to, and why (both end up in the ledger)."""
+
+    to: str = Field("", description="Version to restore; empty: the `previous` alias.")
+    reason: str = Field("rollback launched from the Dagster UI", description="Why.")
+
+
+def build_rollback_job(model: str) -> dg.JobDefinition:
+    """The `rollback` job: `production` back to a verified known-good version."""
+
+    @dg.op(required_resource_keys={"model_registry"})
+    def rollback_production(context: dg.OpExecutionContext, config: RollbackConfig) -> None:
+        """Verify the target artifact, move the aliases, record the event."""
+        outcome = rollback(
+            context.resources.model_registry.get(),
+            model,
+            to=config.to or None,
+            reason=config.reason,
+            actor="dagster",
+        )
+        if outcome.already_done:
+            context.log.info(f"{model} {outcome.target} is already in production")
+        else:
+            context.log.info(f"{model} production is now {outcome.target}")
+
+    @dg.job(name=keys.ROLLBACK_JOB, description="Roll production back to a known-good version.")
+    def rollback_job():
+        rollback_production()
+
+    return rollback_job
+
 
 release_job = dg.define_asset_job(
     name=keys.RELEASE_JOB,
@@ -26,7 +67,11 @@ telemetry:
   enabled: false
 """
 
-_EXIT_BY_ERROR = {"WarehouseLockedError": EXIT_CONFLICT}
+_EXIT_BY_ERROR = {
+    "DatabaseLockedError": EXIT_CONFLICT,
+    "ConflictError": EXIT_CONFLICT,
+    "IntegrityError": EXIT_INTEGRITY,
+}
 _CHECK_BLOCKED = "DagsterAssetCheckFailedError"
 
 
@@ -35,6 +80,9 @@ class ReleaseOutcome:
     """What a release run concluded: gate verdicts, failed steps, and the exit code."""
 
     run_id: str
+    candidate: dict = field(default_factory=dict)
+    decision: dict = field(default_factory=dict)
+    refusal: str = ""
     gates: list[dict] = field(default_factory=list)
     failures: list[dict] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
@@ -49,7 +97,9 @@ class ReleaseOutcome:
         """0 every blocking gate passed, 1 blocked by a gate, 2/3 an error stopped the run."""
         if self.failures:
             return max(_EXIT_BY_ERROR.get(f["error"], EXIT_BAD_INPUT) for f in self.failures)
-        return EXIT_BLOCKED if self.blocked else EXIT_OK
+        if not self.decision and not self.blocked:
+            return EXIT_BLOCKED  # nothing was promoted and no gate said why: never a pass
+        return EXIT_BLOCKED if self.blocked or self.refusal else EXIT_OK
 
 
 def ensure_instance(dagster_home: Path) -> dg.DagsterInstance:
@@ -68,14 +118,24 @@ def _root_cause(error: Any) -> Any:
     return error
 
 
+def _plain_metadata(event: Any) -> dict:
+    return {k: getattr(v, "value", v) for k, v in event.materialization.metadata.items()}
+
+
 def execute_release(
-    defs: dg.Definitions, instance: dg.DagsterInstance, log_level: str = "CRITICAL"
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    candidate_artifact: str = "",
+    log_level: str = "CRITICAL",
 ) -> ReleaseOutcome:
     """Run the release job in this process and collect every verdict and failure."""
     result = defs.resolve_job_def(keys.RELEASE_JOB).execute_in_process(
         instance=instance,
         raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        run_config={
+            "loggers": {"console": {"config": {"log_level": log_level}}},
+            "ops": {keys.CANDIDATE_MODEL: {"config": {"artifact": candidate_artifact}}},
+        },
     )
     outcome = ReleaseOutcome(run_id=result.run_id)
     for evaluation in result.get_asset_check_evaluations():
@@ -91,11 +151,20 @@ def execute_release(
                 "summary": evaluation.description or "",
             }
         )
+    for event in result.get_asset_materialization_events():
+        key = event.asset_key.to_user_string()
+        if key == keys.CANDIDATE_MODEL:
+            outcome.candidate = _plain_metadata(event)
+        elif key == keys.RELEASE_DECISION:
+            outcome.decision = _plain_metadata(event)
     for event in result.all_events:
         if event.event_type == dg.DagsterEventType.STEP_FAILURE:
             cause = _root_cause(event.step_failure_data.error)
             if cause.cls_name == _CHECK_BLOCKED:
                 continue  # a blocking gate said no: reported with the gates, not as an error
+            if cause.cls_name == "PromotionRefused":
+                outcome.refusal = cause.message.split(": ", 1)[-1].strip()
+                continue
             outcome.failures.append(
                 {"step": event.step_key, "error": cause.cls_name, "message": cause.message.strip()}
             )

@@ -6,6 +6,8 @@ Plain strings (no Dagster import) so the core, the spec and the Dagster glue sha
 # Groups.
 DATA_GROUP = "data"
 FEATURES_GROUP = "features"
+MODELS_GROUP = "models"
+RELEASE_GROUP = "release"
 
 # Data assets: raw datasets copied into the warehouse.
 TRAINING_SNAPSHOT = "training_snapshot"
@@ -24,6 +26,15 @@ FEATURE_SOURCES = {
     SERVING_FEATURES_RECOMPUTED: SERVING_LOG,
 }
 
+# Model and release assets.
+CANDIDATE_MODEL = "candidate_model"
+RELEASE_DECISION = "release_decision"
+
+# Metadata keys every gate result carries to tie it to the candidate it judged.
+CANDIDATE_DIGEST = "candidate_digest"
+CANDIDATE_VERSION = "candidate_version"
+SPEC_HASH = "spec_hash"
+
 # Datasets a data-contract gate may target; the reference is always the training features.
 CONTRACT_DATASETS = (EVALUATION_FEATURES, SERVING_FEATURES_RECOMPUTED)
 CONTRACT_REFERENCE = TRAINING_FEATURES
@@ -33,4 +44,6 @@ PROFILES_TABLE = "_reference_profiles"
 
 # Jobs and concurrency pools.
 RELEASE_JOB = "release"
+ROLLBACK_JOB = "rollback"
+ARTIFACT_SENSOR = "new_model_artifact_sensor"
 WAREHOUSE_POOL = "warehouse"

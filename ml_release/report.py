@@ -32,11 +32,82 @@ def print_outcome(console: Console, title: str, outcome) -> None:
         console.print(failure["message"], markup=False, highlight=False)
     if outcome.skipped:
         console.print(f"not run (upstream blocked or failed): {', '.join(outcome.skipped)}")
+    candidate = outcome.candidate
+    if candidate:
+        console.print(
+            f"candidate: {candidate.get('candidate_version')} "
+            f"(sha256 {str(candidate.get('candidate_digest'))[:12]}, {candidate.get('source')})"
+        )
+    if outcome.refusal:
+        console.print(f"[bold red]promotion refused[/]: {outcome.refusal}", highlight=False)
     if outcome.failures:
         verdict = "[bold red]ERROR[/]: the release could not be judged"
     elif outcome.blocked:
         names = ", ".join(f"{g['gate']} ({g['dataset']})" for g in outcome.blocked)
-        verdict = f"[bold red]BLOCKED[/] by {names}"
+        verdict = f"[bold red]BLOCKED[/] by {names}; production unchanged"
+    elif outcome.refusal:
+        verdict = "[bold red]BLOCKED[/] at promotion; production unchanged"
+    elif outcome.decision:
+        decision = outcome.decision
+        verdict = (
+            f"[bold green]PROMOTED[/] {decision.get('candidate_version')} to production "
+            f"(replaces {decision.get('replaced')})"
+            if decision.get("decision") == "promoted"
+            else f"[green]PASSED[/]: {decision.get('candidate_version')} already in production"
+        )
     else:
-        verdict = "[bold green]PASSED[/]: every blocking gate passed"
+        verdict = "[bold red]NOT RELEASED[/]: the release decision did not run"
     console.print(f"{verdict}  (run {outcome.run_id}, exit code {outcome.exit_code})")
+
+
+def _when(event) -> str:
+    return event.recorded_at.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def history_table(model: str, registry) -> Table:
+    """The production timeline of `model` from the ledger."""
+    from ml_release.registry import PRODUCTION_EVENTS
+
+    table = Table(title=f"{model}: production history", title_justify="left")
+    for column in ("#", "when", "event", "production", "before", "actor", "reason"):
+        table.add_column(column, overflow="fold")
+    for event in registry.events(model, (*PRODUCTION_EVENTS, "blocked")):
+        style = {"promoted": "green", "rolled_back": "yellow", "blocked": "red"}[event.event]
+        table.add_row(
+            str(event.seq),
+            _when(event),
+            f"[{style}]{event.event}[/]",
+            event.version if event.event != "blocked" else f"({event.version} refused)",
+            event.from_version or "-",
+            event.actor,
+            event.reason or "",
+        )
+    return table
+
+
+def status_table(model: str, registry, latest: int = 5) -> Table:
+    """Production, previous, and the latest registered versions with their last verdict."""
+    from ml_release.registry import PREVIOUS, PRODUCTION
+
+    production, previous = registry.alias(model, PRODUCTION), registry.alias(model, PREVIOUS)
+    last_event: dict[str, object] = {}
+    for event in registry.events(model, ("promoted", "blocked", "rolled_back")):
+        last_event[event.version] = event
+    table = Table(
+        title=f"{model}: production {production or '(none)'}, previous {previous or '(none)'}",
+        title_justify="left",
+    )
+    for column in ("version", "digest", "registered", "alias", "last verdict"):
+        table.add_column(column, overflow="fold")
+    for version in registry.versions(model)[-latest:]:
+        alias = {production: "production", previous: "previous"}.get(version.version, "")
+        event = last_event.get(version.version)
+        verdict = f"{event.event}: {event.reason}" if event else "not gated yet"
+        table.add_row(
+            version.version,
+            version.digest[:12],
+            version.registered_at.astimezone().strftime("%Y-%m-%d %H:%M"),
+            alias,
+            verdict,
+        )
+    return table

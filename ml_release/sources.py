@@ -10,10 +10,11 @@ from pathlib import Path
 
 import duckdb
 
+from ml_release.dbfile import one
 from ml_release.errors import DataInputError
 from ml_release.identifiers import quote
 from ml_release.spec import SourceSpec
-from ml_release.warehouse import Warehouse, one
+from ml_release.warehouse import Warehouse
 
 PARQUET_MAGIC = b"PAR1"
 

@@ -52,6 +52,12 @@ class ModelSpec(_Model):
 
     name: str = Field(description="Model name; artifacts live under artifacts/<name>/.")
     task: Literal["binary_classification"] = "binary_classification"
+    estimator: Literal["logistic_regression", "hist_gradient_boosting", "random_forest"] = Field(
+        "hist_gradient_boosting", description="Estimator trained in the pipeline."
+    )
+    params: dict[str, float | int | str | bool] = Field(
+        default_factory=dict, description="Estimator parameters (scikit-learn names)."
+    )
 
     _check_name = field_validator("name")(_identifier)
 

@@ -6,14 +6,21 @@ import pytest
 
 from ml_release.cli import main
 from ml_release.demo import scenarios
+from ml_release.home import registry_path
+from ml_release.registry import Registry
 from tests.conftest import spec_dict, write_spec
 
 
-def test_run_passes_on_healthy_data(make_release, capsys):
+def test_run_promotes_a_healthy_candidate_then_a_retry_changes_nothing(make_release, capsys):
     spec = make_release()
     assert main(["--spec", str(spec.source), "run"]) == 0
     out = capsys.readouterr().out
-    assert "PASSED" in out and "feature_schema" in out
+    assert "PROMOTED" in out and "no baseline" in out and "feature_schema" in out
+    # Training is deterministic and artifacts reproducible: the same candidate again.
+    assert main(["--spec", str(spec.source), "run"]) == 0
+    assert "already in production" in capsys.readouterr().out
+    registry = Registry(registry_path())
+    assert len(registry.events(spec.model.name, ("promoted",))) == 1
 
 
 def test_run_is_blocked_by_a_failing_gate(make_release, demo, capsys):
@@ -22,6 +29,10 @@ def test_run_is_blocked_by_a_failing_gate(make_release, demo, capsys):
     assert main(["--spec", str(spec.source), "run"]) == 1
     out = capsys.readouterr().out
     assert "BLOCKED by categorical_drift (evaluation_features)" in out
+    registry = Registry(registry_path())
+    assert registry.alias(spec.model.name) is None  # production never moved
+    blocked = registry.events(spec.model.name, ("blocked",))
+    assert len(blocked) == 1 and "categorical_drift" in blocked[0].reason
 
 
 def test_run_with_missing_data_is_bad_input_before_anything_runs(home, tmp_path, capsys):
@@ -62,7 +73,8 @@ def test_validate_and_gates(make_release, capsys):
 def test_demo_shows_a_healthy_and_a_blocked_release(home, capsys):
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
-    assert "PASSED" in out and "BLOCKED by" in out and "behaved as expected" in out
+    assert "PROMOTED" in out and "BLOCKED by" in out and "rolled back" in out
+    assert "behaved as expected" in out
 
 
 @pytest.mark.slow
@@ -86,4 +98,4 @@ def test_console_script_with_a_spec_outside_the_project(make_release):
         timeout=300,
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
-    assert "PASSED" in completed.stdout
+    assert "PROMOTED" in completed.stdout

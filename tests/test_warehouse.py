@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from ml_release.errors import WarehouseLockedError
+from ml_release.errors import DatabaseLockedError
 from ml_release.warehouse import Warehouse
 
 HOLD = """
@@ -41,7 +41,7 @@ def test_gives_up_with_a_clear_error_after_the_timeout(tmp_path):
     path = tmp_path / "warehouse.duckdb"
     holder = _hold(path, 10)
     try:
-        with pytest.raises(WarehouseLockedError, match=r"stayed locked.*retry"):
+        with pytest.raises(DatabaseLockedError, match=r"stayed locked.*retry"):
             Warehouse(path, lock_timeout=0.5).row_count("t")
     finally:
         holder.kill()

@@ -8,11 +8,11 @@ categorical features exactly, null equal only to null.
 
 import duckdb
 
+from ml_release.dbfile import one
 from ml_release.gates.catalog import ParityParams
 from ml_release.gates.result import GateResult, Verdict
 from ml_release.identifiers import quote
 from ml_release.spec import ReleaseSpec
-from ml_release.warehouse import one
 
 
 def _logged(column: str, feature: str, numeric: bool) -> str:

@@ -11,9 +11,9 @@ from dataclasses import asdict, dataclass, field
 
 import duckdb
 
+from ml_release.dbfile import one
 from ml_release.featurize import is_numeric_type
 from ml_release.identifiers import quote
-from ml_release.warehouse import one
 
 
 @dataclass

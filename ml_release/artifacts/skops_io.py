@@ -1,0 +1,217 @@
+"""The skops format: reproducible bytes when writing, and the security boundary when loading.
+
+Loading is the security boundary. `load_model` checks, in this order and before any byte is
+parsed as a model: the folder lies inside the store root; `model.skops` is a regular file whose
+sha256 matches the manifest; it is a zip (skops) and not a pickle; every type and node kind it
+names is in `ALLOWED_TYPES` / `ALLOWED_LOADERS`. Only then does skops build it, trusting just
+the types it needs. The bytes that were hashed are the bytes that are loaded.
+"""
+
+import io
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import skops
+import skops.io as sio
+
+from ml_release.artifacts.manifest import (
+    MODEL_FILE,
+    ArtifactInputError,
+    UnsafeArtifactError,
+    safe_path,
+    verified_bytes,
+)
+from ml_release.errors import (
+    IntegrityError,
+)
+from ml_release.model import FeatureTransformer
+
+MAX_UNPACKED_BYTES = 4 * 1024**3
+
+_SCHEMA = "schema.json"
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+
+# Every type a model file may name, found by dumping `build_pipeline` models of the three
+# estimators (int, bool and string labels; class_weight; early stopping) and listing the
+# types in their skops schema. skops itself trusts every public scikit-learn estimator; this
+# list is stricter. Tree and TreePredictor are not trusted by skops >= 0.16 (a crafted node
+# array can crash predict); they are needed for the forest and boosting models, and are
+# trusted here only after the digest check.
+ALLOWED_TYPES: tuple[str, ...] = (
+    "builtins.dict",
+    "builtins.int",  # key type of a class_weight dict
+    "builtins.list",
+    "builtins.slice",
+    "builtins.str",
+    "builtins.tuple",
+    "numpy.dtype",
+    "numpy.float64",
+    "numpy.int64",
+    "numpy.ndarray",
+    "numpy.random._generator.Generator",
+    "numpy.uint64",
+    "ml_release.model.FeatureTransformer",
+    "sklearn.compose._column_transformer.ColumnTransformer",
+    "sklearn.impute._base.SimpleImputer",
+    "sklearn.preprocessing._data.StandardScaler",
+    "sklearn.pipeline.Pipeline",
+    "sklearn.preprocessing._encoders.OneHotEncoder",
+    "sklearn.linear_model._logistic.LogisticRegression",
+    "sklearn.ensemble._forest.RandomForestClassifier",
+    "sklearn.tree._classes.DecisionTreeClassifier",
+    "sklearn.tree._tree.Tree",
+    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
+    "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.preprocessing._label.LabelEncoder",
+    "sklearn._loss._loss.CyHalfBinomialLoss",
+    "sklearn._loss.link.Interval",
+    "sklearn._loss.link.LogitLink",
+    "sklearn._loss.loss.HalfBinomialLoss",
+)
+# Node kinds those models use; function, method, partial and operator nodes are never needed.
+ALLOWED_LOADERS = frozenset(
+    {"CachedNode", "DictNode", "DTypeNode", "JsonNode", "ListNode", "LossNode", "NdArrayNode"}
+    | {"ObjectNode", "RandomGeneratorNode", "SliceNode", "TreeNode", "TupleNode", "TypeNode"}
+)
+
+
+def _renumber(node: Any, ids: dict[int, int], files: dict[str, str]) -> None:
+    if isinstance(node, dict):
+        if isinstance(node.get("__id__"), int):
+            node["__id__"] = ids.setdefault(node["__id__"], len(ids) + 1)
+        if node.get("__loader__") == "NdArrayNode" and node.get("type") == "numpy":
+            node["file"] = files.setdefault(node["file"], f"{len(files)}.npy")
+        for value in node.values():
+            _renumber(value, ids, files)
+    elif isinstance(node, list):
+        for value in node:
+            _renumber(value, ids, files)
+
+
+def _zip_entry(name: str) -> zipfile.ZipInfo:
+    entry = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
+    entry.create_system, entry.external_attr = 3, 0o644 << 16
+    return entry
+
+
+def skops_bytes(model: Any) -> bytes:
+    """`model` in skops format, byte-for-byte equal for equal models.
+
+    skops names arrays and memo entries after `id()` and stamps zip entries with the clock, so
+    two dumps of one model differ. Ids are renumbered in order of appearance and entries get a
+    fixed time, so a retrained identical model has the same digest.
+    """
+    raw = sio.dumps(model)
+    with zipfile.ZipFile(io.BytesIO(raw)) as source:
+        schema = json.loads(source.read(_SCHEMA))
+        ids: dict[int, int] = {}
+        files: dict[str, str] = {}
+        _renumber(schema, ids, files)
+        if set(source.namelist()) != {*files, _SCHEMA}:
+            raise ArtifactInputError(
+                f"skops {skops.__version__} wrote zip entries this module does not know; "
+                "update ml_release.artifacts.skops_bytes for this skops version"
+            )
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as target:
+            for old, new in files.items():
+                target.writestr(_zip_entry(new), source.read(old))
+            target.writestr(_zip_entry(_SCHEMA), json.dumps(schema, indent=2))
+    return out.getvalue()
+
+
+def _walk(node: Any, types: set[str], loaders: set[str]) -> None:
+    if isinstance(node, dict):
+        if "__loader__" in node:
+            module, name = node.get("__module__"), node.get("__class__")
+            ok = all(isinstance(v, str) for v in (module, name, node["__loader__"]))
+            types.add(f"{module}.{name}" if ok else f"<malformed node {str(node)[:80]}>")
+            loaders.add(str(node["__loader__"]))
+        for value in node.values():
+            _walk(value, types, loaders)
+    elif isinstance(node, list):
+        for value in node:
+            _walk(value, types, loaders)
+
+
+def disallowed_content(data: bytes) -> list[str]:
+    """Types and node kinds named anywhere in a skops file that are not allowed, sorted."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        unpacked = sum(entry.file_size for entry in archive.infolist())
+        if unpacked > MAX_UNPACKED_BYTES:
+            return [f"<{unpacked} bytes unpacked, more than {MAX_UNPACKED_BYTES}>"]
+        types: set[str] = set()
+        loaders: set[str] = set()
+        _walk(json.loads(archive.read(_SCHEMA)), types, loaders)
+    return sorted(
+        (types - set(ALLOWED_TYPES)) | {f"node kind {k}" for k in loaders - ALLOWED_LOADERS}
+    )
+
+
+def loads_checked(
+    data: bytes, where: str, declared: list[str] | tuple[str, ...] = (), written_with: str = ""
+) -> Any:
+    """Build a model from skops bytes after the format and type checks; never a pickle."""
+    if data[:1] == b"\x80" or not zipfile.is_zipfile(io.BytesIO(data)):
+        seen = "looks like a pickle/joblib file" if data else "it is empty"
+        raise UnsafeArtifactError(
+            f"{where} is not a skops file ({seen}); ml-release never loads pickles. "
+            "Re-save the model with publish_candidate."
+        )
+    try:
+        refused = disallowed_content(data)
+        needed = sio.get_untrusted_types(data=data)
+    except (KeyError, ValueError, TypeError, RecursionError, zipfile.BadZipFile) as exc:
+        raise UnsafeArtifactError(f"{where} is not a readable skops file: {exc}") from None
+    refused = sorted({*refused, *({*needed, *declared} - set(ALLOWED_TYPES))})
+    if refused:
+        raise UnsafeArtifactError(
+            f"{where} names types ml-release does not load: {', '.join(refused)}. Only models "
+            "from ml_release.model.build_pipeline are loadable (see ALLOWED_TYPES)."
+        )
+    try:
+        return sio.loads(data, trusted=needed)
+    except Exception as exc:
+        raise IntegrityError(
+            f"{where} passed every check but skops {skops.__version__} could not load it "
+            f"({type(exc).__name__}: {exc}); written with {written_with or 'unknown versions'}"
+        ) from exc
+
+
+def load_model(folder: Path, root: Path | None = None, *, feature_code: str | None = None) -> Any:
+    """Load a verified artifact's model, refusing anything but allowed skops content.
+
+    Args:
+        folder: The artifact folder (relative to `root` when `root` is given).
+        root: Store root the folder must lie in.
+        feature_code: When given, the feature module every `FeatureTransformer` must use.
+
+    Raises:
+        UnsafePathError: `folder` is outside `root`.
+        IntegrityError: Missing files, a symlink, or a digest mismatch.
+        UnsafeArtifactError: Not a skops file, or types outside ALLOWED_TYPES.
+
+    Returns:
+        The fitted model (a scikit-learn pipeline taking raw rows).
+    """
+    folder = safe_path(root, str(folder)) if root is not None else Path(folder)
+    manifest, data = verified_bytes(folder, keep=True)
+    where = f"{folder}/{MODEL_FILE}"
+    model = loads_checked(data, where, manifest.trusted_types, str(manifest.library_versions))
+    _check_feature_code(model, where, feature_code)
+    return model
+
+
+def _check_feature_code(model: Any, where: str, expected: str | None) -> None:
+    if expected is None:
+        return
+    params = model.get_params(deep=True) if hasattr(model, "get_params") else {}
+    found = [v.code for v in [model, *params.values()] if isinstance(v, FeatureTransformer)]
+    if not found or any(code != expected for code in found):
+        raise UnsafeArtifactError(
+            f"{where} uses feature code {found!r}, expected {expected!r} (features.code "
+            "in the spec); retrain the model with the spec's feature module"
+        )

@@ -1,0 +1,250 @@
+"""Writing artifacts: skops into a temporary folder, fsynced, renamed into place in one step.
+
+A folder named `<model>-<version>` is therefore complete or absent. skops output is made
+byte-for-byte reproducible, so re-publishing the same model under the same version is a no-op
+and another model under it is a conflict.
+"""
+
+import errno
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+import sklearn
+import skops
+import skops.io as sio
+from pydantic import ValidationError
+
+from ml_release.artifacts.manifest import (
+    COMMIT_PATTERN,
+    MANIFEST_FILE,
+    MODEL_FILE,
+    TEMP_PREFIX,
+    ArtifactInputError,
+    FeatureColumn,
+    LibraryVersions,
+    Manifest,
+    OutputSchema,
+    check_name,
+    check_version,
+    verify_artifact,
+)
+from ml_release.artifacts.skops_io import disallowed_content, skops_bytes
+from ml_release.errors import (
+    ConflictError,
+)
+from ml_release.home import release_home
+
+STALE_TEMP_SECONDS = 3600.0
+
+
+def current_code_version() -> str | None:
+    """The git commit of the current directory's repository, or None (never fails)."""
+    git = shutil.which("git")
+    if git is None:
+        return None
+    try:
+        done = subprocess.run(
+            [git, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = done.stdout.strip()
+    return commit if done.returncode == 0 and COMMIT_PATTERN.match(commit) else None
+
+
+def _feature_columns(features: Mapping[str, str] | Iterable[Mapping[str, str]]) -> list:
+    if isinstance(features, Mapping):
+        return [FeatureColumn(name=name, dtype=kind) for name, kind in features.items()]
+    return [FeatureColumn(**dict(column)) for column in features]
+
+
+def _output_schema(model: Any) -> OutputSchema:
+    classes = getattr(model, "classes_", None)
+    if classes is None or not hasattr(model, "predict_proba"):
+        raise ArtifactInputError(
+            f"{type(model).__name__} has no classes_/predict_proba: publish a fitted classifier "
+            "(ml_release.model.build_pipeline(...).fit(raw, labels))"
+        )
+    values = [c.item() if isinstance(c, np.generic) else c for c in classes]
+    return OutputSchema(classes=values, probability_columns=[f"proba_{c}" for c in values])
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "xb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_stale_temps(parent: Path) -> None:
+    # Left by writers that died; the age guard spares writers on other hosts sharing the folder.
+    for leftover in parent.glob(f"{TEMP_PREFIX}*"):
+        owner = leftover.name.split("-")[1] if leftover.name.count("-") >= 2 else ""
+        alive = owner.isdigit() and psutil.pid_exists(int(owner))
+        try:
+            old = time.time() - leftover.lstat().st_mtime > STALE_TEMP_SECONDS
+        except FileNotFoundError:
+            continue  # removed meanwhile by another writer
+        if not alive and old:
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _manifest(**fields: Any) -> Manifest:
+    try:
+        return Manifest(**fields)
+    except ValidationError as exc:
+        raise ArtifactInputError(
+            f"cannot write the manifest of {fields['name']!r}: {exc}"
+        ) from None
+
+
+def _existing(folder: Path, digest: str) -> Path:
+    stored = verify_artifact(folder)
+    if stored.sha256 != digest:
+        raise ConflictError(
+            f"{folder} already holds {stored.name} {stored.version} with digest "
+            f"{stored.sha256}; this model's digest is {digest}. Versions are immutable: "
+            "publish under another version (or leave version unset)."
+        )
+    return folder
+
+
+def write_artifact(
+    model: Any,
+    dest_parent: Path,
+    *,
+    name: str,
+    version: str | None = None,
+    features: Mapping[str, str] | Iterable[Mapping[str, str]],
+    training_data_fingerprint: str | None = None,
+    spec_hash: str | None = None,
+    feature_code_version: str | None = None,
+    extra: Mapping[str, str] | None = None,
+) -> Path:
+    """Write `model` as the artifact folder `dest_parent/<name>-<version>`, atomically.
+
+    Args:
+        model: A fitted classifier, normally from `ml_release.model.build_pipeline`.
+        dest_parent: Folder to write into (created if missing).
+        name: Model name (an identifier).
+        version: Version; default `YYYYMMDDTHHMMSSZ-<first 8 hex of the digest>` (UTC).
+        features: Raw input columns: `REQUIRED_COLUMNS` of the feature module, or a list of
+            `{"name", "dtype"}`.
+        training_data_fingerprint: Fingerprint of the training snapshot.
+        spec_hash: Hash of the release spec the model was trained under.
+        feature_code_version: Version of the feature module (`FeatureCode.version`).
+        extra: Free string map recorded in the manifest.
+
+    Returns:
+        The artifact folder; the existing one if this exact model is already there.
+
+    Raises:
+        ArtifactInputError: Bad name or version, unfitted model, or types outside ALLOWED_TYPES.
+        ConflictError: The folder exists and holds a different model.
+    """
+    check_name(name)
+    if version is not None:
+        check_version(version)
+    output = _output_schema(model)
+    try:
+        columns = _feature_columns(features)
+    except (ValidationError, TypeError) as exc:
+        raise ArtifactInputError(
+            f"features for {name!r} must map raw column -> kind (REQUIRED_COLUMNS) or be "
+            f"a list of {{'name', 'dtype'}}: {exc}"
+        ) from None
+    dest_parent = Path(dest_parent)
+    dest_parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temps(dest_parent)
+    temp = dest_parent / f"{TEMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex}"
+    temp.mkdir()
+    try:
+        try:
+            data = skops_bytes(model)
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise ArtifactInputError(
+                f"skops cannot serialize {type(model).__name__}: {type(exc).__name__}: "
+                f"{str(exc)[:300]}. Build the model with ml_release.model.build_pipeline."
+            ) from exc
+        refused = disallowed_content(data)
+        if refused:
+            raise ArtifactInputError(
+                f"model {name!r} contains types ml-release will not load: {', '.join(refused)}. "
+                "Use build_pipeline, or review the types and add them to ALLOWED_TYPES."
+            )
+        digest, now = hashlib.sha256(data).hexdigest(), datetime.now(UTC)
+        version = version or f"{now:%Y%m%dT%H%M%SZ}-{digest[:8]}"
+        final = dest_parent / f"{name}-{version}"
+        if final.exists():
+            return _existing(final, digest)
+        manifest = _manifest(
+            name=name,
+            version=version,
+            sha256=digest,
+            size_bytes=len(data),
+            created_at=now.isoformat(timespec="seconds").replace("+00:00", "Z"),
+            library_versions=LibraryVersions(
+                python=platform.python_version(),
+                scikit_learn=sklearn.__version__,
+                skops=skops.__version__,
+                numpy=np.__version__,
+            ),
+            features=columns,
+            output_schema=output,
+            training_data_fingerprint=training_data_fingerprint,
+            code_version=current_code_version(),
+            feature_code_version=feature_code_version,
+            spec_hash=spec_hash,
+            extra=dict(extra or {}),
+            trusted_types=sio.get_untrusted_types(data=data),
+        )
+        _write_synced(temp / MODEL_FILE, data)
+        _write_synced(temp / MANIFEST_FILE, manifest.model_dump_json(indent=2).encode())
+        _fsync_dir(temp)
+        try:
+            os.rename(temp, final)
+        except OSError as exc:
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+            return _existing(final, digest)  # another writer got there first
+        _fsync_dir(dest_parent)
+        return final
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def publish_candidate(
+    model: Any,
+    *,
+    name: str,
+    features: Mapping[str, str] | Iterable[Mapping[str, str]],
+    home: Path | None = None,
+    **kw: Any,
+) -> Path:
+    """Publish a trained model for release: write its artifact into `<home>/incoming/`.
+
+    This is the one call a training job makes; `new_model_artifact_sensor` picks it up.
+    Keyword arguments are those of `write_artifact` (version, training_data_fingerprint,
+    spec_hash, feature_code_version, extra). `home` defaults to `ML_RELEASE_HOME`.
+    """
+    incoming = (home or release_home()) / "incoming"
+    return write_artifact(model, incoming, name=name, features=features, **kw)

@@ -1,0 +1,78 @@
+"""One DuckDB file shared by processes: short connections, bounded retry on its lock.
+
+DuckDB lets one process at a time open a database file; a second process gets
+`Could not set lock on file`. Every operation opens a connection, does one short piece of work
+in a transaction, and closes it; a locked file is retried with exponential backoff up to
+`lock_timeout` seconds, then reported as `DatabaseLockedError` naming the holder.
+"""
+
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from ml_release.errors import DatabaseLockedError
+
+_LOCK_MESSAGE = re.compile(r"lock", re.IGNORECASE)
+
+
+def one(connection: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> tuple:
+    """The single row of a query that returns exactly one (an aggregate, a count)."""
+    rows = connection.execute(sql, params or []).fetchall()
+    if len(rows) != 1:
+        raise RuntimeError(f"expected one row, got {len(rows)}: {sql[:120]}")
+    return rows[0]
+
+
+class DuckDBFile:
+    """A DuckDB database file opened briefly, with bounded waiting for other processes."""
+
+    def __init__(self, path: Path | str, lock_timeout: float = 120.0) -> None:
+        self.path = Path(path)
+        self.lock_timeout = lock_timeout
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.path)!r})"
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.05
+        while True:
+            try:
+                return duckdb.connect(str(self.path))
+            except duckdb.IOException as exc:
+                if not _LOCK_MESSAGE.search(str(exc)):
+                    raise
+                if time.monotonic() + delay > deadline:
+                    raise DatabaseLockedError(
+                        f"{self.path} stayed locked for {self.lock_timeout:.0f} s: {exc}. "
+                        "Another process (a Dagster run, `ml-release`, a notebook) holds it; "
+                        "let it finish or close it, then retry."
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection that is closed on exit; keep the work inside it short."""
+        connection = self._open()
+        try:
+            yield connection
+        finally:
+            connection.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection inside BEGIN/COMMIT; any exception rolls everything back."""
+        with self.connect() as connection:
+            connection.execute("BEGIN TRANSACTION")
+            try:
+                yield connection
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")

@@ -1,0 +1,75 @@
+"""Watching `incoming/`: which published artifacts are complete, which are broken.
+
+`scan_incoming` is the pure core of `new_model_artifact_sensor`. An artifact is ready only when
+its manifest is present and the model file's digest matches it; anything else waits for a
+grace period (a copy may still be in progress) and is then quarantined with its reason. Ages
+are measured from when the sensor first saw a folder, not from file times, so clock skew
+between a writer and this machine cannot make a half-written folder look old.
+"""
+
+import shutil
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ml_release.artifacts import Manifest, verify_artifact
+from ml_release.errors import ReleaseError
+
+GRACE_SECONDS = 120.0
+
+
+@dataclass
+class Scan:
+    """What one look at `incoming/` found."""
+
+    ready: list[tuple[Manifest, Path]] = field(default_factory=list)
+    done: list[Path] = field(default_factory=list)
+    waiting: list[tuple[Path, str]] = field(default_factory=list)
+    quarantined: list[tuple[Path, str]] = field(default_factory=list)
+    first_seen: dict[str, float] = field(default_factory=dict)
+
+
+def quarantine(folder: Path, reason: str, quarantine_root: Path) -> Path:
+    """Move a bad artifact out of `incoming/`, with a REASON.txt beside it."""
+    quarantine_root.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    target = quarantine_root / f"{folder.name}-{stamp}"
+    shutil.move(str(folder), target)
+    (target / "REASON.txt").write_text(reason + "\n")
+    return target
+
+
+def scan_incoming(
+    incoming: Path,
+    quarantine_root: Path,
+    requested: set[str],
+    first_seen: dict[str, float],
+    now: float,
+    grace_seconds: float = GRACE_SECONDS,
+) -> Scan:
+    """Classify every folder in `incoming/`; quarantines those past the grace period."""
+    scan = Scan()
+    if not incoming.is_dir():
+        return scan
+    for folder in sorted(p for p in incoming.iterdir() if not p.name.startswith(".")):
+        key = str(folder)
+        seen = first_seen.get(key, now)
+        if not folder.is_dir() or folder.is_symlink():
+            reason = "not an artifact folder (a plain file or a symlink)"
+            scan.quarantined.append((quarantine(folder, reason, quarantine_root), reason))
+            continue
+        try:
+            manifest = verify_artifact(folder)
+        except (ReleaseError, OSError) as exc:
+            if now - seen < grace_seconds:
+                scan.waiting.append((folder, str(exc)))
+                scan.first_seen[key] = seen
+            else:
+                reason = f"invalid after {grace_seconds:.0f} s: {exc}"
+                scan.quarantined.append((quarantine(folder, reason, quarantine_root), reason))
+            continue
+        if manifest.sha256 in requested:
+            scan.done.append(folder)
+        else:
+            scan.ready.append((manifest, folder))
+    return scan

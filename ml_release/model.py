@@ -1,0 +1,111 @@
+"""The trainable model: the shared feature code, preprocessing and an estimator in one pipeline.
+
+The pipeline starts with `FeatureTransformer`, which runs the feature module's
+`compute_features`, so a fitted model takes *raw* rows (the module's `REQUIRED_COLUMNS`) — the
+same input the serving path receives — and training and serving cannot drift apart.
+"""
+
+import re
+from typing import Any
+
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from ml_release.featurize import load_feature_code
+
+ESTIMATORS: dict[str, type] = {
+    "logistic_regression": LogisticRegression,
+    "hist_gradient_boosting": HistGradientBoostingClassifier,
+    "random_forest": RandomForestClassifier,
+}
+DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
+    "logistic_regression": {"max_iter": 1000},
+    "hist_gradient_boosting": {},
+    "random_forest": {"n_estimators": 100, "n_jobs": 1},
+}
+# A loaded artifact carries `code` as data: only a dotted module path may reach the importer.
+MODULE_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+class FeatureTransformer(TransformerMixin, BaseEstimator):
+    """Raw rows in, model features out, through the shared feature module.
+
+    Args:
+        code: Import path of the feature module, e.g. "ml_release.demo.features".
+        columns: Feature columns to output, numeric first, then categorical.
+    """
+
+    def __init__(self, code: str, columns: list[str]):
+        self.code = code
+        self.columns = columns
+
+    def fit(self, X: pd.DataFrame, y: Any = None) -> "FeatureTransformer":
+        """Nothing to learn: the feature code is stateless."""
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        """The feature columns computed from the raw frame `X`, row for row."""
+        if not isinstance(self.code, str) or MODULE_PATH.fullmatch(self.code) is None:
+            raise ValueError(
+                f"FeatureTransformer.code {self.code!r} is not a dotted module path such as "
+                "'ml_release.demo.features'; rebuild the model with build_pipeline"
+            )
+        features = load_feature_code(self.code).compute(X)
+        return features[list(self.columns)]
+
+
+def build_pipeline(
+    code: str,
+    numeric: list[str],
+    categorical: list[str],
+    estimator: str,
+    params: dict[str, Any] | None = None,
+) -> Pipeline:
+    """An unfitted pipeline: feature code → imputation and one-hot encoding → estimator.
+
+    Args:
+        code: Import path of the feature module.
+        numeric: Numeric feature columns (median-imputed).
+        categorical: Categorical feature columns (imputed as "missing", one-hot encoded; levels
+            seen fewer than 20 times and unseen levels share one "infrequent" column).
+        estimator: One of `ESTIMATORS`.
+        params: Estimator parameters; they override the defaults.
+
+    Raises:
+        ValueError: `estimator` is not a known name.
+    """
+    if estimator not in ESTIMATORS:
+        raise ValueError(
+            f"unknown estimator {estimator!r}: use one of {', '.join(sorted(ESTIMATORS))}"
+        )
+    encoder = OneHotEncoder(
+        handle_unknown="infrequent_if_exist", min_frequency=20, sparse_output=False
+    )
+    preprocess = ColumnTransformer(
+        [
+            (
+                "numeric",
+                make_pipeline(SimpleImputer(strategy="median"), StandardScaler()),
+                list(numeric),
+            ),
+            (
+                "categorical",
+                make_pipeline(SimpleImputer(strategy="constant", fill_value="missing"), encoder),
+                list(categorical),
+            ),
+        ]
+    )
+    model = ESTIMATORS[estimator](**{**DEFAULT_PARAMS[estimator], **(params or {})})
+    return Pipeline(
+        [
+            ("features", FeatureTransformer(code, [*numeric, *categorical])),
+            ("preprocess", preprocess),
+            ("estimator", model),
+        ]
+    )

@@ -1,0 +1,70 @@
+"""Publishing a candidate into `incoming/`: the one call a training job makes.
+
+`publish_candidate(model, spec=...)` writes a fitted pipeline as an artifact; `publish_path`
+(behind `ml-release register PATH`) takes an artifact folder or a `.skops` file. Either way the
+artifact appears in `incoming/` in one rename, complete, for `new_model_artifact_sensor`.
+"""
+
+from pathlib import Path
+from typing import Any
+
+from ml_release.artifacts import read_manifest, safe_path
+from ml_release.artifacts.skops_io import loads_checked
+from ml_release.artifacts.writer import write_artifact
+from ml_release.errors import DataInputError
+from ml_release.featurize import load_feature_code
+from ml_release.home import incoming_dir
+from ml_release.spec import ReleaseSpec
+from ml_release.store import place_artifact
+
+
+def publish_candidate(
+    model: Any,
+    spec: ReleaseSpec,
+    *,
+    version: str | None = None,
+    training_data_fingerprint: str | None = None,
+    extra: dict[str, str] | None = None,
+    home: Path | None = None,
+) -> Path:
+    """Write a fitted pipeline (raw rows in, probabilities out) into `incoming/`.
+
+    Args:
+        model: A fitted classifier, typically `ml_release.model.build_pipeline(...).fit(...)`.
+        spec: The release spec: model name, feature code and spec hash come from it.
+        version: Version label; default: UTC timestamp and digest prefix.
+        training_data_fingerprint: What the model was trained on (a snapshot id or hash).
+        extra: Free strings kept in the manifest, such as a prompt or config version.
+        home: ML_RELEASE_HOME override.
+
+    Returns:
+        The published artifact folder.
+    """
+    code = load_feature_code(spec.features.code)
+    return write_artifact(
+        model,
+        incoming_dir(home),
+        name=spec.model.name,
+        version=version,
+        features=code.required_columns,
+        training_data_fingerprint=training_data_fingerprint,
+        spec_hash=spec.spec_hash,
+        feature_code_version=code.version,
+        extra=extra,
+    )
+
+
+def publish_path(path: Path, spec: ReleaseSpec, version: str | None = None) -> Path:
+    """Publish an artifact folder (copied as is) or a `.skops` model file into `incoming/`."""
+    if path.is_dir():
+        manifest = read_manifest(path)
+        target = safe_path(incoming_dir(), f"{manifest.name}-{manifest.version}")
+        place_artifact(path, target)
+        return target
+    if path.is_file() and path.suffix == ".skops":
+        model = loads_checked(path.read_bytes(), str(path))
+        return publish_candidate(model, spec, version=version)
+    raise DataInputError(
+        f"{path}: expected an artifact folder (with manifest.json) or a .skops model file. "
+        "Fix: save the model with skops (never pickle) or call ml_release.publish_candidate."
+    )

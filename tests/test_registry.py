@@ -1,0 +1,150 @@
+"""The registry: idempotent registration, compare-and-set promotion, crash safety, races."""
+
+import subprocess
+import sys
+
+import pytest
+
+from ml_release.errors import ConflictError, NotFoundError
+from ml_release.faults import CRASH_ENV, CRASH_EXIT_CODE
+from ml_release.registry import PREVIOUS, PRODUCTION, Registry
+
+MODEL = "credit_default"
+
+
+@pytest.fixture()
+def registry(tmp_path):
+    return Registry(tmp_path / "registry.duckdb", lock_timeout=30)
+
+
+def _register(registry, version, digest=None):
+    digest = digest or (version * 64)[:64]
+    return registry.register(MODEL, version, digest, f"/store/{version}", {"version": version})
+
+
+def test_registering_the_same_artifact_twice_is_idempotent(registry):
+    first, created = _register(registry, "v1", "a" * 64)
+    again, created_again = _register(registry, "v1", "a" * 64)
+    assert created and not created_again
+    assert again == first
+    assert [e.event for e in registry.events(MODEL)] == ["registered"]
+
+
+def test_same_digest_under_a_new_label_returns_the_existing_version(registry):
+    _register(registry, "v1", "a" * 64)
+    existing, created = _register(registry, "v1-copy", "a" * 64)
+    assert existing.version == "v1" and not created
+
+
+def test_same_version_with_another_digest_is_a_conflict(registry):
+    _register(registry, "v1", "a" * 64)
+    with pytest.raises(ConflictError, match="already registered with digest aaaaaaaaaaaa"):
+        _register(registry, "v1", "b" * 64)
+    assert len(registry.versions(MODEL)) == 1
+
+
+def test_promotion_moves_production_and_previous_with_one_event(registry):
+    _register(registry, "v1")
+    _register(registry, "v2")
+    registry.move_production(
+        MODEL,
+        "v1",
+        expected=None,
+        event="promoted",
+        step="promote",
+        reason="first release, no baseline",
+    )
+    event = registry.move_production(
+        MODEL, "v2", expected="v1", event="promoted", step="promote", reason="better"
+    )
+    assert registry.alias(MODEL, PRODUCTION) == "v2"
+    assert registry.alias(MODEL, PREVIOUS) == "v1"
+    assert (event.version, event.from_version, event.reason) == ("v2", "v1", "better")
+    assert registry.problems(MODEL) == []
+
+
+def test_a_stale_expectation_loses_and_changes_nothing(registry):
+    _register(registry, "v1")
+    _register(registry, "v2")
+    registry.move_production(MODEL, "v1", expected=None, event="promoted", step="promote")
+    with pytest.raises(ConflictError, match="another promotion or rollback won"):
+        registry.move_production(MODEL, "v2", expected=None, event="promoted", step="promote")
+    assert registry.alias(MODEL, PRODUCTION) == "v1"
+    assert len(registry.events(MODEL, ("promoted",))) == 1
+
+
+def test_retrying_a_done_promotion_records_nothing(registry):
+    _register(registry, "v1")
+    registry.move_production(MODEL, "v1", expected=None, event="promoted", step="promote")
+    again = registry.move_production(MODEL, "v1", expected=None, event="promoted", step="promote")
+    assert again is None
+    assert len(registry.events(MODEL, ("promoted",))) == 1
+
+
+def test_unknown_version_is_not_found(registry):
+    with pytest.raises(NotFoundError, match="no registered version 'v9'"):
+        registry.move_production(MODEL, "v9", expected=None, event="promoted", step="promote")
+
+
+PROMOTE = """
+import sys
+from ml_release.errors import ConflictError
+from ml_release.registry import Registry
+registry = Registry(sys.argv[1], lock_timeout=60)
+try:
+    registry.move_production("credit_default", sys.argv[2], expected=sys.argv[3] or None,
+                             event="promoted", step="promote")
+    print("won")
+except ConflictError:
+    print("lost")
+"""
+
+
+def _promote_process(path, version, expected="", env=None):
+    return subprocess.Popen(
+        [sys.executable, "-c", PROMOTE, str(path), version, expected],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def test_concurrent_promotions_have_exactly_one_winner(registry):
+    for i in range(6):
+        _register(registry, f"v{i}")
+    processes = [_promote_process(registry.path, f"v{i}") for i in range(6)]
+    results = [p.communicate(timeout=120)[0].strip() for p in processes]
+    assert sorted(results) == ["lost"] * 5 + ["won"], results
+    promoted = registry.events(MODEL, ("promoted",))
+    assert len(promoted) == 1
+    assert registry.alias(MODEL, PRODUCTION) == promoted[0].version
+    assert registry.problems(MODEL) == []
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        "promote:before_alias",
+        "promote:after_alias",
+        "promote:before_commit",
+        "promote:after_commit",
+    ],
+)
+def test_a_promotion_killed_at_any_step_leaves_a_consistent_registry(registry, step):
+    import os
+
+    _register(registry, "v1")
+    _register(registry, "v2")
+    registry.move_production(MODEL, "v1", expected=None, event="promoted", step="promote")
+    process = _promote_process(registry.path, "v2", "v1", env={**os.environ, CRASH_ENV: step})
+    process.communicate(timeout=60)
+    assert process.returncode == CRASH_EXIT_CODE
+    reopened = Registry(registry.path)
+    assert reopened.problems(MODEL) == []
+    production = reopened.alias(MODEL, PRODUCTION)
+    assert production == ("v2" if step == "promote:after_commit" else "v1")
+    # Retrying finishes the job or says it is done, never a second event.
+    _promote_process(registry.path, "v2", "v1").communicate(timeout=60)
+    assert reopened.alias(MODEL, PRODUCTION) == "v2"
+    assert [e.version for e in reopened.events(MODEL, ("promoted",))] == ["v1", "v2"]
