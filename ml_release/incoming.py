@@ -29,12 +29,21 @@ class Scan:
     first_seen: dict[str, float] = field(default_factory=dict)
 
 
-def quarantine(folder: Path, reason: str, quarantine_root: Path) -> Path:
-    """Move a bad artifact out of `incoming/`, with a REASON.txt beside it."""
+def quarantine(entry: Path, reason: str, quarantine_root: Path) -> Path:
+    """Move a bad entry of `incoming/` to `quarantine/`, with a REASON.txt.
+
+    A folder becomes the quarantine folder; a file or a symlink (never followed) is moved into
+    a new one.
+    """
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    target = quarantine_root / f"{entry.name}-{stamp}"
     quarantine_root.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    target = quarantine_root / f"{folder.name}-{stamp}"
-    shutil.move(str(folder), target)
+    # shutil.move renames, or copies across filesystems; a symlink is moved as a link.
+    if entry.is_dir() and not entry.is_symlink():
+        shutil.move(entry, target)
+    else:
+        target.mkdir()
+        shutil.move(entry, target / entry.name)
     (target / "REASON.txt").write_text(reason + "\n")
     return target
 
@@ -54,7 +63,7 @@ def scan_incoming(
     for folder in sorted(p for p in incoming.iterdir() if not p.name.startswith(".")):
         key = str(folder)
         seen = first_seen.get(key, now)
-        if not folder.is_dir() or folder.is_symlink():
+        if folder.is_symlink() or not folder.is_dir():
             reason = "not an artifact folder (a plain file or a symlink)"
             scan.quarantined.append((quarantine(folder, reason, quarantine_root), reason))
             continue

@@ -151,8 +151,11 @@ def execute_release(
                 "summary": evaluation.description or "",
             }
         )
+    planned: list[str] = []
+    materialized: set[str] = set()
     for event in result.get_asset_materialization_events():
         key = event.asset_key.to_user_string()
+        materialized.add(key)
         if key == keys.CANDIDATE_MODEL:
             outcome.candidate = _plain_metadata(event)
         elif key == keys.RELEASE_DECISION:
@@ -168,6 +171,7 @@ def execute_release(
             outcome.failures.append(
                 {"step": event.step_key, "error": cause.cls_name, "message": cause.message.strip()}
             )
-        elif event.event_type == dg.DagsterEventType.STEP_SKIPPED:
-            outcome.skipped.append(event.step_key)
+        elif event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED:
+            planned.append(event.asset_key.to_user_string())
+    outcome.skipped = [key for key in planned if key not in materialized]
     return outcome

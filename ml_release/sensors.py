@@ -14,8 +14,9 @@ import time
 import dagster as dg
 
 from ml_release import keys
+from ml_release.errors import ReleaseError
 from ml_release.home import artifacts_dir, incoming_dir, quarantine_dir
-from ml_release.incoming import GRACE_SECONDS, scan_incoming
+from ml_release.incoming import GRACE_SECONDS, quarantine, scan_incoming
 from ml_release.store import store_artifact
 
 MAX_REMEMBERED = 10_000
@@ -44,9 +45,17 @@ def new_model_artifact_sensor(context: dg.SensorEvaluationContext):
         context.log.info(f"waiting for {folder.name}: {reason}")
     for folder in scan.done:
         shutil.rmtree(folder, ignore_errors=True)  # its run was requested by a committed tick
-    runs = []
+    runs, quarantined = [], len(scan.quarantined)
     for manifest, folder in scan.ready:
-        _, stored = store_artifact(folder, artifacts_dir())
+        if manifest.sha256 in requested:
+            continue  # the same model under a second name: one run per digest
+        try:
+            _, stored = store_artifact(folder, artifacts_dir())
+        except ReleaseError as exc:  # e.g. a version reused with another digest
+            target = quarantine(folder, str(exc), quarantine_dir())
+            context.log.warning(f"quarantined {folder.name} as {target.name}: {exc}")
+            quarantined += 1
+            continue
         runs.append(
             dg.RunRequest(
                 run_key=manifest.sha256,
@@ -63,6 +72,6 @@ def new_model_artifact_sensor(context: dg.SensorEvaluationContext):
     )
     if not runs:
         return dg.SkipReason(
-            f"no new artifact ({len(scan.waiting)} waiting, {len(scan.quarantined)} quarantined)"
+            f"no new artifact ({len(scan.waiting)} waiting, {quarantined} quarantined)"
         )
     return runs

@@ -99,3 +99,50 @@ def test_console_script_with_a_spec_outside_the_project(make_release):
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "PROMOTED" in completed.stdout
+
+
+def _trained_artifact(tmp_path, spec):
+    from ml_release.demo.features import REQUIRED_COLUMNS
+    from ml_release.demo.generate import generate
+    from ml_release.model import build_pipeline
+    from ml_release.publish import publish_candidate
+
+    data = generate(seed=21, n_training=1500, n_evaluation=10, n_serving=10).training
+    model = build_pipeline(
+        spec.features.code,
+        spec.features.numeric,
+        spec.features.categorical,
+        "logistic_regression",
+        {},
+    )
+    model.fit(data[list(REQUIRED_COLUMNS)], data["defaulted"])
+    return publish_candidate(model, spec, version="external-1", home=tmp_path / "out")
+
+
+def test_run_gates_a_given_candidate_and_history_and_status_show_it(make_release, tmp_path, capsys):
+    spec = make_release()
+    artifact = _trained_artifact(tmp_path, spec)
+    assert main(["--spec", str(spec.source), "run", "--candidate", str(artifact)]) == 0
+    assert "external-1" in capsys.readouterr().out
+    assert Registry(registry_path()).alias(spec.model.name) == "external-1"
+    assert main(["--spec", str(spec.source), "history"]) == 0
+    assert main(["--spec", str(spec.source), "status"]) == 0
+    out = capsys.readouterr().out
+    assert "first release: no baseline" in out and "production external-1" in out
+
+
+def test_register_publishes_into_incoming(make_release, tmp_path, home, capsys):
+    spec = make_release()
+    artifact = _trained_artifact(tmp_path, spec)
+    assert main(["--spec", str(spec.source), "register", str(artifact)]) == 0
+    assert (home / "incoming" / artifact.name / "manifest.json").exists()
+    pickle_file = tmp_path / "model.skops"
+    pickle_file.write_bytes(b"\x80\x04K\x01.")  # a pickle disguised as skops
+    assert main(["--spec", str(spec.source), "register", str(pickle_file)]) == 4
+    assert "never loads pickles" in capsys.readouterr().out
+
+
+def test_rollback_exit_codes(make_release, tmp_path, capsys):
+    spec = make_release()
+    assert main(["--spec", str(spec.source), "rollback"]) == 2  # nothing in production
+    assert "nothing in production" in capsys.readouterr().out

@@ -50,3 +50,9 @@ def test_injectors_change_only_what_they_say(demo):
     assert scenarios.change_dtype(frame, "age")["age"].dtype == "string"
     shifted = scenarios.distribution_shift(frame, "loan_amount")
     assert shifted["loan_amount"].mean() > frame["loan_amount"].mean()
+
+
+def test_cli_scenario_names_match_the_injectors():
+    from ml_release.cli import SCENARIO_NAMES
+
+    assert set(SCENARIO_NAMES) == set(scenarios.SCENARIOS)

@@ -131,3 +131,68 @@ def test_multiprocess_run_from_the_workspace_does_not_hit_the_duckdb_lock(home, 
     assert "Could not set lock" not in output
     assert "Executing steps using multiprocess executor" in output
     assert "RUN_SUCCESS" in output
+
+
+def _job(defs, name, selection):
+    job = dg.define_asset_job(name, selection=selection)
+    return dg.Definitions.merge(defs, dg.Definitions(jobs=[job])).resolve_job_def(name)
+
+
+def _registry():
+    from ml_release.home import registry_path
+    from ml_release.registry import Registry
+
+    return Registry(registry_path())
+
+
+def test_release_decision_alone_in_a_later_run_refuses_after_a_failed_gate(make_release, demo):
+    broken = scenarios.null_flood(demo.evaluation, "annual_income", rate=0.3)
+    spec = make_release(replace(demo, evaluation=broken))
+    defs = build_definitions(spec)
+    instance = dg.DagsterInstance.ephemeral()
+    first = _job(defs, "everything", dg.AssetSelection.all()).execute_in_process(
+        instance=instance, raise_on_error=False
+    )
+    materialized = {e.asset_key.to_user_string() for e in first.get_asset_materialization_events()}
+    assert keys.CANDIDATE_MODEL in materialized and keys.RELEASE_DECISION not in materialized
+    alone = _job(defs, "decision_only", dg.AssetSelection.assets(keys.RELEASE_DECISION))
+    second = alone.execute_in_process(instance=instance, raise_on_error=False)
+    assert not second.success
+    failure = next(e for e in second.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
+    assert "null_rate_threshold on evaluation_features: fail" in str(
+        failure.step_failure_data.error
+    )
+    registry = _registry()
+    assert registry.alias(spec.model.name) is None
+    assert registry.events(spec.model.name, ("blocked",))
+
+
+def test_a_verdict_older_than_its_data_is_stale_for_a_later_decision(make_release):
+    spec = make_release()
+    defs = build_definitions(spec)
+    instance = dg.DagsterInstance.ephemeral()
+    assert (
+        _job(defs, "everything", dg.AssetSelection.all())
+        .execute_in_process(instance=instance)
+        .success
+    )
+    registry = _registry()
+    promoted = registry.alias(spec.model.name)
+    assert promoted is not None
+    lineage = registry.events(spec.model.name, ("promoted",))[0].lineage
+    assert lineage["baseline"] == "none" and lineage["data_version.training_snapshot"]
+    # The holdout is rebuilt without its checks: the old verdicts no longer describe it.
+    rebuild = _job(
+        defs,
+        "rebuild",
+        dg.AssetSelection.assets(
+            keys.EVALUATION_HOLDOUT, keys.EVALUATION_FEATURES
+        ).without_checks(),
+    )
+    assert rebuild.execute_in_process(instance=instance).success
+    decision = _job(defs, "decision_only", dg.AssetSelection.assets(keys.RELEASE_DECISION))
+    result = decision.execute_in_process(instance=instance, raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
+    assert "rebuilt after the verdict" in str(failure.step_failure_data.error)
+    assert registry.alias(spec.model.name) == promoted
