@@ -189,3 +189,28 @@ def test_a_rollback_killed_at_any_step_leaves_a_consistent_registry(registry, th
     assert reopened.alias("m") == ("v2" if step == "rollback:after_commit" else "v3")
     rollback(reopened, "m", to="v2")  # the retry finishes the job, once
     assert len(reopened.events("m", ("rolled_back",))) == 1
+
+
+def test_the_rollback_job_in_dagster_moves_production_back(registry, three_releases, tmp_path):
+    import dagster as dg
+
+    from ml_release.definitions import build_definitions
+    from ml_release.spec import load_spec
+    from resources import ModelRegistryResource
+    from tests.conftest import spec_dict, write_spec
+
+    spec = load_spec(write_spec(tmp_path, spec_dict(model={"name": "m"})))
+    defs = build_definitions(
+        spec, {"model_registry": ModelRegistryResource(path=str(registry.path))}
+    )
+    job = defs.resolve_job_def("rollback")
+    config = {"ops": {"rollback_production": {"config": {"to": "v1", "reason": "from the UI"}}}}
+    result = job.execute_in_process(run_config=config, instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    event = registry.events("m", ("rolled_back",))[-1]
+    assert (event.version, event.from_version, event.reason, event.actor) == (
+        "v1",
+        "v3",
+        "from the UI",
+        "dagster",
+    )
