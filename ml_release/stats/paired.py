@@ -1,0 +1,427 @@
+"""Paired comparisons of a candidate model with the production baseline on the same rows.
+
+Each function returns a `Comparison`: both models' metric, delta = candidate - baseline, a
+two-sided interval for delta at `confidence`, and the method used.
+
+- `delong_auc_delta`: DeLong et al. (1988) for two correlated ROC AUCs, in O(n log n) with the
+  midrank algorithm of Sun & Xu (2014).
+- `paired_mean_delta`: a paired t interval for the mean of per-row losses (log loss, Brier).
+- `paired_bootstrap_delta`: a paired bootstrap for any metric written as a `WeightedMetric`
+  (metric under row weights), evaluated for a chunk of resamples at once.
+
+A metric that the data cannot define (one class only, no predicted positives) gives NaN numbers
+and an `undefined_reason`, which the verdict reads as inconclusive; malformed inputs raise
+`ValueError`. Formulas and references: docs/statistics.md.
+"""
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from functools import partial
+
+import numpy as np
+from scipy import sparse, stats
+
+CHUNK_ELEMENTS = 2_000_000  # resample weights per chunk: 16 MB of float64, whatever n is
+MAX_CHUNK = 50
+MAX_UNDEFINED_SHARE = 0.01  # resamples on which the metric may be undefined before we give up
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Candidate vs baseline on the same rows.
+
+    Attributes:
+        metric: Metric name (`roc_auc`, `log_loss`, `precision`, ...).
+        candidate: The candidate's metric on all rows.
+        baseline: The baseline's metric on the same rows.
+        delta: candidate - baseline.
+        low: Lower end of the two-sided interval for delta.
+        high: Upper end of that interval.
+        confidence: Coverage of [low, high], e.g. 0.95.
+        method: `delong`, `paired_t` or `paired_bootstrap(B=1000)`.
+        n: Rows compared.
+        p_value: Two-sided p-value of H0: delta = 0, when the method gives one.
+        std_error: Standard error of delta (DeLong, paired t).
+        df: Degrees of freedom of a t reference distribution; None means normal.
+        positives: Rows with label 1, when labels were given.
+        undefined_reason: Why the metric could not be computed; empty when it could.
+        draws: Bootstrap replicates of delta (paired bootstrap only).
+    """
+
+    metric: str
+    candidate: float
+    baseline: float
+    delta: float
+    low: float
+    high: float
+    confidence: float
+    method: str
+    n: int
+    p_value: float | None = None
+    std_error: float | None = None
+    df: float | None = None
+    positives: int | None = None
+    undefined_reason: str = ""
+    draws: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def defined(self) -> bool:
+        """Whether delta and its interval are finite numbers."""
+        numbers = (self.delta, self.low, self.high)
+        return not self.undefined_reason and all(math.isfinite(x) for x in numbers)
+
+
+def _check_confidence(confidence: float) -> float:
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence!r}")
+    return float(confidence)
+
+
+def _undefined(metric: str, method: str, n: int, confidence: float, reason: str) -> Comparison:
+    nan = math.nan
+    comparison = Comparison(metric, nan, nan, nan, nan, nan, confidence, method, n)
+    return replace(comparison, undefined_reason=reason)
+
+
+def _from_standard_error(
+    metric: str, c: float, b: float, se: float, confidence: float, method: str, n: int, **kw
+) -> Comparison:
+    dist = stats.norm if kw.get("df") is None else stats.t(kw["df"])
+    c, b, se = float(c), float(b), float(se)
+    half = float(dist.ppf(0.5 + confidence / 2)) * se
+    if se > 0:
+        p = float(2 * dist.sf(abs(c - b) / se))
+    else:  # identical scores or losses: no sampling variation in delta at all
+        p = 1.0 if c == b else 0.0
+    low, high = c - b - half, c - b + half
+    return Comparison(metric, c, b, c - b, low, high, confidence, method, n, p, se, **kw)
+
+
+def as_binary_arrays(y: np.ndarray, *scores: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Labels and scores as float arrays of one length, labels in {0, 1}, scores finite."""
+    labels = np.asarray(y)
+    arrays = [np.asarray(s, dtype=float) for s in scores]
+    if labels.ndim != 1 or any(a.shape != labels.shape for a in arrays):
+        shapes = ", ".join(str(a.shape) for a in [labels, *arrays])
+        raise ValueError(f"labels and scores must be 1-D arrays of one length, got {shapes}")
+    values = np.unique(labels)
+    if not np.isin(values, [0, 1]).all():
+        raise ValueError(f"labels must be 0/1 or bool, found {values[:5].tolist()}")
+    if not all(np.isfinite(a).all() for a in arrays):
+        raise ValueError("scores contain NaN or infinity; fix the model output before comparing")
+    return labels.astype(float), *arrays
+
+
+@dataclass(frozen=True)
+class WeightedMetric:
+    """A metric of (labels, scores) under row weights, for many weight vectors at once.
+
+    `prepare(y, score)` does the per-model work once (indicators, sort order, bins) and returns
+    a function that maps a (k, n) weight matrix to k metric values; undefined values are NaN.
+    With integer weights (bootstrap counts) the value equals the metric on the rows repeated
+    that many times.
+    """
+
+    name: str
+    prepare: Callable[[np.ndarray, np.ndarray], Callable[[np.ndarray], np.ndarray]]
+
+    def __call__(self, y: np.ndarray, score: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """The metric under each row of `weights` (shape (k, n) or (n,))."""
+        y, score = as_binary_arrays(y, score)
+        return self.prepare(y, score)(np.atleast_2d(np.asarray(weights, dtype=float)))
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    out = np.full(np.shape(num), np.nan)
+    return np.divide(num, den, out=out, where=den > 0)
+
+
+_COUNT_RATIOS = {  # (true pos., predicted pos., actual pos., total weight) -> metric
+    "precision": lambda tp, pp, p, total: _ratio(tp, pp),
+    "recall": lambda tp, pp, p, total: _ratio(tp, p),
+    "f1": lambda tp, pp, p, total: _ratio(2 * tp, pp + p),
+    "positive_rate": lambda tp, pp, p, total: _ratio(pp, total),
+}
+
+
+def _counts_at_threshold(kind: str, threshold: float) -> Callable:
+    def prepare(y: np.ndarray, score: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+        flagged = (score >= threshold).astype(float)
+        columns = np.column_stack([y * flagged, flagged, y, np.ones_like(y)])
+        return lambda w: _COUNT_RATIOS[kind](*(w @ columns).T)
+
+    return prepare
+
+
+def _average_precision(y: np.ndarray, score: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    order = np.argsort(-score, kind="stable")
+    ranked, hit = score[order], y[order]
+    new = np.flatnonzero(ranked[1:] != ranked[:-1]) + 1  # tied scores form one threshold
+    first, last = np.append(0, new), np.append(new - 1, y.size - 1)
+    ties = first.size < y.size
+
+    def evaluate(w: np.ndarray) -> np.ndarray:
+        # AP = sum_j (hits gained at threshold j) * precision_j / positives, in place where
+        # possible: at n = 10^6 this is bound by memory traffic, not arithmetic.
+        w = np.take(w, order, axis=1)
+        gain = w * hit
+        hits = np.cumsum(gain, axis=1)
+        seen = np.cumsum(w, axis=1, out=w)
+        if ties:
+            gain, hits, seen = np.add.reduceat(gain, first, axis=1), hits[:, last], seen[:, last]
+        positives = hits[:, -1].copy()
+        precision = np.divide(hits, np.maximum(seen, 1e-300, out=seen), out=hits)  # 0/0 -> 0
+        return _ratio(np.einsum("ij,ij->i", gain, precision), positives)
+
+    return evaluate
+
+
+def _expected_calibration_error(n_bins: int) -> Callable:
+    def prepare(y: np.ndarray, score: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+        if score.min() < 0 or score.max() > 1:
+            raise ValueError(
+                f"ece needs probabilities in [0, 1], got [{score.min()}, {score.max()}]"
+            )
+        # Equal-width bins (a, b], the first [0, b]: sklearn's calibration_curve(strategy="uniform")
+        bins = np.searchsorted(np.linspace(0.0, 1.0, n_bins + 1)[1:-1], score)
+        gap = sparse.csr_array((y - score, (np.arange(y.size), bins)), shape=(y.size, n_bins))
+        return lambda w: _ratio(np.abs(w @ gap).sum(axis=1), w.sum(axis=1))
+
+    return prepare
+
+
+WEIGHTED_METRICS = ("precision", "recall", "f1", "positive_rate", "pr_auc", "ece")
+
+
+def weighted_metric(name: str, threshold: float = 0.5, n_bins: int = 10) -> WeightedMetric:
+    """A built-in weighted metric by name.
+
+    Args:
+        name: One of WEIGHTED_METRICS. `pr_auc` is average precision (sklearn's definition).
+        threshold: Scores >= threshold count as predicted positive (precision, recall, f1,
+            positive_rate).
+        n_bins: Equal-width bins over [0, 1] for `ece`.
+
+    Returns:
+        The metric, ready for `paired_bootstrap_delta`.
+    """
+    if name in _COUNT_RATIOS:
+        return WeightedMetric(name, _counts_at_threshold(name, threshold))
+    if name == "pr_auc":
+        return WeightedMetric(name, _average_precision)
+    if name == "ece":
+        return WeightedMetric(name, _expected_calibration_error(n_bins))
+    raise ValueError(f"unknown weighted metric {name!r}; choose one of {WEIGHTED_METRICS}")
+
+
+def resampled(
+    metric_fn: Callable[[np.ndarray, np.ndarray], float], name: str = ""
+) -> WeightedMetric:
+    """Fallback for any `metric_fn(y, score)`: materialize each resample and call it (a loop).
+
+    Args:
+        metric_fn: A metric of labels and scores, e.g. `sklearn.metrics.roc_auc_score`.
+        name: Name to record; defaults to the function's name.
+
+    Returns:
+        A weighted metric that repeats row i `w[i]` times; integer weights only.
+    """
+
+    def prepare(y: np.ndarray, score: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+        rows = np.arange(y.size)
+
+        def evaluate(weights: np.ndarray) -> np.ndarray:
+            samples = (np.repeat(rows, np.rint(w).astype(np.intp)) for w in weights)
+            return np.array([metric_fn(y[i], score[i]) for i in samples], dtype=float)
+
+        return evaluate
+
+    return WeightedMetric(name or getattr(metric_fn, "__name__", "metric"), prepare)
+
+
+def delong_auc_delta(
+    y: np.ndarray,
+    score_candidate: np.ndarray,
+    score_baseline: np.ndarray,
+    confidence: float = 0.95,
+) -> Comparison:
+    """DeLong's test for the difference of two ROC AUCs measured on the same rows.
+
+    The AUCs are Mann-Whitney statistics from midranks (ties count one half), so they equal
+    `sklearn.metrics.roc_auc_score`. Their covariance comes from the structural components of
+    DeLong et al. (1988), computed with three rankings per model (Sun & Xu 2014).
+
+    Args:
+        y: Binary labels (0/1 or bool), one per row.
+        score_candidate: Candidate scores for the same rows.
+        score_baseline: Baseline scores for the same rows.
+        confidence: Two-sided coverage of the normal interval for delta.
+
+    Returns:
+        The comparison with standard error and two-sided p-value of H0: AUC_c = AUC_b.
+    """
+    confidence = _check_confidence(confidence)
+    y, sc, sb = as_binary_arrays(y, score_candidate, score_baseline)
+    pos = y == 1
+    m, k = int(pos.sum()), int(y.size - pos.sum())
+    if m < 2 or k < 2:
+        reason = f"ROC AUC needs at least 2 positives and 2 negatives; got {m} and {k}"
+        return replace(_undefined("roc_auc", "delong", y.size, confidence, reason), positives=m)
+    scores = np.vstack([sc, sb])
+    x, z = scores[:, pos], scores[:, ~pos]
+    rank_x = stats.rankdata(x, axis=1)  # midranks among positives
+    rank_z = stats.rankdata(z, axis=1)  # among negatives
+    rank_all = stats.rankdata(np.hstack([x, z]), axis=1)  # among all rows
+    auc = (rank_all[:, :m].sum(axis=1) / m - (m + 1) / 2) / k
+    v10 = (rank_all[:, :m] - rank_x) / k  # per positive: share of negatives it outranks
+    v01 = 1.0 - (rank_all[:, m:] - rank_z) / m  # per negative: share of positives above it
+    cov = np.cov(v10) / m + np.cov(v01) / k
+    var = cov[0, 0] + cov[1, 1] - 2 * cov[0, 1]
+    se = math.sqrt(max(float(var), 0.0))
+    return _from_standard_error(
+        "roc_auc", auc[0], auc[1], se, confidence, "delong", y.size, positives=m
+    )
+
+
+def paired_mean_delta(
+    loss_candidate: np.ndarray,
+    loss_baseline: np.ndarray,
+    confidence: float = 0.95,
+    metric: str = "mean_loss",
+) -> Comparison:
+    """Paired t interval for the difference of two mean per-row losses.
+
+    The mean of per-row differences is the difference of the means, and its t interval is the
+    exact paired method (normal in the limit; the t quantile is used at every n).
+
+    Args:
+        loss_candidate: Candidate loss per row (e.g. log loss or squared error).
+        loss_baseline: Baseline loss on the same rows.
+        confidence: Two-sided coverage of the interval for delta.
+        metric: Name recorded in the comparison (`log_loss`, `brier`).
+
+    Returns:
+        The comparison; its p-value equals `scipy.stats.ttest_rel`'s.
+    """
+    confidence = _check_confidence(confidence)
+    c = np.asarray(loss_candidate, dtype=float)
+    b = np.asarray(loss_baseline, dtype=float)
+    if c.shape != b.shape or c.ndim != 1:
+        raise ValueError(f"losses must be 1-D arrays of one length, got {c.shape} and {b.shape}")
+    if not (np.isfinite(c).all() and np.isfinite(b).all()):
+        raise ValueError("losses contain NaN or infinity; clip probabilities before the loss")
+    if c.size < 2:
+        reason = f"a paired interval needs at least 2 rows; got {c.size}"
+        return _undefined(metric, "paired_t", c.size, confidence, reason)
+    se = float(np.std(c - b, ddof=1)) / math.sqrt(c.size)
+    return _from_standard_error(
+        metric, c.mean(), b.mean(), se, confidence, "paired_t", c.size, df=c.size - 1
+    )
+
+
+def resample_weights(
+    n: int,
+    n_resamples: int,
+    seed: int = 0,
+    groups: np.ndarray | None = None,
+    chunk_size: int | None = None,
+) -> Iterator[np.ndarray]:
+    """Multinomial bootstrap weights, a chunk of resamples at a time.
+
+    Row j of a chunk holds how often each row appears in one resample: the counts of n uniform
+    draws with replacement, i.e. Multinomial(n; 1/n, ..., 1/n). With `groups`, whole groups
+    are drawn (G draws from G groups) and each row gets its group's count.
+
+    Args:
+        n: Rows in the data.
+        n_resamples: Resamples in total (B).
+        seed: Seed of `numpy.random.default_rng`; the draws also depend on `chunk_size`.
+        groups: Optional cluster label per row (customer id, session).
+        chunk_size: Resamples per chunk; by default as many as fit in CHUNK_ELEMENTS (max 50).
+
+    Yields:
+        float64 arrays of shape (k, n) whose rows sum to n (k <= chunk_size).
+    """
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        codes, units = None, n
+    else:
+        _, codes = np.unique(np.asarray(groups), return_inverse=True)
+        codes = codes.ravel()
+        units = int(codes.max()) + 1
+    size = chunk_size or max(1, min(MAX_CHUNK, CHUNK_ELEMENTS // max(n, 1)))
+    for start in range(0, n_resamples, size):
+        k = min(size, n_resamples - start)
+        # int32 draws are 3x faster than int64; one flat bincount counts every resample at once
+        draws = rng.integers(0, units, size=(k, units), dtype=np.int32).astype(np.intp)
+        draws += np.arange(k, dtype=np.intp)[:, None] * units
+        counts = np.bincount(draws.ravel(), minlength=k * units).reshape(k, units)
+        yield counts.astype(float) if codes is None else counts[:, codes].astype(float)
+
+
+def paired_bootstrap_delta(
+    y: np.ndarray,
+    score_candidate: np.ndarray,
+    score_baseline: np.ndarray,
+    metric_fn: WeightedMetric | Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
+    confidence: float = 0.95,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    groups: np.ndarray | None = None,
+    *,
+    metric: str | None = None,
+    chunk_size: int | None = None,
+) -> Comparison:
+    """Paired percentile bootstrap for delta of any metric, vectorized over resamples.
+
+    Both models are scored on the same resamples. `metric_fn(y, score, weights)` returns one
+    value per row of `weights`; a `WeightedMetric` is prepared once per model (sorting, binning)
+    and then evaluated chunk by chunk, so memory stays bounded at any n and B.
+
+    Args:
+        y: Binary labels, one per row.
+        score_candidate: Candidate scores (probabilities for `ece`).
+        score_baseline: Baseline scores for the same rows.
+        metric_fn: A `WeightedMetric` (see `weighted_metric`) or any function of that signature.
+        confidence: Two-sided coverage of the percentile interval for delta.
+        n_resamples: Bootstrap resamples B.
+        seed: Seed for the resample weights.
+        groups: Optional cluster label per row; whole clusters are resampled.
+        metric: Name to record; defaults to the metric's own name.
+        chunk_size: Resamples evaluated at once (see `resample_weights`).
+
+    Returns:
+        The comparison, with the replicates of delta in `draws` and the two-sided bootstrap
+        p-value of H0: delta = 0.
+    """
+    confidence = _check_confidence(confidence)
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be at least 1, got {n_resamples}")
+    y, sc, sb = as_binary_arrays(y, score_candidate, score_baseline)
+    name = metric or getattr(metric_fn, "name", None) or getattr(metric_fn, "__name__", "metric")
+    method = f"paired_bootstrap(B={n_resamples})"
+    if isinstance(metric_fn, WeightedMetric):
+        on_candidate, on_baseline = metric_fn.prepare(y, sc), metric_fn.prepare(y, sb)
+    else:
+        on_candidate, on_baseline = partial(metric_fn, y, sc), partial(metric_fn, y, sb)
+    everyone = np.ones((1, y.size))
+    cand, base = float(on_candidate(everyone)[0]), float(on_baseline(everyone)[0])
+    nan, positives = math.nan, int(y.sum())
+    point = Comparison(name, cand, base, cand - base, nan, nan, confidence, method, y.size)
+    point = replace(point, positives=positives)
+    if not (math.isfinite(cand) and math.isfinite(base)):
+        reason = f"{name} is undefined on these rows (n={y.size}, positives={positives})"
+        return replace(point, undefined_reason=reason)
+    weights = resample_weights(y.size, n_resamples, seed, groups, chunk_size)
+    draws = np.concatenate([on_candidate(w) - on_baseline(w) for w in weights])
+    finite = draws[np.isfinite(draws)]
+    if draws.size - finite.size > MAX_UNDEFINED_SHARE * draws.size:
+        missing = draws.size - finite.size
+        reason = f"{name} is undefined on {missing} of {draws.size} resamples: too few positives"
+        return replace(point, undefined_reason=reason)
+    alpha = 1.0 - confidence
+    low, high = np.quantile(finite, [alpha / 2, 1 - alpha / 2])
+    tail = min(np.sum(finite <= 0), np.sum(finite >= 0))
+    p = min(1.0, 2 * (1 + float(tail)) / (finite.size + 1))
+    return replace(point, low=float(low), high=float(high), p_value=p, draws=draws)
