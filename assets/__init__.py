@@ -3,6 +3,7 @@
 import dagster as dg
 
 from assets.data import build_data_assets
+from assets.evaluation import build_evaluation_assets, build_report_asset
 from assets.features import build_feature_assets
 from assets.models import build_model_assets
 from assets.release import build_release_assets
@@ -15,5 +16,7 @@ def build_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
         *build_data_assets(spec),
         *build_feature_assets(spec),
         *build_model_assets(spec),
+        *build_evaluation_assets(spec),
+        *build_report_asset(spec),
         *build_release_assets(spec),
     ]

@@ -4,10 +4,11 @@ from pathlib import Path
 
 import dagster as dg
 
-from checks.metadata import check_result, current_candidate
+from checks.metadata import check_result
 from ml_release import keys
 from ml_release.contract.run import run_contract, run_parity
 from ml_release.gates.catalog import CATALOG
+from ml_release.jobs import latest_candidate
 from ml_release.spec import GateSpec, ReleaseSpec
 
 
@@ -32,7 +33,7 @@ def _contract_check(spec: ReleaseSpec, target: str, gates: list[GateSpec]):
     def _check(context: dg.AssetCheckExecutionContext):
         results = run_contract(context.resources.warehouse.get(), spec, target)
         reports = Path(context.resources.report_store.path) / context.run.run_id
-        candidate = current_candidate(context.instance)
+        candidate = latest_candidate(context.instance)
         for gate, result in zip(gates, results, strict=True):
             context.log.info(f"{gate.name} on {target}: {result.verdict.value}: {result.summary}")
             yield check_result(result, gate, spec, candidate, reports)
@@ -51,7 +52,7 @@ def _parity_check(spec: ReleaseSpec, gate: GateSpec):
     def _check(context: dg.AssetCheckExecutionContext):
         result = run_parity(context.resources.warehouse.get(), spec, gate.params)  # type: ignore[arg-type]
         context.log.info(f"{gate.name}: {result.verdict.value}: {result.summary}")
-        yield check_result(result, gate, spec, current_candidate(context.instance))
+        yield check_result(result, gate, spec, latest_candidate(context.instance))
 
     return _check
 

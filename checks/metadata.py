@@ -33,16 +33,6 @@ def _number(value: float | None) -> dg.MetadataValue:
     return dg.MetadataValue.float(float(value))
 
 
-def current_candidate(instance: dg.DagsterInstance) -> tuple[str | None, str | None]:
-    """(version, digest) of the latest candidate_model materialization: what a verdict is for."""
-    event = instance.get_latest_materialization_event(dg.AssetKey(keys.CANDIDATE_MODEL))
-    if event is None or event.asset_materialization is None:
-        return None, None
-    metadata = event.asset_materialization.metadata
-    version, digest = metadata.get(keys.CANDIDATE_VERSION), metadata.get(keys.CANDIDATE_DIGEST)
-    return getattr(version, "value", None), getattr(digest, "value", None)
-
-
 def check_result(
     result: GateResult,
     gate: GateSpec,
@@ -80,7 +70,7 @@ def check_result(
             path.write_bytes(result.plot_png)
             metadata["plot_path"] = dg.MetadataValue.path(str(path))
     return dg.AssetCheckResult(
-        asset_key=result.target,
+        asset_key=gate.target,
         check_name=gate.name,
         passed=result.passed(inconclusive_blocks=spec.inconclusive == "block"),
         severity=dg.AssetCheckSeverity.ERROR if gate.must_pass else dg.AssetCheckSeverity.WARN,

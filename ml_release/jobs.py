@@ -102,6 +102,16 @@ class ReleaseOutcome:
         return EXIT_BLOCKED if self.blocked or self.refusal else EXIT_OK
 
 
+def latest_candidate(instance: dg.DagsterInstance) -> tuple[str | None, str | None]:
+    """(version, digest) of the latest `candidate_model` materialization: what is being gated."""
+    event = instance.get_latest_materialization_event(dg.AssetKey(keys.CANDIDATE_MODEL))
+    if event is None or event.asset_materialization is None:
+        return None, None
+    metadata = event.asset_materialization.metadata
+    version, digest = metadata.get(keys.CANDIDATE_VERSION), metadata.get(keys.CANDIDATE_DIGEST)
+    return getattr(version, "value", None), getattr(digest, "value", None)
+
+
 def ensure_instance(dagster_home: Path) -> dg.DagsterInstance:
     """The persistent local Dagster instance, created with the warehouse pool limit if new."""
     dagster_home.mkdir(parents=True, exist_ok=True)

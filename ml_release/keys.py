@@ -5,6 +5,7 @@ Plain strings (no Dagster import) so the core, the spec and the Dagster glue sha
 
 # Groups.
 DATA_GROUP = "data"
+EVALUATION_GROUP = "evaluation"
 FEATURES_GROUP = "features"
 MODELS_GROUP = "models"
 RELEASE_GROUP = "release"
@@ -29,6 +30,9 @@ FEATURE_SOURCES = {
 # Model and release assets.
 CANDIDATE_MODEL = "candidate_model"
 RELEASE_DECISION = "release_decision"
+CANDIDATE_PREDICTIONS = "candidate_predictions"
+BASELINE_PREDICTIONS = "baseline_predictions"
+EVALUATION_REPORT = "evaluation_report"
 
 # Metadata keys every gate result carries to tie it to the candidate it judged.
 CANDIDATE_DIGEST = "candidate_digest"

@@ -224,6 +224,18 @@ class ContractSpec(_Model):
         return value
 
 
+class EvaluationSpec(_Model):
+    """How candidate and baseline are scored and compared (see docs/statistics.md)."""
+
+    threshold: float = Field(
+        0.5, gt=0.0, lt=1.0, description="Score at or above which a row is predicted positive."
+    )
+    bootstrap_resamples: int = Field(
+        1000, ge=100, le=20_000, description="Paired bootstrap resamples where no exact method."
+    )
+    seed: int = Field(0, description="Seed of the bootstrap: verdicts are reproducible.")
+
+
 class GateSpec(_Model):
     """One entry of `gates:`: a catalog name, whether it blocks, and its parameters."""
 
@@ -263,6 +275,7 @@ class ReleaseSpec(_Model):
     data: DataSpec
     features: FeatureSpec
     contract: ContractSpec = Field(default_factory=ContractSpec)
+    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     inconclusive: Literal["block", "warn"] = Field(
         "block", description="What an inconclusive gate does when it is `must_pass`."
     )
@@ -292,6 +305,8 @@ class ReleaseSpec(_Model):
         for i, gate in enumerate(self.gates):
             for column in getattr(gate.params, "columns", None) or []:
                 known(column, f"gates[{i}].columns", features)
+            for column in getattr(gate.params, "segments", None) or []:
+                known(column, f"gates[{i}].segments", self.data.segments)
             if (gate.name, gate.target) in seen:
                 problems.append(
                     f"gates[{i}]: {gate.name!r} is listed twice for {gate.target!r}; "

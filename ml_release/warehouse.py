@@ -1,9 +1,13 @@
 """The embedded warehouse: datasets, features and evaluation tables in one DuckDB file."""
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ml_release.dbfile import DuckDBFile, one
 from ml_release.identifiers import quote
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class Warehouse(DuckDBFile):
@@ -44,3 +48,18 @@ class Warehouse(DuckDBFile):
                 [str(parquet)],
             )
             return int(one(connection, f"SELECT count(*) FROM {quote(table)}")[0])
+
+    def replace_from_frame(self, table: str, frame: "pd.DataFrame") -> int:
+        """Atomically replace `table` with a DataFrame's rows; returns the row count."""
+        with self.transaction() as connection:
+            connection.register("incoming_frame", frame)
+            connection.execute(
+                f"CREATE OR REPLACE TABLE {quote(table)} AS SELECT * FROM incoming_frame"
+            )
+            connection.unregister("incoming_frame")
+        return len(frame)
+
+    def frame(self, sql: str, params: list | None = None) -> "pd.DataFrame":
+        """A query's result as a DataFrame."""
+        with self.connect() as connection:
+            return connection.execute(sql, params or []).df()

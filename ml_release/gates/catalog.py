@@ -6,20 +6,13 @@ descriptions are the parameter documentation (rendered into docs/gates.md by
 every threshold says which direction is worse.
 """
 
-from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ml_release import keys
-
-Rate = float
-
-
-class GateParams(BaseModel):
-    """Parameters shared by every gate."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+from ml_release.gates.catalog_base import GateDefinition, GateParams, Rate
+from ml_release.gates.model_quality import model_quality_gates
 
 
 class ContractParams(GateParams):
@@ -124,16 +117,6 @@ class ParityParams(GateParams):
     examples: int = Field(10, ge=0, le=1000, description="Mismatching rows shown as evidence.")
 
 
-@dataclass(frozen=True)
-class GateDefinition:
-    """A gate the spec may name: its family, parameter model and target."""
-
-    name: str
-    family: str
-    params: type[GateParams]
-    summary: str
-
-
 CATALOG: dict[str, GateDefinition] = {
     gate.name: gate
     for gate in (
@@ -173,6 +156,7 @@ CATALOG: dict[str, GateDefinition] = {
             ParityParams,
             "Logged serving features equal the shared feature code's output, row by row.",
         ),
+        *model_quality_gates(),
     )
 }
 
@@ -181,6 +165,8 @@ def gate_target(name: str, params: GateParams) -> str:
     """The asset a gate's check is attached to."""
     if CATALOG[name].family == "parity":
         return keys.SERVING_FEATURES_RECOMPUTED
+    if CATALOG[name].family == "model_quality":
+        return keys.EVALUATION_REPORT
     return params.dataset  # type: ignore[attr-defined]
 
 

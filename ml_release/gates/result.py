@@ -5,7 +5,9 @@ numbers (observed, baseline, delta, interval, threshold, direction, support), a 
 per-segment table, bounded failing examples, and the spec hash of the rules that produced it.
 """
 
-from dataclasses import dataclass, field
+import base64
+import math
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -54,6 +56,23 @@ class GateResult:
             return not inconclusive_blocks
         return self.verdict is Verdict.PASS
 
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (non-finite floats as text, the plot as base64)."""
+        data = asdict(self)
+        data["verdict"] = self.verdict.value
+        data["plot_png"] = base64.b64encode(self.plot_png).decode() if self.plot_png else None
+        return _jsonable(data)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "GateResult":
+        """Inverse of `to_dict`."""
+        data = dict(data)
+        data["verdict"] = Verdict(data["verdict"])
+        data["plot_png"] = base64.b64decode(data["plot_png"]) if data.get("plot_png") else None
+        if data.get("interval") is not None:
+            data["interval"] = tuple(data["interval"])
+        return cls(**data)
+
     def markdown(self) -> str:
         """A short Markdown summary for people: verdict, headline numbers, failing rows."""
         lines = [
@@ -70,6 +89,18 @@ class GateResult:
             for row in failing[:20]:
                 lines.append("| " + " | ".join(_cell(row.get(h)) for h in headers) + " |")
         return "\n".join(lines)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item"):  # numpy scalars
+        return _jsonable(value.item())
+    return value
 
 
 def _cell(value: Any) -> str:

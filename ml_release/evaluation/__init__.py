@@ -1,0 +1,1 @@
+"""Offline evaluation: paired comparisons of candidate and baseline, judged as gates."""

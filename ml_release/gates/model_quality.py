@@ -1,0 +1,124 @@
+"""Catalog entries of the model-quality gates: comparisons with production, floors, calibration.
+
+For every metric with a direction there are three gates: `<metric>_vs_baseline` (global),
+`segment_<metric>_vs_baseline` (every segment), and an absolute floor `min_<metric>` (or a
+ceiling `max_<metric>` when lower is better). `calibration` bounds the expected calibration
+error, and `valid_predictions` fails on any score that is not a probability.
+"""
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from ml_release.gates.catalog_base import GateDefinition, GateParams
+
+# Direction is never guessed: True when greater is better (checked against ml_release.metrics).
+METRIC_DIRECTIONS: dict[str, bool] = {
+    "precision": True,
+    "recall": True,
+    "f1": True,
+    "roc_auc": True,
+    "pr_auc": True,
+    "log_loss": False,
+    "brier": False,
+    "ece": False,
+}
+EvalSet = Literal["holdout", "serving"]
+
+
+class EvaluationParams(GateParams):
+    """Parameters shared by the model-quality gates."""
+
+    eval_set: EvalSet = Field(
+        "holdout", description="`holdout`, or `serving` (the labelled serving-log requests)."
+    )
+    min_support: int = Field(200, ge=1, description="Fewer rows: inconclusive, not a number.")
+
+
+class VsBaselineParams(EvaluationParams):
+    """Candidate minus production on the same rows, with a tolerated drop."""
+
+    max_drop: float | None = Field(None, ge=0.0, description="Tolerated absolute drop.")
+    max_relative_drop: float | None = Field(
+        None, ge=0.0, le=1.0, description="Tolerated drop as a share of the baseline value."
+    )
+    confidence: float = Field(0.95, gt=0.5, lt=1.0, description="Interval confidence.")
+
+    @model_validator(mode="after")
+    def _one_margin(self) -> "VsBaselineParams":
+        if (self.max_drop is None) == (self.max_relative_drop is None):
+            raise ValueError("give exactly one of `max_drop` (absolute) or `max_relative_drop`")
+        return self
+
+
+class SegmentVsBaselineParams(VsBaselineParams):
+    """The same comparison in every segment, with false alarms controlled across segments."""
+
+    segments: list[str] | None = Field(None, description="Segment columns (all of data.segments).")
+    crossings: bool = Field(False, description="Also every pair of segment columns crossed.")
+    multiplicity: Literal["bonferroni", "none"] = Field(
+        "bonferroni", description="Per-segment confidence 1 - (1 - confidence)/m over m segments."
+    )
+
+
+class FloorParams(EvaluationParams):
+    """An absolute bound, for releases with or without a production model."""
+
+    threshold: float = Field(description="The bound the candidate must meet (min or max).")
+
+
+class CalibrationParams(EvaluationParams):
+    """Expected calibration error: a ceiling, and no worse than production beyond a margin."""
+
+    max_ece: float = Field(0.05, ge=0.0, le=1.0, description="ECE ceiling (10 equal bins).")
+    max_increase: float = Field(0.01, ge=0.0, le=1.0, description="Tolerated ECE increase.")
+    confidence: float = Field(0.95, gt=0.5, lt=1.0, description="Interval confidence.")
+
+
+class ValidityParams(GateParams):
+    """Every score must be a finite probability."""
+
+    examples: int = Field(10, ge=0, le=1000, description="Offending row ids shown.")
+
+
+def model_quality_gates() -> list[GateDefinition]:
+    """One entry per gate name (three per metric, plus calibration and validity)."""
+    gates = []
+    for metric, higher in METRIC_DIRECTIONS.items():
+        better = "higher" if higher else "lower"
+        gates += [
+            GateDefinition(
+                f"{metric}_vs_baseline",
+                "model_quality",
+                VsBaselineParams,
+                f"{metric} ({better} is better) no worse than production beyond the "
+                "margin, on the same rows.",
+            ),
+            GateDefinition(
+                f"segment_{metric}_vs_baseline",
+                "model_quality",
+                SegmentVsBaselineParams,
+                f"{metric} no worse than production beyond the margin in any segment.",
+            ),
+            GateDefinition(
+                f"{'min' if higher else 'max'}_{metric}",
+                "model_quality",
+                FloorParams,
+                f"Absolute {'floor' if higher else 'ceiling'} on {metric}.",
+            ),
+        ]
+    gates += [
+        GateDefinition(
+            "calibration",
+            "model_quality",
+            CalibrationParams,
+            "ECE under a ceiling and no worse than production beyond a margin.",
+        ),
+        GateDefinition(
+            "valid_predictions",
+            "model_quality",
+            ValidityParams,
+            "Every candidate score is a finite probability; failures name the rows.",
+        ),
+    ]
+    return gates

@@ -1,0 +1,91 @@
+"""Scoring the evaluation rows with a model artifact: the holdout and the labelled serving log.
+
+Both models of a comparison score exactly the same rows (same ids, same order), so every
+comparison downstream is paired. The serving log contributes its labelled requests (labels
+arrive late) as a second, more recent evaluation set, rebuilt from the logged raw requests.
+Scores are stored as the model produced them; invalid ones (non-finite, outside [0, 1]) are
+kept and flagged so a gate can name the rows, never silently dropped or clipped.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ml_release import keys
+from ml_release.artifacts.skops_io import load_model
+from ml_release.featurize import load_feature_code
+from ml_release.identifiers import quote
+from ml_release.spec import ReleaseSpec
+from ml_release.warehouse import Warehouse
+
+HOLDOUT, SERVING = "holdout", "serving"
+KEY_COLUMNS = ["eval_set", "row_id", "label"]
+
+
+def evaluation_rows(warehouse: Warehouse, spec: ReleaseSpec) -> pd.DataFrame:
+    """Raw rows of both evaluation sets, with `eval_set`, `row_id`, `label` and segments."""
+    code = load_feature_code(spec.features.code)
+    raw_columns = list(code.required_columns)
+    log = spec.data.serving_log
+    label = spec.data.label
+    with warehouse.connect() as connection:
+        holdout = connection.sql(
+            f"SELECT {quote(spec.data.id_column)} AS row_id, {quote(label)} AS label, "
+            f"{', '.join(quote(c) for c in raw_columns)} FROM {quote(keys.EVALUATION_HOLDOUT)} "
+            f"ORDER BY row_id"
+        ).df()
+        served = connection.sql(
+            f"SELECT {quote(log.request_id_column)} AS row_id, {quote(label)} AS label, "
+            f"{quote(log.request_column)} AS request FROM {quote(keys.SERVING_LOG)} "
+            f"WHERE {quote(label)} IS NOT NULL ORDER BY row_id"
+        ).df()
+    requests = pd.DataFrame.from_records(
+        [json.loads(text) for text in served.pop("request")], index=served.index
+    ).reindex(columns=raw_columns)
+    served = pd.concat([served, requests], axis=1)
+    frame = pd.concat(
+        [holdout.assign(eval_set=HOLDOUT), served.assign(eval_set=SERVING)], ignore_index=True
+    )
+    features = code.compute(frame[raw_columns])
+    for segment in spec.data.segments:
+        frame[f"segment__{segment}"] = (
+            features[segment] if segment in features else frame[segment]
+        ).astype(str)
+    frame["row_id"] = frame["row_id"].astype(str)
+    frame["label"] = frame["label"].astype(int)
+    return frame
+
+
+def score(folder: Path, spec: ReleaseSpec, rows: pd.DataFrame) -> np.ndarray:
+    """P(label = 1) from the artifact at `folder` (safe-loaded) for every row."""
+    model = load_model(folder, feature_code=spec.features.code)
+    raw_columns = list(load_feature_code(spec.features.code).required_columns)
+    classes = list(model.classes_)
+    if 1 not in classes:
+        raise ValueError(f"{folder}: the model's classes are {classes}; expected 0 and 1")
+    return np.asarray(model.predict_proba(rows[raw_columns])[:, classes.index(1)], dtype=float)
+
+
+def invalid_rows(scores: np.ndarray) -> np.ndarray:
+    """Positions of scores that are not probabilities (NaN, inf, outside [0, 1])."""
+    bad = ~np.isfinite(scores) | (scores < 0) | (scores > 1)
+    return np.flatnonzero(bad)
+
+
+def predictions_table(rows: pd.DataFrame, scores: np.ndarray, spec: ReleaseSpec) -> pd.DataFrame:
+    """The stored predictions: keys, label, segments and the score."""
+    segments = [f"segment__{s}" for s in spec.data.segments]
+    out = rows[[*KEY_COLUMNS, *segments]].copy()
+    out["score"] = scores
+    return out
+
+
+def training_prior(warehouse: Warehouse, spec: ReleaseSpec) -> float:
+    """Positive rate of the training snapshot: the trivial model's constant score."""
+    with warehouse.connect() as connection:
+        rows = connection.execute(
+            f"SELECT avg({quote(spec.data.label)}) FROM {quote(keys.TRAINING_SNAPSHOT)}"
+        ).fetchall()
+    return float(rows[0][0])
