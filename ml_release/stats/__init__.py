@@ -8,15 +8,11 @@ docs/statistics.md.
 
 from ml_release.stats.multiple import benjamini_hochberg, holm, simultaneous_confidence
 from ml_release.stats.paired import (
-    WEIGHTED_METRICS,
     Comparison,
-    WeightedMetric,
     delong_auc_delta,
     paired_bootstrap_delta,
     paired_mean_delta,
     resample_weights,
-    resampled,
-    weighted_metric,
 )
 from ml_release.stats.verdict import (
     Decision,
@@ -25,6 +21,7 @@ from ml_release.stats.verdict import (
     p_worse_than_margin,
     tolerated_margin,
 )
+from ml_release.stats.weighted import WEIGHTED_METRICS, WeightedMetric, resampled, weighted_metric
 
 __all__ = [
     "WEIGHTED_METRICS",
