@@ -199,8 +199,19 @@ def _with_broken_data(spec: ReleaseSpec, data) -> ReleaseSpec:
     return spec.model_copy(update={"data": data_spec})
 
 
+def _segment_regression_candidate(spec: ReleaseSpec, data) -> Path:
+    from ml_release.demo.features import REQUIRED_COLUMNS
+    from ml_release.demo.model_scenarios import segment_regression
+    from ml_release.publish import publish_candidate
+
+    model = segment_regression(spec, data.training, list(REQUIRED_COLUMNS), "region", "coastal")
+    return publish_candidate(
+        model, spec, version="demo-segment-regression", home=demo_data_dir() / "published"
+    )
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Four releases and a rollback on generated data, then the production history."""
+    """Five releases and a rollback on generated data, then the production history."""
     from ml_release.demo.generate import generate, write_demo_data
     from ml_release.report import history_table
 
@@ -210,17 +221,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     console.rule("1. first release: a small gradient-boosting model, no baseline yet")
     weak = _with_model(spec, "hist_gradient_boosting", {"max_iter": 25, "max_depth": 2})
     first = run_release(weak, "first release")
-    console.rule(f"2. second release: {spec.model.estimator} from release.yaml")
+    console.rule("2. better globally, worse for one region: a segment regression")
+    regression = run_release(
+        spec, "segment regression", str(_segment_regression_candidate(spec, data))
+    )
+    console.rule(f"3. the {spec.model.estimator} from release.yaml")
     second = run_release(spec, "second release")
-    console.rule("3. a new random forest on broken data: incomes missing, serving-path skew")
+    console.rule("4. a new random forest on broken data: incomes missing, serving-path skew")
     broken_spec = _with_model(_with_broken_data(spec, data), "random_forest", {"n_estimators": 60})
     broken = run_release(broken_spec, "broken release")
-    console.rule("4. production misbehaves: `ml-release rollback`")
+    console.rule("5. production misbehaves: `ml-release rollback`")
     rolled = cmd_rollback(
         argparse.Namespace(model=spec.model.name, to=None, reason="demo: roll back", spec=None)
     )
     console.print(history_table(spec.model.name, _registry()))
-    ok = (first.exit_code, second.exit_code, broken.exit_code, rolled) == (0, 0, 1, 0)
+    codes = (first.exit_code, regression.exit_code, second.exit_code, broken.exit_code, rolled)
+    ok = codes == (0, 1, 0, 1, 0)
     console.rule("demo " + ("[green]behaved as expected[/]" if ok else "[red]did NOT behave[/]"))
     console.print(
         "Open the UI with `make ui` (Dagster at http://127.0.0.1:3000) to read each gate's "

@@ -154,7 +154,7 @@ def _json_default(value: object) -> object:
 
 
 def generate(
-    seed: int = 7, n_training: int = 40_000, n_evaluation: int = 10_000, n_serving: int = 10_000
+    seed: int = 7, n_training: int = 40_000, n_evaluation: int = 20_000, n_serving: int = 10_000
 ) -> DemoData:
     """The demo datasets for `seed`; equal seeds give equal data."""
     rng = np.random.default_rng(seed)
