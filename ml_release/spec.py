@@ -6,7 +6,6 @@ fix, before anything runs. Paths may use `${ML_RELEASE_HOME}`; relative paths ar
 against the folder of the spec file.
 """
 
-import difflib
 import hashlib
 import importlib.util
 import json
@@ -15,8 +14,6 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     PrivateAttr,
     SerializeAsAny,
@@ -27,27 +24,18 @@ from pydantic import (
 
 from ml_release.errors import SpecError
 from ml_release.gates.catalog import CATALOG, GateParams, gate_target
-from ml_release.home import HOME_ENV, release_home
+from ml_release.home import release_home
 from ml_release.identifiers import check_identifier
-
-HOME_PLACEHOLDER = "${" + HOME_ENV + "}"
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-def _identifier(value: str) -> str:
-    return check_identifier(value)
+from ml_release.spec_data import (
+    DataSpec,
+    SourceSpec,
+    SpecModel,
+    close_matches,
+    identifier_field,
+)
 
 
-def close_matches(name: str, candidates: list[str] | tuple[str, ...]) -> str:
-    """A ' Did you mean ...?' suffix, or '' when nothing is close."""
-    found = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.6)
-    return f" Did you mean {', '.join(repr(m) for m in found)}?" if found else ""
-
-
-class ModelSpec(_Model):
+class ModelSpec(SpecModel):
     """The model being released."""
 
     name: str = Field(description="Model name; artifacts live under artifacts/<name>/.")
@@ -59,94 +47,10 @@ class ModelSpec(_Model):
         default_factory=dict, description="Estimator parameters (scikit-learn names)."
     )
 
-    _check_name = field_validator("name")(_identifier)
+    _check_name = field_validator("name")(identifier_field)
 
 
-class SourceSpec(_Model):
-    """Where a dataset comes from: a Parquet/CSV file, or a table in a DuckDB file."""
-
-    path: str | None = Field(None, description="Parquet or CSV file.")
-    duckdb: str | None = Field(None, description="DuckDB database file holding `table`.")
-    table: str | None = Field(None, description="Table in `duckdb`.")
-    format: Literal["parquet", "csv"] | None = Field(
-        None, description="File format; inferred from the extension when omitted."
-    )
-
-    @model_validator(mode="after")
-    def _one_kind(self) -> "SourceSpec":
-        if (self.path is None) == (self.duckdb is None):
-            raise ValueError("give either `path` (Parquet/CSV) or `duckdb` with `table`")
-        if self.duckdb is not None and self.table is None:
-            raise ValueError("`duckdb` needs `table`: the table to read from that database")
-        if self.table is not None:
-            check_identifier(self.table)
-        if self.path is not None and self.format is None:
-            suffix = Path(self.path).suffix.lower()
-            if suffix not in (".parquet", ".csv"):
-                raise ValueError(f"cannot infer the format of {self.path!r}: set `format`")
-        return self
-
-    @property
-    def file_format(self) -> str:
-        """The declared or inferred format of a file source."""
-        return self.format or Path(self.path or "").suffix.lower().lstrip(".")
-
-    def resolved(self, base: Path, home: Path) -> "SourceSpec":
-        """A copy with `${ML_RELEASE_HOME}` expanded and relative paths made absolute."""
-
-        def fix(value: str | None) -> str | None:
-            if value is None:
-                return None
-            path = Path(value.replace(HOME_PLACEHOLDER, str(home)))
-            return str(path if path.is_absolute() else (base / path).resolve())
-
-        return self.model_copy(update={"path": fix(self.path), "duckdb": fix(self.duckdb)})
-
-    def describe(self) -> str:
-        """Where the data comes from, for error messages."""
-        return self.path or f"{self.duckdb} (table {self.table})"
-
-
-class ServingLogSpec(SourceSpec):
-    """The serving request log: raw requests, logged features and production answers."""
-
-    request_id_column: str = "request_id"
-    request_column: str = Field("request", description="Raw request payload (JSON text).")
-    logged_features_column: str = Field(
-        "logged_features", description="Features the serving path computed (JSON text)."
-    )
-    prediction_column: str = "prediction"
-    latency_column: str = "latency_ms"
-
-    _check_columns = field_validator(
-        "request_id_column",
-        "request_column",
-        "logged_features_column",
-        "prediction_column",
-        "latency_column",
-    )(_identifier)
-
-
-class DataSpec(_Model):
-    """Datasets and the columns with a special role."""
-
-    id_column: str
-    timestamp_column: str
-    label: str
-    segments: list[str] = Field(default_factory=list, description="Segment columns.")
-    training: SourceSpec
-    evaluation: SourceSpec
-    serving_log: ServingLogSpec
-
-    _check_columns = field_validator("id_column", "timestamp_column", "label")(_identifier)
-
-    @field_validator("segments")
-    @classmethod
-    def _check_segments(cls, value: list[str]) -> list[str]:
-        return [check_identifier(v) for v in value]
-
-
-class FeatureSpec(_Model):
+class FeatureSpec(SpecModel):
     """The model's features and the code that computes them for training and serving."""
 
     code: str = Field(
@@ -191,7 +95,7 @@ class FeatureSpec(_Model):
         return [*self.numeric, *self.categorical]
 
 
-class RangeSpec(_Model):
+class RangeSpec(SpecModel):
     """An explicit allowed range for a numeric feature."""
 
     min: float | None = None
@@ -204,7 +108,7 @@ class RangeSpec(_Model):
         return self
 
 
-class ContractSpec(_Model):
+class ContractSpec(SpecModel):
     """Column-level facts of the data contract; gate thresholds live on the gates."""
 
     null_rate: dict[str, float] = Field(
@@ -224,7 +128,7 @@ class ContractSpec(_Model):
         return value
 
 
-class EvaluationSpec(_Model):
+class EvaluationSpec(SpecModel):
     """How candidate and baseline are scored and compared (see docs/statistics.md)."""
 
     threshold: float = Field(
@@ -236,7 +140,7 @@ class EvaluationSpec(_Model):
     seed: int = Field(0, description="Seed of the bootstrap: verdicts are reproducible.")
 
 
-class GateSpec(_Model):
+class GateSpec(SpecModel):
     """One entry of `gates:`: a catalog name, whether it blocks, and its parameters."""
 
     name: str
@@ -267,7 +171,7 @@ class GateSpec(_Model):
         return gate_target(self.name, self.params)
 
 
-class ReleaseSpec(_Model):
+class ReleaseSpec(SpecModel):
     """The whole release spec."""
 
     version: Literal[1] = 1
