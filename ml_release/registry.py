@@ -11,7 +11,7 @@
 
 import getpass
 import json
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -163,38 +163,13 @@ class Registry(DuckDBFile):
             "lineage": {},
             "actor": default_actor(),
         } | fields
-        at = datetime.now(UTC)
+        record = Event(seq, datetime.now(UTC), model, event, **values)
+        *head, verdicts, lineage = astuple(record)
         connection.execute(
-            f"INSERT INTO ledger ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                seq,
-                at,
-                model,
-                event,
-                values["actor"],
-                values["version"],
-                values["digest"],
-                values["from_version"],
-                values["reason"],
-                values["spec_hash"],
-                json.dumps(values["verdicts"], default=str),
-                json.dumps(values["lineage"], default=str),
-            ],
+            f"INSERT INTO ledger ({_EVENT_COLUMNS}) VALUES ({', '.join('?' * 12)})",
+            [*head, json.dumps(verdicts, default=str), json.dumps(lineage, default=str)],
         )
-        return Event(
-            seq,
-            at,
-            model,
-            event,
-            values["actor"],
-            values["version"],
-            values["digest"],
-            values["from_version"],
-            values["reason"],
-            values["spec_hash"],
-            values["verdicts"],
-            values["lineage"],
-        )
+        return record
 
     def register(
         self, model: str, version: str, digest: str, path: str, manifest: dict, actor: str = ""
