@@ -1,5 +1,7 @@
 """Paired statistics against independent computations: sklearn, scipy, loops, simulation."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -28,7 +30,7 @@ from ml_release.stats import (
     simultaneous_confidence,
     weighted_metric,
 )
-from ml_release.stats.paired import CHUNK_ELEMENTS
+from ml_release.stats.weighted import BLOCK, CHUNK_ELEMENTS, confusion_cells, uniform_counts
 
 
 def binormal(n, d_candidate, d_baseline, rho=0.5, prevalence=0.3, seed=0):
@@ -142,8 +144,9 @@ def test_ece_bins_are_those_of_sklearn_calibration_curve():
 @pytest.mark.parametrize("name", ["precision", "pr_auc"])
 def test_paired_bootstrap_equals_a_loop_over_its_own_resamples(name):
     y, c, b = probabilities(400, seed=2, decimals=2)
+    rows_only = replace(weighted_metric(name), confusion=None)  # precision: not the cell path
     result = paired_bootstrap_delta(
-        y, c, b, weighted_metric(name), confidence=0.9, n_resamples=120, seed=3, chunk_size=7
+        y, c, b, rows_only, confidence=0.9, n_resamples=120, seed=3, chunk_size=7
     )
     rows = np.arange(y.size)
     looped = []
@@ -180,6 +183,137 @@ def test_group_bootstrap_moves_whole_groups():
         per_group = chunk.reshape(len(chunk), 40, 5)
         assert (per_group == per_group[:, :, :1]).all()
         assert (per_group[:, :, 0].sum(axis=1) == 40).all()
+
+
+THRESHOLD_METRICS = ["precision", "recall", "f1", "positive_rate"]
+
+
+def rows_only(name):
+    """The same metric without its ConfusionRule: the row bootstrap."""
+    return replace(weighted_metric(name), confusion=None)
+
+
+def test_confusion_cells_count_rows_by_label_and_both_flags():
+    y, c, b = probabilities(3000, seed=40)
+    cells = confusion_cells(y, c >= 0.5, b >= 0.5)
+    expected = [
+        np.sum((y == label) & ((c >= 0.5) == cand) & ((b >= 0.5) == base))
+        for label in (0, 1)
+        for cand in (False, True)
+        for base in (False, True)
+    ]
+    np.testing.assert_array_equal(cells, expected)
+
+
+@pytest.mark.parametrize("name", THRESHOLD_METRICS)
+def test_cell_path_point_estimates_equal_sklearn(name):
+    y, c, b = probabilities(5000, seed=41)
+    result = paired_bootstrap_delta(y, c, b, weighted_metric(name), n_resamples=200)
+    assert result.candidate == pytest.approx(SKLEARN[name](y, c), rel=1e-12)
+    assert result.baseline == pytest.approx(SKLEARN[name](y, b), rel=1e-12)
+    assert result.delta == pytest.approx(SKLEARN[name](y, c) - SKLEARN[name](y, b), abs=1e-12)
+    assert result.positives == y.sum() and result.method == "paired_bootstrap(B=200)"
+
+
+@pytest.mark.parametrize("name", THRESHOLD_METRICS)
+def test_cell_path_interval_agrees_with_the_row_bootstrap(name):
+    y, c, b = probabilities(20_000, seed=43)
+    cells = paired_bootstrap_delta(y, c, b, weighted_metric(name), n_resamples=2000, seed=1)
+    rows = paired_bootstrap_delta(y, c, b, rows_only(name), n_resamples=2000, seed=2)
+    assert cells.delta == pytest.approx(rows.delta, abs=1e-15)
+    assert cells.low == pytest.approx(rows.low, abs=0.005)
+    assert cells.high == pytest.approx(rows.high, abs=0.005)
+    assert np.std(cells.draws) == pytest.approx(np.std(rows.draws), rel=0.1)
+    assert stats.ks_2samp(cells.draws, rows.draws).pvalue > 0.01  # one distribution
+
+
+def test_cell_path_draws_are_a_seeded_multinomial_over_the_cells():
+    y, c, b = probabilities(2000, seed=42)
+    result = paired_bootstrap_delta(y, c, b, weighted_metric("precision"), n_resamples=500, seed=7)
+    cells = confusion_cells(y, c >= 0.5, b >= 0.5)
+    assert (cells > 0).all()
+    drawn = np.random.default_rng(7).multinomial(2000, cells / 2000, size=500)
+    tp_c, pp_c = drawn[:, 6] + drawn[:, 7], drawn[:, [2, 3, 6, 7]].sum(axis=1)
+    tp_b, pp_b = drawn[:, 5] + drawn[:, 7], drawn[:, [1, 3, 5, 7]].sum(axis=1)
+    np.testing.assert_allclose(result.draws, tp_c / pp_c - tp_b / pp_b, atol=1e-15)
+
+
+@pytest.mark.parametrize("name", ["precision", "recall", "f1"])
+def test_cell_path_finds_a_clearly_worse_candidate(name):
+    y, c, b = binormal(20_000, 0.6, 1.4, seed=44)  # the candidate separates far less
+    result = paired_bootstrap_delta(y, c, b, weighted_metric(name), n_resamples=1000)
+    assert result.high < 0 and result.p_value < 0.01
+    assert decide(result, greater_is_better=True, max_drop=0.01).verdict is Verdict.FAIL
+
+
+def test_groups_take_the_row_path_for_threshold_metrics():
+    y, c, b = probabilities(500, seed=46)
+    singletons = paired_bootstrap_delta(
+        y, c, b, weighted_metric("f1"), n_resamples=50, groups=np.arange(500)
+    )
+    rows = paired_bootstrap_delta(y, c, b, rows_only("f1"), n_resamples=50)
+    np.testing.assert_array_equal(singletons.draws, rows.draws)
+
+
+@pytest.mark.parametrize("metric", [weighted_metric("precision"), rows_only("precision")])
+def test_bootstrap_gives_up_when_many_resamples_are_undefined(metric):
+    y, _, b = probabilities(300, seed=45)
+    c = np.where(np.arange(300) == 0, 0.9, 0.1)  # one predicted positive: absent in ~37%
+    result = paired_bootstrap_delta(y, c, b, metric, n_resamples=300)
+    assert result.candidate in (0.0, 1.0)
+    assert not result.defined and "resamples" in result.undefined_reason
+
+
+def test_block_draws_are_multinomial_and_do_not_depend_on_chunking():
+    n, resamples = 3 * BLOCK + 1234, 300  # three full blocks and a partial one
+    starts = np.arange(0, n, BLOCK)
+    shares = np.diff(np.append(starts, n)) / n
+    totals, frequencies = [], np.zeros(5)
+    for chunk in resample_weights(n, resamples, seed=8):
+        assert (chunk.sum(axis=1) == n).all()
+        totals.append(np.add.reduceat(chunk, starts, axis=1))
+        frequencies += np.bincount(np.minimum(chunk, 4).astype(int).ravel(), minlength=5)
+    # each row's count is Binomial(n, 1/n)
+    pmf = stats.binom.pmf(np.arange(4), n, 1 / n)
+    expected = np.append(pmf, 1 - pmf.sum()) * n * resamples
+    assert stats.chisquare(frequencies, expected).pvalue > 0.001
+    # block totals: mean n s_b, covariance n (diag(s) - s s^T) of Multinomial(n; s)
+    totals = np.vstack(totals)
+    covariance = n * (np.diag(shares) - np.outer(shares, shares))
+    np.testing.assert_allclose(totals.mean(axis=0), n * shares, rtol=0.01)
+    np.testing.assert_allclose(np.cov(totals.T), covariance, atol=0.25 * covariance.max())
+    few = np.vstack(list(resample_weights(n, 7, seed=8, chunk_size=3)))
+    np.testing.assert_array_equal(few, np.vstack(list(resample_weights(n, 7, seed=8))))
+
+
+@pytest.mark.parametrize("name", ["pr_auc", "ece", "recall"])
+def test_compact_counts_give_the_same_replicates_as_float_weights(name):
+    y, c, b = probabilities(3000, seed=47, decimals=2)
+    groups = np.arange(3000) // 3 if name == "recall" else None  # recall: the row path
+    compact = paired_bootstrap_delta(y, c, b, weighted_metric(name), n_resamples=60, groups=groups)
+    floats = replace(weighted_metric(name), takes_counts=False)
+    reference = paired_bootstrap_delta(y, c, b, floats, n_resamples=60, groups=groups)
+    np.testing.assert_allclose(compact.draws, reference.draws, rtol=0, atol=1e-15)
+    chunk = next(resample_weights(3000, 5, seed=2, dtype=np.uint8))
+    assert chunk.dtype == np.uint8
+    np.testing.assert_array_equal(chunk, next(resample_weights(3000, 5, seed=2)))
+
+
+class AlwaysFirst:
+    """A generator whose uniform draws all pick unit 0: the worst case for compact counts."""
+
+    def multinomial(self, n, shares):
+        return np.random.default_rng(0).multinomial(n, shares)
+
+    def integers(self, low, high, size, dtype=np.int64):
+        return np.zeros(size, dtype=dtype)
+
+
+def test_compact_counts_raise_instead_of_wrapping():
+    with pytest.raises(OverflowError, match="uint8"):
+        uniform_counts(AlwaysFirst(), 300, np.empty((1, 300), dtype=np.uint8))
+    wide = uniform_counts(AlwaysFirst(), 300, np.empty((1, 300)))
+    assert wide[0, 0] == 300 and wide.sum() == 300
 
 
 def test_bootstrap_reports_an_undefined_metric():
