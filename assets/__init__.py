@@ -7,6 +7,7 @@ from assets.evaluation import build_evaluation_assets, build_report_asset
 from assets.features import build_feature_assets
 from assets.models import build_model_assets
 from assets.release import build_release_assets
+from assets.serving import build_serving_assets
 from ml_release.spec import ReleaseSpec
 
 
@@ -18,5 +19,6 @@ def build_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
         *build_model_assets(spec),
         *build_evaluation_assets(spec),
         *build_report_asset(spec),
+        *build_serving_assets(spec),
         *build_release_assets(spec),
     ]

@@ -15,7 +15,8 @@ from ml_release.evaluation.report import (
     reliability_plot,
     worst_segments_markdown,
 )
-from ml_release.evaluation.run import judge, model_gates, store_results
+from ml_release.evaluation.run import judge, model_gates
+from ml_release.gates.store import store_results
 from ml_release.jobs import latest_candidate
 from ml_release.registry import PRODUCTION
 from ml_release.scoring import (

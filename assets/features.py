@@ -4,7 +4,8 @@ import dagster as dg
 
 from ml_release import keys
 from ml_release.contract.run import store_reference_profile
-from ml_release.featurize import build_features, load_feature_code
+from ml_release.feature_code import load_feature_code
+from ml_release.featurize import build_features
 from ml_release.spec import ReleaseSpec
 
 DESCRIPTIONS = {

@@ -10,7 +10,7 @@ from pathlib import Path
 from ml_release import keys
 from ml_release.artifacts import Manifest
 from ml_release.artifacts.writer import write_artifact
-from ml_release.featurize import load_feature_code
+from ml_release.feature_code import load_feature_code
 from ml_release.registry import Registry
 from ml_release.sources import fingerprint
 from ml_release.spec import ReleaseSpec

@@ -6,20 +6,17 @@ computed, the raw table's columns are checked against `REQUIRED_COLUMNS`: a miss
 a rename hint) or a numeric column stored as text is a `DataInputError` naming the dataset.
 """
 
-import hashlib
-import importlib
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ml_release import keys
-from ml_release.errors import DataInputError, SpecError
+from ml_release.errors import DataInputError
+from ml_release.feature_code import FeatureCode, load_feature_code
 from ml_release.home import temp_file
 from ml_release.identifiers import quote
 from ml_release.spec import ReleaseSpec, close_matches
@@ -30,41 +27,6 @@ NUMERIC_TYPE = re.compile(
     r"^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|UHUGEINT|"
     r"FLOAT|DOUBLE|REAL|DECIMAL.*)$"
 )
-
-
-@dataclass(frozen=True)
-class FeatureCode:
-    """A loaded feature module."""
-
-    module: ModuleType
-
-    @property
-    def required_columns(self) -> dict[str, str]:
-        """Raw column → kind the feature code reads."""
-        return dict(self.module.REQUIRED_COLUMNS)
-
-    @property
-    def version(self) -> str:
-        """sha256 (12 hex digits) of the module's source file: changes when the code does."""
-        source = Path(self.module.__file__ or "")
-        return hashlib.sha256(source.read_bytes()).hexdigest()[:12]
-
-    def compute(self, raw: pd.DataFrame) -> pd.DataFrame:
-        """Model features for `raw`, row for row."""
-        return self.module.compute_features(raw)
-
-
-def load_feature_code(module_path: str) -> FeatureCode:
-    """Import the feature module and check it provides what the release needs."""
-    module = importlib.import_module(module_path)
-    for attribute in ("REQUIRED_COLUMNS", "compute_features"):
-        if not hasattr(module, attribute):
-            raise SpecError(
-                f"features.code: module {module_path!r} has no {attribute}; a feature module "
-                "defines REQUIRED_COLUMNS (raw column -> 'numeric'|'categorical') and "
-                "compute_features(raw: DataFrame) -> DataFrame (see docs/spec.md)."
-            )
-    return FeatureCode(module)
 
 
 def is_numeric_type(duckdb_type: str) -> bool:

@@ -17,7 +17,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from ml_release.featurize import load_feature_code
+from ml_release.feature_code import load_feature_code
 
 ESTIMATORS: dict[str, type] = {
     "logistic_regression": LogisticRegression,

@@ -12,7 +12,7 @@ from ml_release.artifacts import read_manifest, safe_path
 from ml_release.artifacts.skops_io import loads_checked
 from ml_release.artifacts.writer import write_artifact
 from ml_release.errors import DataInputError
-from ml_release.featurize import load_feature_code
+from ml_release.feature_code import load_feature_code
 from ml_release.home import incoming_dir
 from ml_release.spec import ReleaseSpec
 from ml_release.store import place_artifact

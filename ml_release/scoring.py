@@ -15,7 +15,7 @@ import pandas as pd
 
 from ml_release import keys
 from ml_release.artifacts.skops_io import load_model
-from ml_release.featurize import load_feature_code
+from ml_release.feature_code import load_feature_code
 from ml_release.identifiers import quote
 from ml_release.spec import ReleaseSpec
 from ml_release.warehouse import Warehouse

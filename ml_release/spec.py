@@ -140,6 +140,36 @@ class EvaluationSpec(SpecModel):
     seed: int = Field(0, description="Seed of the bootstrap: verdicts are reproducible.")
 
 
+class ServingSpec(SpecModel):
+    """How `serving_report` measures the candidate and production in the serving runtime."""
+
+    requests: int = Field(
+        300, ge=20, le=100_000, description="Single requests per server after the warm-up."
+    )
+    warmup: int = Field(30, ge=0, le=10_000, description="Unmeasured requests per server first.")
+    batch_sizes: list[int] = Field(
+        default_factory=lambda: [32, 256],
+        min_length=1,
+        description="Batch sizes whose latency and throughput are measured.",
+    )
+    batch_repeats: int = Field(10, ge=1, le=1000, description="Requests per batch size.")
+    ready_timeout: float = Field(
+        120.0, gt=0, description="Seconds a server may take to load before it counts as failed."
+    )
+    max_request_bytes: int = Field(
+        64 * 1024**2, ge=1024, description="Larger request bodies get a 413 from the server."
+    )
+    max_rows: int = Field(10_000, ge=1, description="Larger batches get a 400 from the server.")
+    seed: int = Field(0, description="Seed of the sample of evaluation rows sent.")
+
+    @model_validator(mode="after")
+    def _batches_fit(self) -> "ServingSpec":
+        too_big = [b for b in self.batch_sizes if not 1 <= b <= self.max_rows]
+        if too_big:
+            raise ValueError(f"batch_sizes {too_big} must be between 1 and max_rows")
+        return self
+
+
 class GateSpec(SpecModel):
     """One entry of `gates:`: a catalog name, whether it blocks, and its parameters."""
 
@@ -180,6 +210,7 @@ class ReleaseSpec(SpecModel):
     features: FeatureSpec
     contract: ContractSpec = Field(default_factory=ContractSpec)
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+    serving: ServingSpec = Field(default_factory=ServingSpec)
     inconclusive: Literal["block", "warn"] = Field(
         "block", description="What an inconclusive gate does when it is `must_pass`."
     )

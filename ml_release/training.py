@@ -9,7 +9,7 @@ import numpy as np
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
 from ml_release import keys
-from ml_release.featurize import load_feature_code
+from ml_release.feature_code import load_feature_code
 from ml_release.identifiers import quote
 from ml_release.model import build_pipeline
 from ml_release.spec import ReleaseSpec

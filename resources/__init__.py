@@ -1,10 +1,16 @@
 """Dagster resources: thin, configurable wrappers around ml_release classes."""
 
+from collections.abc import Callable
+from pathlib import Path
+
 import dagster as dg
 from pydantic import Field
 
 from ml_release.home import artifacts_dir, registry_path, reports_dir, warehouse_path
 from ml_release.registry import Registry
+from ml_release.serving.environment import feature_code_paths, runtime_python, runtime_root
+from ml_release.serving.server import ServerOptions
+from ml_release.spec import ReleaseSpec
 from ml_release.warehouse import Warehouse
 
 
@@ -44,6 +50,24 @@ class ArtifactStoreResource(dg.ConfigurableResource):
     path: str = Field(description="Root folder of `<model>/<version>/` artifacts.")
 
 
+class ServingRuntimeResource(dg.ConfigurableResource):
+    """The serving runtime (MLServer in its own virtualenv, built on first use)."""
+
+    runtime_dir: str = Field(description="Folder of the runtime virtualenvs.")
+
+    def options(
+        self, spec: ReleaseSpec, app_dir: Path, progress: Callable[[str], None]
+    ) -> ServerOptions:
+        """How to start model servers for `spec` (builds the environment when missing)."""
+        return ServerOptions(
+            python=runtime_python(Path(self.runtime_dir), progress=progress),
+            ready_timeout=spec.serving.ready_timeout,
+            max_request_bytes=spec.serving.max_request_bytes,
+            max_rows=spec.serving.max_rows,
+            extra_paths=feature_code_paths(spec.features.code, app_dir),
+        )
+
+
 def local_resources() -> dict[str, dg.ConfigurableResource]:
     """The embedded defaults: everything under ML_RELEASE_HOME."""
     return {
@@ -51,4 +75,5 @@ def local_resources() -> dict[str, dg.ConfigurableResource]:
         "report_store": ReportStoreResource(path=str(reports_dir())),
         "model_registry": ModelRegistryResource(path=str(registry_path())),
         "artifact_store": ArtifactStoreResource(path=str(artifacts_dir())),
+        "serving_runtime": ServingRuntimeResource(runtime_dir=str(runtime_root())),
     }

@@ -102,7 +102,7 @@ def test_feature_code_version_follows_the_source_file():
     from pathlib import Path
 
     from ml_release.demo import features
-    from ml_release.featurize import load_feature_code
+    from ml_release.feature_code import load_feature_code
 
     expected = hashlib.sha256(Path(features.__file__).read_bytes()).hexdigest()[:12]
     assert load_feature_code("ml_release.demo.features").version == expected

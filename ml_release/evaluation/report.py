@@ -57,7 +57,8 @@ def worst_segments_markdown(results: list[GateResult], limit: int = 10) -> str:
     return "\n".join(lines) if len(lines) > 2 else "_no segment gate in the spec_"
 
 
-def _png(fig) -> bytes:
+def png(fig) -> bytes:
+    """A matplotlib figure as PNG bytes (the figure is closed)."""
     import matplotlib.pyplot as plt
 
     buffer = io.BytesIO()
@@ -92,7 +93,7 @@ def forest_plot(result: GateResult, margin: float | None) -> bytes:
         ax.legend(fontsize=7)
     ax.invert_yaxis()
     ax.set_title(f"{result.gate}: candidate - production per segment", fontsize=9)
-    return _png(fig)
+    return png(fig)
 
 
 def reliability_plot(data: EvalSet, bins: int = 10) -> bytes:
@@ -113,7 +114,7 @@ def reliability_plot(data: EvalSet, bins: int = 10) -> bytes:
     ax.set_ylabel("observed positive rate")
     ax.legend(fontsize=7)
     ax.set_title(f"reliability ({data.name})", fontsize=9)
-    return _png(fig)
+    return png(fig)
 
 
 def image_markdown(png: bytes, alt: str) -> str:

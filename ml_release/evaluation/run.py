@@ -1,12 +1,8 @@
 """Judging every model-quality gate of the spec, and keeping the results for the checks.
 
 The `evaluation_report` asset computes all gate results in one pass (the comparisons are the
-expensive part) and stores them in the warehouse table `_gate_results` keyed by run; the checks
-read them back for the same run. A check that finds no result for its run fails.
+expensive part) and stores them with `ml_release.gates.store`; the checks read them back.
 """
-
-import json
-from datetime import UTC, datetime
 
 from ml_release import keys
 from ml_release.errors import DataInputError
@@ -16,9 +12,6 @@ from ml_release.gates.catalog import CATALOG
 from ml_release.gates.model_quality import METRIC_DIRECTIONS
 from ml_release.gates.result import GateResult
 from ml_release.spec import GateSpec, ReleaseSpec
-from ml_release.warehouse import Warehouse
-
-RESULTS_TABLE = "_gate_results"
 
 
 def model_gates(spec: ReleaseSpec) -> list[GateSpec]:
@@ -54,30 +47,4 @@ def judge(gate: GateSpec, sets: dict[str, EvalSet], spec: ReleaseSpec) -> GateRe
     return result
 
 
-def store_results(warehouse: Warehouse, run_id: str, results: list[GateResult]) -> None:
-    """Keep the results of one run for its checks."""
-    with warehouse.transaction() as connection:
-        connection.execute(
-            f'CREATE TABLE IF NOT EXISTS "{RESULTS_TABLE}" (run_id VARCHAR, gate VARCHAR, '
-            "result VARCHAR, stored_at TIMESTAMPTZ)"
-        )
-        connection.execute(f'DELETE FROM "{RESULTS_TABLE}" WHERE run_id = ?', [run_id])
-        for result in results:
-            connection.execute(
-                f'INSERT INTO "{RESULTS_TABLE}" VALUES (?, ?, ?, ?)',
-                [run_id, result.gate, json.dumps(result.to_dict()), datetime.now(UTC)],
-            )
-
-
-def load_results(warehouse: Warehouse, run_id: str) -> dict[str, GateResult]:
-    """The results `evaluation_report` stored for `run_id`, by gate name."""
-    if not warehouse.exists(RESULTS_TABLE):
-        return {}
-    with warehouse.connect() as connection:
-        rows = connection.execute(
-            f'SELECT gate, result FROM "{RESULTS_TABLE}" WHERE run_id = ?', [run_id]
-        ).fetchall()
-    return {gate: GateResult.from_dict(json.loads(text)) for gate, text in rows}
-
-
-__all__ = ["judge", "keys", "load_results", "model_gates", "store_results"]
+__all__ = ["judge", "keys", "model_gates"]

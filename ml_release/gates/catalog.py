@@ -13,6 +13,7 @@ from pydantic import Field
 from ml_release import keys
 from ml_release.gates.catalog_base import GateDefinition, GateParams, Rate
 from ml_release.gates.model_quality import model_quality_gates
+from ml_release.gates.serving import serving_gates
 
 
 class ContractParams(GateParams):
@@ -157,6 +158,7 @@ CATALOG: dict[str, GateDefinition] = {
             "Logged serving features equal the shared feature code's output, row by row.",
         ),
         *model_quality_gates(),
+        *serving_gates(),
     )
 }
 
@@ -167,6 +169,8 @@ def gate_target(name: str, params: GateParams) -> str:
         return keys.SERVING_FEATURES_RECOMPUTED
     if CATALOG[name].family == "model_quality":
         return keys.EVALUATION_REPORT
+    if CATALOG[name].family == "serving":
+        return keys.SERVING_REPORT
     return params.dataset  # type: ignore[attr-defined]
 
 

@@ -1,0 +1,49 @@
+"""Checks reading the verdicts a report asset computed and stored for the same run.
+
+`evaluation_report` and `serving_report` judge all their gates in one pass (the measurements are
+the expensive part) and store the results; one multi-check per report reads them back. A check
+that finds no result for its run fails.
+"""
+
+import dagster as dg
+
+from checks.metadata import check_result
+from ml_release.gates.catalog import CATALOG
+from ml_release.gates.store import load_results
+from ml_release.jobs import latest_candidate
+from ml_release.spec import GateSpec, ReleaseSpec
+
+
+def build_stored_checks(
+    spec: ReleaseSpec, gates: list[GateSpec], asset: str, kind: str
+) -> list[dg.AssetChecksDefinition]:
+    """One multi-check on `asset` emitting `gates` (none when there are no gates)."""
+    if not gates:
+        return []
+
+    @dg.multi_asset_check(
+        name=f"{asset}_gates",
+        specs=[
+            dg.AssetCheckSpec(
+                g.name, asset=asset, blocking=g.must_pass, description=CATALOG[g.name].summary
+            )
+            for g in gates
+        ],
+        description=f"{kind} gates judged by {asset} in this run.",
+        required_resource_keys={"warehouse"},
+    )
+    def _check(context: dg.AssetCheckExecutionContext):
+        results = load_results(context.resources.warehouse.get(), context.run.run_id)
+        missing = [g.name for g in gates if g.name not in results]
+        if missing:
+            raise dg.Failure(
+                f"{asset} stored no result for {', '.join(missing)} in this run: "
+                f"materialize {asset} and its checks in the same run"
+            )
+        candidate = latest_candidate(context.instance)
+        for gate in gates:
+            result = results[gate.name]
+            context.log.info(f"{gate.name}: {result.verdict.value}: {result.summary}")
+            yield check_result(result, gate, spec, candidate)
+
+    return [_check]

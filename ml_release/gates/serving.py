@@ -1,0 +1,101 @@
+"""Catalog entries of the serving-path gates, judged on `serving_report`.
+
+The candidate and production are served side by side by the real serving runtime in the same
+run (see docs/serving.md); a second production server measures how much two identical servers
+differ, so run-to-run noise alone does not block.
+"""
+
+from pydantic import Field
+
+from ml_release.gates.catalog_base import GateDefinition, GateParams
+
+
+class LoadTimeParams(GateParams):
+    """Process start to ready."""
+
+    max_seconds: float = Field(30.0, gt=0.0, description="Longest tolerated load time, seconds.")
+
+
+class MemoryParams(GateParams):
+    """Peak resident memory of the server's process tree."""
+
+    max_mb: float | None = Field(
+        None, gt=0.0, description="Absolute ceiling in MiB (the pod's limit); none by default."
+    )
+    max_increase: float = Field(
+        0.5, ge=0.0, description="Tolerated increase over production, as a share (0.5 = +50 %)."
+    )
+
+
+class LatencyVsBaselineParams(GateParams):
+    """Single-request p99 latency against production's, beyond production's own noise."""
+
+    max_increase: float = Field(
+        0.25, ge=0.0, description="Tolerated p99 increase over production, as a share."
+    )
+    max_noise: float = Field(
+        0.5,
+        gt=0.0,
+        description="Two production servers differing by more than this share of their p99: "
+        "the measurement is too noisy to judge (inconclusive).",
+    )
+
+
+class AgreementParams(GateParams):
+    """The same rows answered one by one and in one batch."""
+
+    tolerance: float = Field(1e-6, ge=0.0, description="Largest tolerated probability difference.")
+    examples: int = Field(10, ge=0, le=1000, description="Disagreeing rows shown.")
+
+
+class SchemaParams(GateParams):
+    """The V2 response's outputs and class labels against production's."""
+
+
+class CompatibilityParams(GateParams):
+    """The artifact against the runtime it will run in."""
+
+
+def serving_gates() -> list[GateDefinition]:
+    """One entry per serving gate."""
+    return [
+        GateDefinition(
+            "serving_load_time",
+            "serving",
+            LoadTimeParams,
+            "Server process start to model ready, in the serving runtime.",
+        ),
+        GateDefinition(
+            "serving_memory",
+            "serving",
+            MemoryParams,
+            "Peak RSS of the server's process tree: under a ceiling, near production's.",
+        ),
+        GateDefinition(
+            "serving_latency_p99_vs_baseline",
+            "serving",
+            LatencyVsBaselineParams,
+            "Single-request p99 no worse than production beyond the margin and the measured "
+            "noise of two production servers.",
+        ),
+        GateDefinition(
+            "batch_single_agreement",
+            "serving",
+            AgreementParams,
+            "The same rows answered one by one and in a batch agree within the tolerance.",
+        ),
+        GateDefinition(
+            "output_schema_stable",
+            "serving",
+            SchemaParams,
+            "Output names, dtypes, shapes, class labels and probability columns equal "
+            "production's, field by field.",
+        ),
+        GateDefinition(
+            "runtime_compatible",
+            "serving",
+            CompatibilityParams,
+            "Library versions match the runtime, loading raises no warning, and the request "
+            "contract sends every feature the model expects.",
+        ),
+    ]

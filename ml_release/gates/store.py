@@ -1,0 +1,44 @@
+"""Gate results kept between a report asset and its checks, in the warehouse, keyed by run.
+
+`evaluation_report` and `serving_report` compute all their gates in one pass (the measurements
+are the expensive part) and store the results in `_gate_results`; their checks read them back
+for the same run. A check that finds no result for its run fails.
+"""
+
+import json
+from datetime import UTC, datetime
+
+from ml_release.gates.result import GateResult
+from ml_release.warehouse import Warehouse
+
+RESULTS_TABLE = "_gate_results"
+
+
+def store_results(warehouse: Warehouse, run_id: str, results: list[GateResult]) -> None:
+    """Keep the results of one run for its checks."""
+    with warehouse.transaction() as connection:
+        connection.execute(
+            f'CREATE TABLE IF NOT EXISTS "{RESULTS_TABLE}" (run_id VARCHAR, gate VARCHAR, '
+            "result VARCHAR, stored_at TIMESTAMPTZ)"
+        )
+        for result in results:  # a rerun replaces; other reports' results in the run stay
+            connection.execute(
+                f'DELETE FROM "{RESULTS_TABLE}" WHERE run_id = ? AND gate = ?',
+                [run_id, result.gate],
+            )
+        for result in results:
+            connection.execute(
+                f'INSERT INTO "{RESULTS_TABLE}" VALUES (?, ?, ?, ?)',
+                [run_id, result.gate, json.dumps(result.to_dict()), datetime.now(UTC)],
+            )
+
+
+def load_results(warehouse: Warehouse, run_id: str) -> dict[str, GateResult]:
+    """The results stored for `run_id`, by gate name."""
+    if not warehouse.exists(RESULTS_TABLE):
+        return {}
+    with warehouse.connect() as connection:
+        rows = connection.execute(
+            f'SELECT gate, result FROM "{RESULTS_TABLE}" WHERE run_id = ?', [run_id]
+        ).fetchall()
+    return {gate: GateResult.from_dict(json.loads(text)) for gate, text in rows}
