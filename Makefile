@@ -1,5 +1,5 @@
 # Two commands do everything on a fresh machine with Python 3.11+ and pip:
-#   make demo   install, generate the demo data, run a healthy and a broken release
+#   make demo   install (and the serving runtime), generate the demo data, run six releases
 #   make test   install, lint, validate the Dagster definitions, run the whole test suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -18,11 +18,13 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: $(STAMP)
+	$(BIN)/ml-release runtime
 	$(BIN)/ml-release demo
 
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/dagster definitions validate -w workspace.yaml
+	$(BIN)/ml-release runtime
 	$(BIN)/python -m pytest
 
 # The Dagster UI on 127.0.0.1 (no authentication: never expose it without a proxy in front).

@@ -1,5 +1,6 @@
 """Shared fixtures: an isolated ML_RELEASE_HOME, small demo data, and a built warehouse."""
 
+import os
 from pathlib import Path
 
 import duckdb
@@ -11,12 +12,16 @@ from ml_release import keys
 from ml_release.contract.run import store_reference_profile
 from ml_release.demo.generate import DemoData, generate, write_demo_data
 from ml_release.featurize import build_features
+from ml_release.gates.serving import serving_gates
 from ml_release.home import warehouse_path
 from ml_release.sources import load_source
 from ml_release.spec import ReleaseSpec, load_spec
 from ml_release.warehouse import Warehouse
 
 PROJECT = Path(__file__).resolve().parents[1]
+# Every test shares one serving-runtime virtualenv (built once, `make test` builds it first).
+RUNTIME_DIR = Path(os.environ.get("ML_RELEASE_RUNTIME_DIR") or PROJECT / ".ml_release" / "runtime")
+SERVING_GATES = {g.name for g in serving_gates()}
 SMALL = {"n_training": 6000, "n_evaluation": 3000, "n_serving": 2000}
 
 
@@ -31,13 +36,20 @@ def home(tmp_path, monkeypatch) -> Path:
     """A fresh ML_RELEASE_HOME (and Dagster home) for one test."""
     monkeypatch.setenv("ML_RELEASE_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    monkeypatch.setenv("ML_RELEASE_RUNTIME_DIR", str(RUNTIME_DIR))
     (tmp_path / "dagster").mkdir()
     return tmp_path / "home"
 
 
-def spec_dict(**overrides) -> dict:
-    """The project's release.yaml as a dict, with top-level keys replaced."""
+def spec_dict(serving: bool = False, **overrides) -> dict:
+    """The project's release.yaml as a dict, with top-level keys replaced.
+
+    Without `serving`, the serving gates are left out: they start model servers, which only the
+    tests about serving need.
+    """
     data = yaml.safe_load((PROJECT / "release.yaml").read_text())
+    if not serving:
+        data["gates"] = [g for g in data["gates"] if g["name"] not in SERVING_GATES]
     data.update(overrides)
     return data
 

@@ -1,0 +1,1 @@
+"""Feature modules with the bugs the serving gates exist for (served from the tests folder)."""

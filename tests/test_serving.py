@@ -1,0 +1,499 @@
+"""The serving path against real MLServer processes: gates, bad input, cleanup, reload.
+
+Every server here is a real `mlserver` process in the serving runtime's own virtualenv; nothing
+about the runtime is mocked. Each gate has a case where it must say no.
+"""
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+
+from ml_release.artifacts import writer
+from ml_release.artifacts.manifest import MANIFEST_FILE, MODEL_FILE, read_manifest
+from ml_release.demo.features import CATEGORICAL, NUMERIC, REQUIRED_COLUMNS
+from ml_release.gates.result import Verdict
+from ml_release.model import build_pipeline
+from ml_release.registry import Registry
+from ml_release.serving.client import V2Client, encode_request
+from ml_release.serving.environment import feature_code_paths, runtime_python
+from ml_release.serving.gates import judge
+from ml_release.serving.run import run_serving_checks
+from ml_release.serving.serve import serve_production
+from ml_release.serving.server import ServerOptions, ServingError, free_ports, serve_artifact
+from ml_release.spec import ServingSpec, parse_spec
+from ml_release.store import register_stored, store_artifact
+from tests.conftest import PROJECT, RUNTIME_DIR, spec_dict
+
+pytestmark = pytest.mark.slow
+
+MODEL = "credit_default"
+SETTINGS = ServingSpec(requests=120, warmup=10, batch_sizes=[16], batch_repeats=3)
+STRICT = {"max_increase": 0.25}
+GATES = [
+    {"name": "serving_load_time", "max_seconds": 60},
+    {"name": "serving_memory", "max_increase": 0.5},
+    {"name": "serving_latency_p99_vs_baseline", "max_increase": 0.5},
+    {"name": "batch_single_agreement"},
+    {"name": "output_schema_stable"},
+    {"name": "runtime_compatible"},
+]
+
+
+def spec_with(*gates: dict):
+    """The project spec with only the given serving gates."""
+    return parse_spec(spec_dict(gates=list(gates)), PROJECT / "release.yaml")
+
+
+def verdicts(report, gates=GATES):
+    """Gate name -> result for `report`."""
+    spec = spec_with(*gates)
+    return {g.name: judge(g, report, spec) for g in spec.gates}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, demo):
+    """An artifact store with the models the gates must tell apart."""
+    writer.current_code_version = lambda: None
+    root = tmp_path_factory.mktemp("store")
+    staging = root.parent / "staging"
+    train = demo.training
+    raw, y = train[list(REQUIRED_COLUMNS)], train["defaulted"].to_numpy()
+
+    def publish(version, model, features=REQUIRED_COLUMNS):
+        written = writer.write_artifact(
+            model, staging, name=MODEL, version=version, features=features
+        )
+        return store_artifact(written, root, move=True)[1]
+
+    def fit(code, estimator, params, x=raw, labels=y):
+        return build_pipeline(code, NUMERIC, CATEGORICAL, estimator, params).fit(x, labels)
+
+    demo_code = "ml_release.demo.features"
+    folders = {
+        "production": publish("prod", fit(demo_code, "logistic_regression", {"C": 1.0})),
+        "twin": publish("twin", fit(demo_code, "logistic_regression", {"C": 0.5})),
+        "slow": publish(
+            "slow",
+            fit(demo_code, "random_forest", {"n_estimators": 400, "min_samples_leaf": 5}),
+        ),
+        "relabelled": publish(
+            "relabelled",
+            fit(demo_code, "logistic_regression", {}, labels=np.array(["no", "yes"])[y]),
+        ),
+        "batchy": publish(
+            "batchy",
+            fit("tests.feature_variants.batch_dependent", "logistic_regression", {}),
+        ),
+    }
+    extended = train.assign(credit_score=600.0)
+    from tests.feature_variants import extra_column
+
+    folders["newer_features"] = publish(
+        "newer-features",
+        fit(
+            "tests.feature_variants.extra_column",
+            "logistic_regression",
+            {},
+            x=extended[list(extra_column.REQUIRED_COLUMNS)],
+        ),
+        features=extra_column.REQUIRED_COLUMNS,
+    )
+    folders["old_sklearn"] = _as_written_by_old_sklearn(folders["twin"], root, staging)
+    return root, folders
+
+
+def _as_written_by_old_sklearn(folder: Path, root: Path, staging: Path) -> Path:
+    """A copy of an artifact whose file and manifest say scikit-learn 1.5.0 wrote it."""
+    data = (folder / MODEL_FILE).read_bytes()
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(out, "w") as target:
+        for entry in source.infolist():
+            content = source.read(entry)
+            if entry.filename == "schema.json":
+                content = content.replace(b'\\"1.9.1\\"', b'\\"1.5.0\\"')
+            target.writestr(entry, content)
+    manifest = read_manifest(folder)
+    versions = manifest.library_versions.model_copy(update={"scikit_learn": "1.5.0"})
+    body = out.getvalue()
+    import hashlib
+
+    copy = staging / "old-sklearn"
+    copy.mkdir(parents=True)
+    (copy / MODEL_FILE).write_bytes(body)
+    (copy / MANIFEST_FILE).write_text(
+        manifest.model_copy(
+            update={
+                "version": "old-sklearn",
+                "sha256": hashlib.sha256(body).hexdigest(),
+                "size_bytes": len(body),
+                "library_versions": versions,
+            }
+        ).model_dump_json()
+    )
+    return store_artifact(copy, root, move=True)[1]
+
+
+@pytest.fixture(scope="module")
+def options(tmp_path_factory):
+    """The serving runtime, with the tests folder on its path for the feature variants."""
+    os.environ.setdefault("ML_RELEASE_RUNTIME_DIR", str(RUNTIME_DIR))
+    app = tmp_path_factory.mktemp("app")
+    return ServerOptions(
+        python=runtime_python(RUNTIME_DIR),
+        max_request_bytes=256 * 1024,
+        extra_paths=feature_code_paths("tests.feature_variants.batch_dependent", app),
+    )
+
+
+@pytest.fixture(scope="module")
+def rows(demo):
+    """Raw evaluation rows the requests are built from."""
+    return demo.evaluation[list(REQUIRED_COLUMNS)].head(SETTINGS.requests).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def check(store, options, rows, tmp_path_factory):
+    """Run the serving checks for a candidate (against production unless `alone`)."""
+    root, folders = store
+
+    def run(candidate: str, alone: bool = False):
+        production = None if alone else ("prod", folders["production"])
+        return run_serving_checks(
+            (candidate, folders[candidate]),
+            production,
+            root,
+            rows,
+            dict(REQUIRED_COLUMNS),
+            SETTINGS,
+            options,
+            tmp_path_factory.mktemp(f"work-{candidate}"),
+            MODEL,
+        )
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def healthy(check):
+    """A candidate that differs from production only in its regularization."""
+    return check("twin")
+
+
+def _no_servers_left(folder_marker: str) -> bool:
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(process.info["cmdline"] or [])
+        if "ml_release.serving.launch" in cmdline and folder_marker in cmdline:
+            return False
+    return True
+
+
+def test_a_healthy_candidate_passes_every_serving_gate(healthy):
+    results = verdicts(healthy)
+    assert {name: r.verdict for name, r in results.items()} == dict.fromkeys(
+        results, Verdict.PASS
+    ), {n: r.summary for n, r in results.items()}
+    # Measured for all three servers, in the same run.
+    assert set(healthy.measurements) == {"candidate", "production", "production_replica"}
+    for measurement in healthy.measurements.values():
+        assert len(measurement.latencies_ms) == SETTINGS.requests
+        assert measurement.load_seconds > 0 and measurement.peak_rss_mb > 50
+        assert measurement.batches[0]["batch_size"] == 16
+    latency = results["serving_latency_p99_vs_baseline"]
+    assert latency.rows and {"p50_ms", "p95_ms", "p99_ms"} <= set(latency.rows[0])
+
+
+def test_load_time_and_memory_limits_fail_when_exceeded(healthy):
+    strict = [
+        {"name": "serving_load_time", "max_seconds": 0.01},
+        {"name": "serving_memory", "max_mb": 10},
+    ]
+    results = verdicts(healthy, strict)
+    assert results["serving_load_time"].verdict is Verdict.FAIL
+    assert "limit 0.01 s" in results["serving_load_time"].summary
+    assert results["serving_memory"].verdict is Verdict.FAIL
+    assert "ceiling of 10 MiB" in results["serving_memory"].summary
+
+
+def test_a_slow_ensemble_fails_the_latency_gate(check):
+    report = check("slow")
+    gate = {"name": "serving_latency_p99_vs_baseline", **STRICT}
+    result = verdicts(report, [gate])["serving_latency_p99_vs_baseline"]
+    assert result.verdict is Verdict.FAIL, result.summary
+    assert result.observed > result.threshold
+    assert report.candidate.percentile(50) > 1.5 * report.production.percentile(50)
+
+
+def test_changed_output_columns_fail_the_schema_gate_field_by_field(check):
+    report = check("relabelled")
+    result = verdicts(report, [{"name": "output_schema_stable"}])["output_schema_stable"]
+    assert result.verdict is Verdict.FAIL
+    changed = {r["field"]: r for r in result.rows if r["status"] == "changed"}
+    assert {"class labels", "probability columns", "output label.datatype"} <= set(changed)
+    assert "proba_yes" in changed["probability columns"]["candidate"]
+    assert "proba_1" in changed["probability columns"]["production"]
+    assert changed["output label.datatype"]["candidate"] == "BYTES"
+
+
+def test_a_model_expecting_an_unsent_feature_is_incompatible(check):
+    report = check("newer_features", alone=True)
+    results = verdicts(report)
+    compat = results["runtime_compatible"]
+    assert compat.verdict is Verdict.FAIL
+    assert any(
+        r["check"] == "feature credit_score" and r["status"] == "not sent" for r in compat.rows
+    )
+    # The candidate refuses every request of the contract: no gate that needs answers passes.
+    assert report.candidate.error_count > 0 and "credit_score" in report.candidate.errors[0]
+    for name in ("serving_latency_p99_vs_baseline", "batch_single_agreement"):
+        assert results[name].verdict is Verdict.FAIL, name
+
+
+def test_batch_dependent_features_fail_the_agreement_gate(check):
+    report = check("batchy", alone=True)
+    result = verdicts(report, [{"name": "batch_single_agreement"}])["batch_single_agreement"]
+    assert result.verdict is Verdict.FAIL
+    assert result.support["disagreeing"] > 0 and result.examples
+    example = result.examples[0]
+    assert example["single"] != example["batch"]
+
+
+def test_a_model_written_by_another_scikit_learn_is_incompatible(check):
+    report = check("old_sklearn", alone=True)
+    compat = verdicts(report, [{"name": "runtime_compatible"}])["runtime_compatible"]
+    assert compat.verdict is Verdict.FAIL
+    statuses = {r["check"]: r for r in compat.rows}
+    assert statuses["scikit_learn version"]["status"] == "mismatch"
+    assert statuses["scikit_learn version"]["runtime"] == "1.9.1"
+    # The loader's own warning is a failure too.
+    assert any(
+        r["check"] == "load warning" and "InconsistentVersionWarning" in r["runtime"]
+        for r in compat.rows
+    )
+
+
+def test_a_candidate_that_does_not_load_fails_every_gate(store, options, rows, tmp_path):
+    root, folders = store
+    broken = root / MODEL / "broken"
+    broken.mkdir()
+    (broken / MODEL_FILE).write_bytes((folders["twin"] / MODEL_FILE).read_bytes()[:-10])
+    (broken / MANIFEST_FILE).write_text((folders["twin"] / MANIFEST_FILE).read_text())
+    report = run_serving_checks(
+        ("broken", broken),
+        None,
+        root,
+        rows,
+        dict(REQUIRED_COLUMNS),
+        SETTINGS,
+        options,
+        tmp_path / "work",
+        MODEL,
+    )
+    assert (
+        report.candidate.load_error and "does not match its manifest" in report.candidate.load_error
+    )
+    results = verdicts(report)
+    assert all(r.verdict is Verdict.FAIL for r in results.values()), results
+    assert _no_servers_left(str(tmp_path))
+
+
+@pytest.fixture(scope="module")
+def server(store, options, tmp_path_factory):
+    """One production server for the bad-input tests."""
+    root, folders = store
+    folder = tmp_path_factory.mktemp("bad-input")
+    with serve_artifact(folders["production"], root, folder, options, MODEL, "prod") as running:
+        yield running
+    assert running.process.poll() is not None
+
+
+def _post(server, body: bytes):
+    client = V2Client(server.port)
+    try:
+        status, content, _ = client.infer(MODEL, body)
+    finally:
+        client.close()
+    return status, json.loads(content)
+
+
+def _inputs(rows_df):
+    return json.loads(encode_request(rows_df, dict(REQUIRED_COLUMNS)))["inputs"]
+
+
+@pytest.mark.parametrize(
+    ("case", "status", "names"),
+    [
+        ("missing field", 400, "'age'"),
+        ("wrong type", 400, "inputs[1] ('annual_income')"),
+        ("empty batch", 400, "empty batch"),
+        ("shape mismatch", 400, "inputs[2] ('loan_amount')"),
+        ("invalid JSON", 422, "JSON"),
+        ("no datatype", 422, "body.inputs.0.datatype"),
+        ("oversized body", 413, "max_request_bytes"),
+    ],
+)
+def test_bad_requests_get_a_4xx_naming_the_field_and_the_server_keeps_serving(
+    server, rows, case, status, names
+):
+    inputs = _inputs(rows.head(3))
+    if case == "missing field":
+        body = json.dumps({"inputs": inputs[1:]})
+    elif case == "wrong type":
+        inputs[1] = {**inputs[1], "datatype": "BYTES", "data": ["a", "b", "c"]}
+        body = json.dumps({"inputs": inputs})
+    elif case == "empty batch":
+        body = json.dumps({"inputs": [{**i, "shape": [0], "data": []} for i in inputs]})
+    elif case == "shape mismatch":
+        inputs[2] = {**inputs[2], "shape": [2], "data": inputs[2]["data"][:2]}
+        body = json.dumps({"inputs": inputs})
+    elif case == "invalid JSON":
+        body = '{"inputs": [}'
+    elif case == "no datatype":
+        body = json.dumps({"inputs": [{k: v for k, v in inputs[0].items() if k != "datatype"}]})
+    else:
+        body = json.dumps({"inputs": _inputs(rows.head(1).sample(5000, replace=True))})
+    answer_status, answer = _post(server, body.encode())
+    assert answer_status == status
+    assert names in answer["error"]
+    good_status, good = _post(server, encode_request(rows.head(2), dict(REQUIRED_COLUMNS)))
+    assert good_status == 200 and good["model_version"] == "prod"
+    assert [o["name"] for o in good["outputs"]] == ["label", "proba_0", "proba_1"]
+
+
+def test_readiness_and_metrics_endpoints(server):
+    client = V2Client(server.port)
+    assert client.call("GET", "/v2/health/ready")[0] == 200
+    client.close()
+    metrics = V2Client(server.metrics_port)
+    status, content, _ = metrics.call("GET", "/metrics")
+    metrics.close()
+    assert status == 200 and b"model_infer_request_success" in content
+
+
+def test_the_server_stops_when_the_block_raises(store, options, tmp_path):
+    root, folders = store
+    with pytest.raises(RuntimeError, match="boom"):
+        with serve_artifact(folders["twin"], root, tmp_path, options, MODEL, "twin") as running:
+            pid = running.process.pid
+            raise RuntimeError("boom")
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_a_server_whose_parent_is_killed_stops_by_itself(store, tmp_path):
+    root, folders = store
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from ml_release.serving.server import ServerOptions, serve_artifact\n"
+        f"options = ServerOptions(python=Path({str(runtime_python(RUNTIME_DIR))!r}))\n"
+        f"with serve_artifact(Path({str(folders['twin'])!r}), Path({str(root)!r}), "
+        f"Path({str(tmp_path)!r}), options, 'credit_default', 'twin') as s:\n"
+        "    print(s.process.pid, flush=True)\n"
+        "    time.sleep(600)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        server_pid = int(parent.stdout.readline())
+        os.kill(parent.pid, signal.SIGKILL)  # no finally block runs in the parent
+        parent.wait()
+        deadline = time.monotonic() + 20
+        while psutil.pid_exists(server_pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not psutil.pid_exists(server_pid), "the orphaned server is still running"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+
+
+def test_a_server_that_cannot_start_reports_its_log(store, tmp_path):
+    root, folders = store
+    options = ServerOptions(python=Path(sys.executable))  # no mlserver in this environment
+    with pytest.raises(ServingError, match="exited with code"):
+        with serve_artifact(folders["twin"], root, tmp_path, options, MODEL, "twin"):
+            pass
+
+
+def test_serve_follows_promotion_and_rollback(store, options, tmp_path):
+    root, folders = store
+    registry = Registry(tmp_path / "registry.duckdb")
+    for name in ("production", "twin"):
+        register_stored(registry, read_manifest(folders[name]), folders[name])
+    registry.move_production(MODEL, "prod", expected=None, event="promoted", step="promote")
+    lines: list[str] = []
+    stop, failure = threading.Event(), []
+    ports = tuple(free_ports(2))
+
+    def serve():
+        try:
+            serve_production(
+                registry,
+                root,
+                MODEL,
+                options,
+                tmp_path / "serve",
+                ports,
+                stop,
+                log=lines.append,
+                poll_seconds=0.1,
+            )
+        except Exception as exc:  # surfaced by the assertions below
+            failure.append(exc)
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    try:
+        _wait_for(lambda: any("serving" in line for line in lines) or failure)
+        assert not failure, failure
+        port = ports[0]
+        registry.move_production(MODEL, "twin", expected="prod", event="promoted", step="promote")
+        _wait_for(lambda: any("now serving twin" in line for line in lines))
+        assert _served_version(port) == "twin"
+        registry.move_production(
+            MODEL, "prod", expected="twin", event="rolled_back", step="rollback"
+        )
+        _wait_for(lambda: any("now serving prod" in line for line in lines))
+        assert _served_version(port) == "prod"
+    finally:
+        stop.set()
+        thread.join(30)
+    assert not thread.is_alive() and not failure
+    assert _no_servers_left(str(tmp_path / "serve"))
+
+
+def _wait_for(condition, seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def _served_version(port: int) -> str:
+    client = V2Client(port)
+    try:
+        return client.metadata(MODEL)["parameters"]["ml_release"]["artifact_version"]
+    finally:
+        client.close()
+
+
+def test_serving_settings_are_validated():
+    with pytest.raises(ValueError, match="batch_sizes"):
+        ServingSpec(batch_sizes=[0])
+
+
+def test_reordered_inputs_give_identical_answers(server, rows):
+    body = json.loads(encode_request(rows.head(20), dict(REQUIRED_COLUMNS)))
+    reordered = {"inputs": body["inputs"][::-1]}
+    status_a, a = _post(server, json.dumps(body).encode())
+    status_b, b = _post(server, json.dumps(reordered).encode())
+    assert status_a == status_b == 200
+    assert a["outputs"] == b["outputs"]
