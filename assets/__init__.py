@@ -8,6 +8,7 @@ from assets.features import build_feature_assets
 from assets.models import build_model_assets
 from assets.release import build_release_assets
 from assets.serving import build_serving_assets
+from assets.shadow import build_shadow_assets
 from ml_release.spec import ReleaseSpec
 
 
@@ -20,5 +21,6 @@ def build_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
         *build_evaluation_assets(spec),
         *build_report_asset(spec),
         *build_serving_assets(spec),
+        *build_shadow_assets(spec),
         *build_release_assets(spec),
     ]

@@ -17,6 +17,16 @@ from ml_release.serving.run import request_rows, run_serving_checks
 from ml_release.spec import ReleaseSpec
 
 
+def candidate_and_production(context, spec: ReleaseSpec):
+    """(version, artifact folder) of this run's candidate and of production (or None)."""
+    version, _digest = latest_candidate(context.instance)
+    registry = context.resources.model_registry.get()
+    name = spec.model.name
+    candidate = (version, Path(registry.version(name, version).path))
+    live = registry.alias(name, PRODUCTION)
+    return candidate, (live, Path(registry.version(name, live).path)) if live else None
+
+
 def build_serving_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
     """serving_report, when the spec has serving gates."""
     gates = serving_gates(spec)
@@ -26,18 +36,13 @@ def build_serving_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
     @dg.asset(
         name=keys.SERVING_REPORT,
         deps=[keys.CANDIDATE_MODEL, keys.EVALUATION_HOLDOUT],
-        group_name=keys.SERVING_GROUP,
+        group_name=keys.EVALUATION_GROUP,
         required_resource_keys={"warehouse", "model_registry", "artifact_store", "serving_runtime"},
         kinds={"mlserver", "scikit-learn"},
     )
     def serving_report(context: dg.AssetExecutionContext):
         """Load time, memory, latency, batches, agreement, schema, compatibility vs production."""
-        version, _digest = latest_candidate(context.instance)
-        registry = context.resources.model_registry.get()
-        name = spec.model.name
-        candidate = (version, Path(registry.version(name, version).path))
-        live = registry.alias(name, PRODUCTION)
-        production = (live, Path(registry.version(name, live).path)) if live else None
+        candidate, production = candidate_and_production(context, spec)
         contract = load_feature_code(spec.features.code).required_columns
         warehouse = context.resources.warehouse.get()
         rows = request_rows(warehouse, spec, contract)
@@ -51,7 +56,7 @@ def build_serving_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
             spec.serving,
             context.resources.serving_runtime.options(spec, workdir / "app", context.log.info),
             workdir,
-            name,
+            spec.model.name,
             progress=context.log.info,
         )
         results = [judge(gate, report, spec) for gate in gates]
@@ -59,7 +64,7 @@ def build_serving_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
         table = latency_table(report)
         return dg.MaterializeResult(
             metadata={
-                "production": live or "none",
+                "production": production[0] if production else "none",
                 "gates": dg.MetadataValue.md(
                     "\n".join(f"- **{r.gate}**: {r.verdict.value} - {r.summary}" for r in results)
                 ),

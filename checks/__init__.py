@@ -5,6 +5,7 @@ import dagster as dg
 from checks.contract import build_contract_checks
 from checks.evaluation import build_evaluation_checks
 from checks.serving import build_serving_checks
+from checks.shadow import build_shadow_checks
 from ml_release.spec import ReleaseSpec
 
 
@@ -14,4 +15,5 @@ def build_checks(spec: ReleaseSpec) -> list[dg.AssetChecksDefinition]:
         *build_contract_checks(spec),
         *build_evaluation_checks(spec),
         *build_serving_checks(spec),
+        *build_shadow_checks(spec),
     ]

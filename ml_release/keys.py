@@ -8,7 +8,6 @@ DATA_GROUP = "data"
 EVALUATION_GROUP = "evaluation"
 FEATURES_GROUP = "features"
 MODELS_GROUP = "models"
-SERVING_GROUP = "serving"
 RELEASE_GROUP = "release"
 
 # Data assets: raw datasets copied into the warehouse.
@@ -35,6 +34,7 @@ CANDIDATE_PREDICTIONS = "candidate_predictions"
 BASELINE_PREDICTIONS = "baseline_predictions"
 EVALUATION_REPORT = "evaluation_report"
 SERVING_REPORT = "serving_report"
+SHADOW_REPORT = "shadow_report"
 
 # Metadata keys every gate result carries to tie it to the candidate it judged.
 CANDIDATE_DIGEST = "candidate_digest"

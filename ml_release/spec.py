@@ -170,6 +170,21 @@ class ServingSpec(SpecModel):
         return self
 
 
+class ShadowSpec(SpecModel):
+    """Which logged production requests `shadow_report` replays, and how."""
+
+    requests: int = Field(
+        2000, ge=10, le=1_000_000, description="The most recent logged requests replayed."
+    )
+    window_days: float | None = Field(
+        None, gt=0, description="Only requests this recent (by the log's timestamp)."
+    )
+    concurrency: int = Field(4, ge=1, le=64, description="Requests in flight per model.")
+    timeout_seconds: float = Field(
+        5.0, gt=0, description="A slower answer counts as an error of that model."
+    )
+
+
 class GateSpec(SpecModel):
     """One entry of `gates:`: a catalog name, whether it blocks, and its parameters."""
 
@@ -211,6 +226,7 @@ class ReleaseSpec(SpecModel):
     contract: ContractSpec = Field(default_factory=ContractSpec)
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     serving: ServingSpec = Field(default_factory=ServingSpec)
+    shadow: ShadowSpec = Field(default_factory=ShadowSpec)
     inconclusive: Literal["block", "warn"] = Field(
         "block", description="What an inconclusive gate does when it is `must_pass`."
     )

@@ -19,14 +19,12 @@ import numpy as np
 import psutil
 import pytest
 
-from ml_release.artifacts import writer
 from ml_release.artifacts.manifest import MANIFEST_FILE, MODEL_FILE, read_manifest
-from ml_release.demo.features import CATEGORICAL, NUMERIC, REQUIRED_COLUMNS
+from ml_release.demo.features import REQUIRED_COLUMNS
 from ml_release.gates.result import Verdict
-from ml_release.model import build_pipeline
 from ml_release.registry import Registry
 from ml_release.serving.client import V2Client, encode_request
-from ml_release.serving.environment import feature_code_paths, runtime_python
+from ml_release.serving.environment import runtime_python
 from ml_release.serving.gates import judge
 from ml_release.serving.run import run_serving_checks
 from ml_release.serving.serve import serve_production
@@ -34,10 +32,11 @@ from ml_release.serving.server import ServerOptions, ServingError, free_ports, s
 from ml_release.spec import ServingSpec, parse_spec
 from ml_release.store import register_stored, store_artifact
 from tests.conftest import PROJECT, RUNTIME_DIR, spec_dict
+from tests.feature_variants import extra_column
+from tests.serving_support import DEMO_CODE, MODEL, ModelStore, server_options
 
 pytestmark = pytest.mark.slow
 
-MODEL = "credit_default"
 SETTINGS = ServingSpec(requests=120, warmup=10, batch_sizes=[16], batch_repeats=3)
 STRICT = {"max_increase": 0.25}
 GATES = [
@@ -64,41 +63,25 @@ def verdicts(report, gates=GATES):
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, demo):
     """An artifact store with the models the gates must tell apart."""
-    writer.current_code_version = lambda: None
-    root = tmp_path_factory.mktemp("store")
-    staging = root.parent / "staging"
-    train = demo.training
-    raw, y = train[list(REQUIRED_COLUMNS)], train["defaulted"].to_numpy()
-
-    def publish(version, model, features=REQUIRED_COLUMNS):
-        written = writer.write_artifact(
-            model, staging, name=MODEL, version=version, features=features
-        )
-        return store_artifact(written, root, move=True)[1]
-
-    def fit(code, estimator, params, x=raw, labels=y):
-        return build_pipeline(code, NUMERIC, CATEGORICAL, estimator, params).fit(x, labels)
-
-    demo_code = "ml_release.demo.features"
+    models = ModelStore(tmp_path_factory.mktemp("store"), demo.training)
+    fit, publish = models.fit, models.publish
     folders = {
-        "production": publish("prod", fit(demo_code, "logistic_regression", {"C": 1.0})),
-        "twin": publish("twin", fit(demo_code, "logistic_regression", {"C": 0.5})),
+        "production": publish("prod", fit(DEMO_CODE, "logistic_regression", {"C": 1.0})),
+        "twin": publish("twin", fit(DEMO_CODE, "logistic_regression", {"C": 0.5})),
         "slow": publish(
             "slow",
-            fit(demo_code, "random_forest", {"n_estimators": 400, "min_samples_leaf": 5}),
+            fit(DEMO_CODE, "random_forest", {"n_estimators": 400, "min_samples_leaf": 5}),
         ),
         "relabelled": publish(
             "relabelled",
-            fit(demo_code, "logistic_regression", {}, labels=np.array(["no", "yes"])[y]),
+            fit(DEMO_CODE, "logistic_regression", {}, labels=np.array(["no", "yes"])[models.y]),
         ),
         "batchy": publish(
             "batchy",
             fit("tests.feature_variants.batch_dependent", "logistic_regression", {}),
         ),
     }
-    extended = train.assign(credit_score=600.0)
-    from tests.feature_variants import extra_column
-
+    extended = demo.training.assign(credit_score=600.0)
     folders["newer_features"] = publish(
         "newer-features",
         fit(
@@ -109,8 +92,10 @@ def store(tmp_path_factory, demo):
         ),
         features=extra_column.REQUIRED_COLUMNS,
     )
-    folders["old_sklearn"] = _as_written_by_old_sklearn(folders["twin"], root, staging)
-    return root, folders
+    folders["old_sklearn"] = _as_written_by_old_sklearn(
+        folders["twin"], models.root, models.staging
+    )
+    return models.root, folders
 
 
 def _as_written_by_old_sklearn(folder: Path, root: Path, staging: Path) -> Path:
@@ -129,7 +114,7 @@ def _as_written_by_old_sklearn(folder: Path, root: Path, staging: Path) -> Path:
     import hashlib
 
     copy = staging / "old-sklearn"
-    copy.mkdir(parents=True)
+    copy.mkdir(parents=True, exist_ok=True)
     (copy / MODEL_FILE).write_bytes(body)
     (copy / MANIFEST_FILE).write_text(
         manifest.model_copy(
@@ -147,13 +132,7 @@ def _as_written_by_old_sklearn(folder: Path, root: Path, staging: Path) -> Path:
 @pytest.fixture(scope="module")
 def options(tmp_path_factory):
     """The serving runtime, with the tests folder on its path for the feature variants."""
-    os.environ.setdefault("ML_RELEASE_RUNTIME_DIR", str(RUNTIME_DIR))
-    app = tmp_path_factory.mktemp("app")
-    return ServerOptions(
-        python=runtime_python(RUNTIME_DIR),
-        max_request_bytes=256 * 1024,
-        extra_paths=feature_code_paths("tests.feature_variants.batch_dependent", app),
-    )
+    return server_options(tmp_path_factory.mktemp("app"), max_request_bytes=256 * 1024)
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from ml_release import keys
 from ml_release.gates.catalog_base import GateDefinition, GateParams, Rate
 from ml_release.gates.model_quality import model_quality_gates
 from ml_release.gates.serving import serving_gates
+from ml_release.gates.shadow import shadow_gates
 
 
 class ContractParams(GateParams):
@@ -159,6 +160,7 @@ CATALOG: dict[str, GateDefinition] = {
         ),
         *model_quality_gates(),
         *serving_gates(),
+        *shadow_gates(),
     )
 }
 
@@ -171,6 +173,8 @@ def gate_target(name: str, params: GateParams) -> str:
         return keys.EVALUATION_REPORT
     if CATALOG[name].family == "serving":
         return keys.SERVING_REPORT
+    if CATALOG[name].family == "shadow":
+        return keys.SHADOW_REPORT
     return params.dataset  # type: ignore[attr-defined]
 
 

@@ -146,15 +146,33 @@ def latency_vs_baseline(gate: GateSpec, report: ServingReport) -> GateResult:
         )
     base, twin = production.percentile(99), replica.percentile(99)
     noise = abs(math.log(twin / base))
+    return p99_verdict(gate, p99, base, noise, params, method, rows, "two production servers")
+
+
+def p99_verdict(
+    gate: GateSpec,
+    p99: float,
+    base: float,
+    noise: float,
+    params: LatencyVsBaselineParams,
+    method: str,
+    rows: list[dict[str, Any]],
+    twins: str,
+) -> GateResult:
+    """Fail when `p99` > `base` x (1 + max_increase) x exp(`noise`).
+
+    `noise` is |log| of the ratio of production's p99 measured twice (two servers, or two
+    halves of the requests); beyond `max_noise` it is inconclusive. `twins` names the two.
+    """
     allowed = base * (1 + params.max_increase) * math.exp(noise)
     common = {"observed": p99, "baseline": base, "threshold": allowed, "rows": rows}
     if noise > math.log1p(params.max_noise):
         return _result(
             gate,
             Verdict.INCONCLUSIVE,
-            f"the two production servers' p99 differ by {math.expm1(noise):.0%} (more than "
-            f"max_noise {params.max_noise:.0%}): too noisy to judge; send more requests or "
-            "measure on a quieter machine",
+            f"the {twins}' p99 differ by {math.expm1(noise):.0%} (more than max_noise "
+            f"{params.max_noise:.0%}): too noisy to judge; send more requests or measure on a "
+            "quieter machine",
             method,
             **common,
         )

@@ -157,6 +157,9 @@ def _environment(options: ServerOptions) -> dict[str, str]:
         for k, v in os.environ.items()
         if k not in _DROPPED_ENV and not k.startswith("MLSERVER")
     }
+    # One inference thread per server: OpenMP (scikit-learn's boosting and forests) spinning on
+    # a busy machine turns a 20 ms answer into a second. Set it in the environment to override.
+    env.setdefault("OMP_NUM_THREADS", "1")
     if options.extra_paths:
         env["PYTHONPATH"] = os.pathsep.join(str(p) for p in options.extra_paths)
     return env

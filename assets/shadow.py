@@ -1,0 +1,81 @@
+"""shadow_report: logged production requests replayed to the candidate and to production."""
+
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from assets.serving import candidate_and_production
+from ml_release import keys
+from ml_release.feature_code import load_feature_code
+from ml_release.gates.store import store_results
+from ml_release.home import temp_dir
+from ml_release.shadow.gates import (
+    judge,
+    labelled_quality,
+    latency_rows,
+    score_shift,
+    segment_table,
+    shadow_gates,
+)
+from ml_release.shadow.replay import load_window
+from ml_release.shadow.run import run_shadow
+from ml_release.spec import ReleaseSpec
+
+
+def _markdown(rows: list[dict]) -> dg.MetadataValue:
+    if not rows:
+        return dg.MetadataValue.md("_none_")
+    return dg.MetadataValue.md(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".4g"))
+
+
+def build_shadow_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
+    """shadow_report, when the spec has shadow gates."""
+    gates = shadow_gates(spec)
+    if not gates:
+        return []
+
+    @dg.asset(
+        name=keys.SHADOW_REPORT,
+        deps=[keys.CANDIDATE_MODEL, keys.SERVING_LOG],
+        group_name=keys.EVALUATION_GROUP,
+        required_resource_keys={"warehouse", "model_registry", "artifact_store", "serving_runtime"},
+        kinds={"mlserver", "scikit-learn"},
+    )
+    def shadow_report(context: dg.AssetExecutionContext):
+        """Agreement, flips per segment, score shift, errors and latency on replayed traffic."""
+        candidate, production = candidate_and_production(context, spec)
+        contract = load_feature_code(spec.features.code).required_columns
+        warehouse = context.resources.warehouse.get()
+        requests = load_window(warehouse, spec, contract)
+        context.log.info(f"replaying {len(requests):,} logged requests")
+        workdir = temp_dir() / f"shadow-{context.run.run_id}"
+        report = run_shadow(
+            candidate,
+            production,
+            Path(context.resources.artifact_store.path),
+            requests,
+            contract,
+            spec,
+            context.resources.serving_runtime.options(spec, workdir / "app", context.log.info),
+            workdir,
+            progress=context.log.info,
+        )
+        results = [judge(gate, report, spec) for gate in gates]
+        store_results(warehouse, context.run.run_id, results)
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": len(requests),
+                "production": production[0] if production else "none",
+                "gates": dg.MetadataValue.md(
+                    "\n".join(f"- **{r.gate}**: {r.verdict.value} - {r.summary}" for r in results)
+                ),
+                "latency": _markdown(latency_rows(report)),
+                "flips_by_segment": _markdown(segment_table(report)),
+                "score_shift": dg.MetadataValue.json(score_shift(report)),
+                "labelled_quality": _markdown(labelled_quality(report)),
+                keys.SPEC_HASH: spec.spec_hash,
+            }
+        )
+
+    return [shadow_report]

@@ -1,0 +1,1 @@
+"""Shadow replay: logged production requests sent to the candidate and to production."""

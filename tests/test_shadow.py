@@ -1,0 +1,153 @@
+"""Shadow replay against real MLServer processes: what the gates must pass and must catch."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml_release.demo.features import REQUIRED_COLUMNS
+from ml_release.errors import DataInputError
+from ml_release.gates.result import Verdict
+from ml_release.shadow.gates import judge, labelled_quality, score_shift, segment_table
+from ml_release.shadow.replay import LoggedRequests, load_window
+from ml_release.shadow.run import run_shadow
+from ml_release.spec import parse_spec
+from tests.conftest import PROJECT, build_warehouse, spec_dict
+from tests.feature_variants import extra_column
+from tests.serving_support import DEMO_CODE, ModelStore, server_options
+
+pytestmark = pytest.mark.slow
+
+GATES = [
+    {"name": "shadow_agreement", "min_agreement": 0.95},
+    # 0 errors in 300 requests: the exact upper bound is 1.2 %, so a 2 % limit can pass.
+    {"name": "shadow_error_rate", "max_error_rate": 0.02},
+    {"name": "shadow_latency_vs_baseline", "max_increase": 0.5, "max_noise": 1.0},
+    {"name": "segment_flip_rate", "max_flip_rate": 0.1, "min_support": 100},
+]
+SPEC = parse_spec(
+    spec_dict(gates=GATES, shadow={"requests": 300, "concurrency": 2}), PROJECT / "release.yaml"
+)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory, demo):
+    """Production, an identical copy, a serving-code bug and a model needing a new column."""
+    store = ModelStore(tmp_path_factory.mktemp("store"), demo.training)
+    production = store.fit(DEMO_CODE, "logistic_regression", {"C": 1.0})
+    skewed = store.fit(DEMO_CODE, "logistic_regression", {"C": 1.0})
+    # Trained on the shared feature code, served with one that computes a feature in percent.
+    skewed.steps[0][1].code = "tests.feature_variants.unit_bug"
+    extended = demo.training.assign(credit_score=600.0)
+    newer = store.fit(
+        "tests.feature_variants.extra_column",
+        "logistic_regression",
+        {},
+        x=extended[list(extra_column.REQUIRED_COLUMNS)],
+    )
+    folders = {
+        "production": store.publish("prod", production),
+        "skewed": store.publish("skewed", skewed),
+        "newer": store.publish("newer", newer, features=extra_column.REQUIRED_COLUMNS),
+    }
+    return store.root, folders
+
+
+@pytest.fixture(scope="module")
+def logged(demo):
+    """A window of the demo serving log old enough for most labels to have arrived."""
+    log = demo.serving_log.sort_values("event_time").head(SPEC.shadow.requests)
+    return LoggedRequests(
+        request_ids=log["request_id"].tolist(),
+        raw=pd.DataFrame([json.loads(t) for t in log["request"]]),
+        logged_score=log["prediction"].to_numpy(float),
+        logged_latency_ms=log["latency_ms"].to_numpy(float),
+        labels=pd.to_numeric(log["defaulted"], errors="coerce").to_numpy(float),
+    )
+
+
+@pytest.fixture(scope="module")
+def shadow(models, logged, tmp_path_factory):
+    """Replay the window to a candidate (and production unless `alone`)."""
+    root, folders = models
+    options = server_options(tmp_path_factory.mktemp("app"))
+
+    def run(candidate: str, alone: bool = False):
+        production = None if alone else ("prod", folders["production"])
+        return run_shadow(
+            (candidate, folders[candidate]),
+            production,
+            root,
+            logged,
+            dict(REQUIRED_COLUMNS),
+            SPEC,
+            options,
+            tmp_path_factory.mktemp(f"shadow-{candidate}"),
+        )
+
+    return run
+
+
+def verdicts(report):
+    """Gate name -> result."""
+    return {g.name: judge(g, report, SPEC) for g in SPEC.gates}
+
+
+def test_identical_models_agree_on_every_replayed_request(shadow):
+    report = shadow("production")
+    results = verdicts(report)
+    assert results["shadow_agreement"].observed == 1.0
+    assert {name: r.verdict for name, r in results.items()} == dict.fromkeys(
+        results, Verdict.PASS
+    ), {n: r.summary for n, r in results.items()}
+    assert report.candidate.error_count == 0 and report.both_answered().all()
+    assert all(row["flips"] == 0 for row in segment_table(report))
+    assert score_shift(report)["mean_abs_change"] == 0.0
+
+
+def test_a_candidate_whose_serving_feature_code_differs_is_caught(shadow):
+    report = shadow("skewed")
+    results = verdicts(report)
+    assert results["shadow_agreement"].verdict is Verdict.FAIL, results["shadow_agreement"].summary
+    assert results["segment_flip_rate"].verdict is Verdict.FAIL
+    failing = [r for r in results["segment_flip_rate"].rows if r["status"] == "fail"]
+    assert failing and all(r["low"] > 0.1 for r in failing)
+    assert score_shift(report)["mean_abs_change"] > 0.01
+    # The candidate answered everything: only the answers are wrong.
+    assert results["shadow_error_rate"].verdict is Verdict.PASS
+
+
+def test_a_candidate_refusing_production_requests_fails_the_error_rate(shadow):
+    report = shadow("newer", alone=True)
+    result = verdicts(report)["shadow_error_rate"]
+    assert result.verdict is Verdict.FAIL
+    assert result.support == {"n": SPEC.shadow.requests, "errors": SPEC.shadow.requests}
+    assert "credit_score" in result.examples[0]["answer"]
+    # Nothing answered: the latency gate cannot pass either.
+    assert verdicts(report)["shadow_latency_vs_baseline"].verdict is Verdict.FAIL
+
+
+def test_quality_of_both_models_on_requests_whose_label_arrived(shadow, logged):
+    report = shadow("skewed")
+    rows = {r["model"]: r for r in labelled_quality(report)}
+    labelled = int((~np.isnan(logged.labels)).sum())
+    assert labelled > 0 and rows["candidate"]["labelled"] == labelled
+    assert rows["production"]["roc_auc"] > rows["candidate"]["roc_auc"]
+
+
+def test_the_window_is_the_latest_requests_in_time_order(make_release):
+    spec = make_release(shadow={"requests": 50, "window_days": 3})
+    warehouse = build_warehouse(spec)
+    window = load_window(warehouse, spec, dict(REQUIRED_COLUMNS))
+    assert 0 < len(window) <= 50
+    log = warehouse.frame('SELECT request_id, event_time FROM "serving_log" ORDER BY event_time')
+    assert window.request_ids == log["request_id"].tail(len(window)).tolist()
+    assert set(REQUIRED_COLUMNS) <= set(window.raw.columns)
+
+
+def test_logged_requests_without_a_contract_column_are_refused(make_release):
+    spec = make_release()
+    warehouse = build_warehouse(spec)
+    with pytest.raises(DataInputError, match="credit_score"):
+        load_window(warehouse, spec, dict(extra_column.REQUIRED_COLUMNS))
