@@ -359,6 +359,75 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_shadow(args: argparse.Namespace) -> int:
+    """Replay the latest logged requests to a candidate and to production; print the gates."""
+    from rich.progress import Progress
+
+    from ml_release.feature_code import load_feature_code
+    from ml_release.home import artifacts_dir, temp_dir, warehouse_path
+    from ml_release.registry import PRODUCTION
+    from ml_release.report import verdict_table
+    from ml_release.serving.environment import feature_code_paths, runtime_python
+    from ml_release.serving.server import ServerOptions
+    from ml_release.shadow.gates import judge, shadow_gates
+    from ml_release.shadow.replay import load_window
+    from ml_release.shadow.run import run_shadow
+    from ml_release.warehouse import Warehouse
+
+    spec = _load(args)
+    gates = shadow_gates(spec)
+    if not gates:
+        raise SpecError(f"{spec.source}: no shadow gate in `gates` (see docs/gates.md)")
+    registry, name = _registry(), spec.model.name
+    versions = [v.version for v in registry.versions(name)]
+    live = registry.alias(name, PRODUCTION)
+    version = args.candidate or next((v for v in reversed(versions) if v != live), None)
+    if version is None:
+        raise SpecError(f"{name} has no registered candidate: give --candidate VERSION")
+    warehouse = Warehouse(warehouse_path())
+    if not warehouse.exists(keys.SERVING_LOG):
+        raise SpecError("the warehouse has no serving_log yet: run `ml-release run` once first")
+    contract = load_feature_code(spec.features.code).required_columns
+    requests = load_window(warehouse, spec, contract)
+    folder = temp_dir() / f"shadow-cli-{os.getpid()}"
+    options = ServerOptions(
+        python=runtime_python(progress=console.print),
+        ready_timeout=spec.serving.ready_timeout,
+        extra_paths=feature_code_paths(spec.features.code, folder / "app"),
+    )
+    with Progress(console=console) as progress:
+        task = progress.add_task(f"replaying {len(requests):,} requests", total=len(requests))
+        report = run_shadow(
+            (version, Path(registry.version(name, version).path)),
+            (live, Path(registry.version(name, live).path)) if live else None,
+            artifacts_dir(),
+            requests,
+            contract,
+            spec,
+            options,
+            folder,
+            progress=lambda line: progress.console.print(line, markup=False, highlight=False),
+            replay_progress=lambda done, total: progress.update(task, completed=done),
+        )
+    results = [(gate, judge(gate, report, spec)) for gate in gates]
+    inconclusive_blocks = spec.inconclusive == "block"
+    rows = [
+        {
+            "gate": r.gate,
+            "dataset": r.target,
+            "verdict": r.verdict.value,
+            "passed": r.passed(inconclusive_blocks),
+            "blocking": gate.must_pass,
+            "summary": r.summary,
+        }
+        for gate, r in results
+    ]
+    console.print(verdict_table(f"shadow replay of {name} {version} vs {live or 'none'}", rows))
+    blocked = [row["gate"] for row in rows if row["blocking"] and not row["passed"]]
+    console.print(f"blocked by {', '.join(blocked)}" if blocked else "every must_pass gate passed")
+    return 1 if blocked else EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `ml-release`."""
     parser = argparse.ArgumentParser(prog="ml-release", description=__doc__.splitlines()[0])
@@ -391,6 +460,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
     sub.add_parser("gates", help=cmd_gates.__doc__).set_defaults(func=cmd_gates)
     sub.add_parser("runtime", help=cmd_runtime.__doc__).set_defaults(func=cmd_runtime)
+    p = sub.add_parser("shadow", help=cmd_shadow.__doc__)
+    p.add_argument("--candidate", help="version to replay to (default: the latest registered)")
+    p.set_defaults(func=cmd_shadow)
     p = sub.add_parser("serve", help=cmd_serve.__doc__)
     p.add_argument("--port", type=int, default=8080, help="V2 HTTP port (default 8080)")
     p.add_argument("--metrics-port", type=int, default=8082, help="Prometheus port (8082)")
