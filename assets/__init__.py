@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from assets.canary import build_canary_assets
 from assets.data import build_data_assets
 from assets.evaluation import build_evaluation_assets, build_report_asset
 from assets.features import build_feature_assets
@@ -23,4 +24,5 @@ def build_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
         *build_serving_assets(spec),
         *build_shadow_assets(spec),
         *build_release_assets(spec),
+        *build_canary_assets(spec),
     ]

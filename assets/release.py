@@ -4,6 +4,7 @@ import dagster as dg
 
 from ml_release import keys
 from ml_release.promotion import GateVerdict, apply_decision, judge_promotion
+from ml_release.registry import PRODUCTION
 from ml_release.spec import ReleaseSpec
 
 HISTORY_LIMIT = 50
@@ -44,6 +45,33 @@ def _materialized_at(instance: dg.DagsterInstance, asset: str) -> float:
     return event.timestamp if event else 0.0
 
 
+def offline_decision(instance: dg.DagsterInstance, spec: ReleaseSpec, digest: str):
+    """Every must_pass verdict for `digest`, re-read from the instance, judged for promotion."""
+    gated = sorted({g.target for g in spec.gates})
+    required = [(g.target, g.name) for g in spec.gates if g.must_pass]
+    return judge_promotion(
+        required,
+        {pair: _history(instance, *pair) for pair in required},
+        digest,
+        spec.spec_hash,
+        {dataset: _materialized_at(instance, dataset) for dataset in gated},
+    )
+
+
+def lineage_of(context: dg.AssetExecutionContext, spec: ReleaseSpec, candidate_run: str) -> dict:
+    """Run ids, the data versions of the three datasets and the feature code, for the ledger."""
+    instance = context.instance
+    return {
+        "run_id": context.run.run_id,
+        "candidate_run_id": candidate_run,
+        **{
+            f"data_version.{asset}": _data_version(instance, asset)
+            for asset in (keys.TRAINING_SNAPSHOT, keys.EVALUATION_HOLDOUT, keys.SERVING_LOG)
+        },
+        "feature_code": spec.features.code,
+    }
+
+
 def build_release_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
     """The release_decision asset for `spec`."""
     gated = sorted({g.target for g in spec.gates})
@@ -64,24 +92,33 @@ def build_release_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
         metadata = candidate.asset_materialization.metadata
         version = str(_value(metadata, keys.CANDIDATE_VERSION))
         digest = str(_value(metadata, keys.CANDIDATE_DIGEST))
-        required = [(g.target, g.name) for g in spec.gates if g.must_pass]
-        decision = judge_promotion(
-            required,
-            {pair: _history(instance, *pair) for pair in required},
-            digest,
-            spec.spec_hash,
-            {dataset: _materialized_at(instance, dataset) for dataset in gated},
-        )
-        lineage = {
-            "run_id": context.run.run_id,
-            "candidate_run_id": candidate.run_id,
-            **{
-                f"data_version.{asset}": _data_version(instance, asset)
-                for asset in (keys.TRAINING_SNAPSHOT, keys.EVALUATION_HOLDOUT, keys.SERVING_LOG)
-            },
-            "feature_code": spec.features.code,
-        }
+        decision = offline_decision(instance, spec, digest)
+        lineage = lineage_of(context, spec, candidate.run_id)
         registry = context.resources.model_registry.get()
+        live = registry.alias(spec.model.name, PRODUCTION)
+        if spec.canary.enabled and decision.promote and live not in (None, version):
+            # Every offline gate passed: the canary_rollout job takes it from here.
+            event = registry.record(
+                spec.model.name,
+                "gated",
+                version=version,
+                digest=digest,
+                spec_hash=spec.spec_hash,
+                verdicts=decision.verdicts,
+                lineage=lineage,
+                reason="every must_pass gate passed; awaiting the canary (canary.enabled)",
+            )
+            return dg.MaterializeResult(
+                metadata={
+                    "decision": "awaiting canary",
+                    keys.CANDIDATE_VERSION: version,
+                    keys.CANDIDATE_DIGEST: digest,
+                    "ledger_seq": event.seq,
+                    keys.SPEC_HASH: spec.spec_hash,
+                    "verdicts": dg.MetadataValue.json(decision.verdicts),
+                },
+                data_version=dg.DataVersion(digest),
+            )
         event = apply_decision(
             registry,
             spec.model.name,

@@ -301,6 +301,25 @@ def cmd_gates(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_canary(args: argparse.Namespace) -> int:
+    """Roll the gated candidate out in traffic steps (canary.steps); promote it or abort."""
+    spec = _load(args)  # first: it puts the project's assets/checks/resources on the path
+
+    from ml_release.definitions import build_definitions
+    from ml_release.jobs import ensure_instance, execute_release
+    from ml_release.report import print_outcome
+
+    if not spec.canary.enabled:
+        raise SpecError(f"{spec.source}: canary.enabled is false; set it to use canaries")
+    instance = ensure_instance(dagster_home())
+    with console.status(f"canary of {spec.model.name}: {spec.canary.steps} % steps…"):
+        outcome = execute_release(build_definitions(spec), instance, job=keys.CANARY_JOB)
+    print_outcome(console, f"canary of {spec.model.name}", outcome)
+    if outcome.decision.get("decision") == "canary aborted":
+        return 1
+    return outcome.exit_code
+
+
 def cmd_runtime(args: argparse.Namespace) -> int:
     """Build (once) the serving runtime's virtualenv and print where it is."""
     import subprocess
@@ -460,6 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
     sub.add_parser("gates", help=cmd_gates.__doc__).set_defaults(func=cmd_gates)
     sub.add_parser("runtime", help=cmd_runtime.__doc__).set_defaults(func=cmd_runtime)
+    sub.add_parser("canary", help=cmd_canary.__doc__).set_defaults(func=cmd_canary)
     p = sub.add_parser("shadow", help=cmd_shadow.__doc__)
     p.add_argument("--candidate", help="version to replay to (default: the latest registered)")
     p.set_defaults(func=cmd_shadow)

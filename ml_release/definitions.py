@@ -10,7 +10,7 @@ import assets
 import checks
 import resources
 from ml_release.home import spec_path
-from ml_release.jobs import build_rollback_job, release_job
+from ml_release.jobs import build_rollback_job, release_jobs
 from ml_release.sensors import new_model_artifact_sensor
 from ml_release.spec import ReleaseSpec, load_spec
 
@@ -23,7 +23,7 @@ def build_definitions(
         assets=assets.build_assets(spec),
         asset_checks=checks.build_checks(spec),
         resources={**resources.local_resources(), **(resource_overrides or {})},
-        jobs=[release_job, build_rollback_job(spec.model.name)],
+        jobs=[*release_jobs(spec.canary.enabled), build_rollback_job(spec.model.name)],
         sensors=[new_model_artifact_sensor],
     )
 

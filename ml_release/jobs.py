@@ -50,11 +50,29 @@ def build_rollback_job(model: str) -> dg.JobDefinition:
     return rollback_job
 
 
-release_job = dg.define_asset_job(
-    name=keys.RELEASE_JOB,
-    selection=dg.AssetSelection.all(),
-    description="Materialize the release graph and run every gate of the release spec.",
-)
+def release_jobs(canary: bool) -> list:
+    """The `release` job (every asset but the canary) and, with canaries, the `canary` job."""
+    everything = dg.AssetSelection.all()
+    if not canary:
+        return [_release_job(everything)]
+    rollout = dg.AssetSelection.assets(keys.CANARY_ROLLOUT)
+    return [
+        _release_job(everything - rollout),
+        dg.define_asset_job(
+            name=keys.CANARY_JOB,
+            selection=rollout,
+            description="Roll the gated candidate out in traffic steps; promote it or abort.",
+        ),
+    ]
+
+
+def _release_job(selection: dg.AssetSelection):
+    return dg.define_asset_job(
+        name=keys.RELEASE_JOB,
+        selection=selection,
+        description="Materialize the release graph and run every gate of the release spec.",
+    )
+
 
 INSTANCE_CONFIG = """\
 # Written by ml-release: the Dagster instance shared by `ml-release run` and `dagster dev`.
@@ -137,15 +155,14 @@ def execute_release(
     instance: dg.DagsterInstance,
     candidate_artifact: str = "",
     log_level: str = "CRITICAL",
+    job: str = keys.RELEASE_JOB,
 ) -> ReleaseOutcome:
-    """Run the release job in this process and collect every verdict and failure."""
-    result = defs.resolve_job_def(keys.RELEASE_JOB).execute_in_process(
-        instance=instance,
-        raise_on_error=False,
-        run_config={
-            "loggers": {"console": {"config": {"log_level": log_level}}},
-            "ops": {keys.CANDIDATE_MODEL: {"config": {"artifact": candidate_artifact}}},
-        },
+    """Run the release (or canary) job in this process and collect every verdict and failure."""
+    run_config: dict = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    if job == keys.RELEASE_JOB:
+        run_config["ops"] = {keys.CANDIDATE_MODEL: {"config": {"artifact": candidate_artifact}}}
+    result = defs.resolve_job_def(job).execute_in_process(
+        instance=instance, raise_on_error=False, run_config=run_config
     )
     outcome = ReleaseOutcome(run_id=result.run_id)
     for evaluation in result.get_asset_check_evaluations():
@@ -168,7 +185,7 @@ def execute_release(
         materialized.add(key)
         if key == keys.CANDIDATE_MODEL:
             outcome.candidate = _plain_metadata(event)
-        elif key == keys.RELEASE_DECISION:
+        elif key in (keys.RELEASE_DECISION, keys.CANARY_ROLLOUT):
             outcome.decision = _plain_metadata(event)
     for event in result.all_events:
         if event.event_type == dg.DagsterEventType.STEP_FAILURE:

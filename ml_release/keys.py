@@ -30,6 +30,7 @@ FEATURE_SOURCES = {
 # Model and release assets.
 CANDIDATE_MODEL = "candidate_model"
 RELEASE_DECISION = "release_decision"
+CANARY_ROLLOUT = "canary_rollout"
 CANDIDATE_PREDICTIONS = "candidate_predictions"
 BASELINE_PREDICTIONS = "baseline_predictions"
 EVALUATION_REPORT = "evaluation_report"
@@ -51,5 +52,6 @@ PROFILES_TABLE = "_reference_profiles"
 # Jobs and concurrency pools.
 RELEASE_JOB = "release"
 ROLLBACK_JOB = "rollback"
+CANARY_JOB = "canary"
 ARTIFACT_SENSOR = "new_model_artifact_sensor"
 WAREHOUSE_POOL = "warehouse"

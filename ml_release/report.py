@@ -49,12 +49,16 @@ def print_outcome(console: Console, title: str, outcome) -> None:
         verdict = "[bold red]BLOCKED[/] at promotion; production unchanged"
     elif outcome.decision:
         decision = outcome.decision
-        verdict = (
-            f"[bold green]PROMOTED[/] {decision.get('candidate_version')} to production "
-            f"(replaces {decision.get('replaced')})"
-            if decision.get("decision") == "promoted"
-            else f"[green]PASSED[/]: {decision.get('candidate_version')} already in production"
-        )
+        version = decision.get("candidate_version")
+        verdict = {
+            "promoted": f"[bold green]PROMOTED[/] {version} to production "
+            f"(replaces {decision.get('replaced')})",
+            "awaiting canary": f"[green]GATED[/]: {version} passed every offline gate; "
+            "`ml-release canary` rolls it out",
+            "canary passed": f"[bold green]PROMOTED[/] {version} after the canary",
+            "canary aborted": f"[bold red]ABORTED[/]: the canary of {version} failed; traffic "
+            "is back on production",
+        }.get(decision.get("decision"), f"[green]PASSED[/]: {version} already in production")
     else:
         verdict = "[bold red]NOT RELEASED[/]: the release decision did not run"
     console.print(f"{verdict}  (run {outcome.run_id}, exit code {outcome.exit_code})")

@@ -185,6 +185,57 @@ class ShadowSpec(SpecModel):
     )
 
 
+class CanarySpec(SpecModel):
+    """The canary rollout: traffic steps, how much traffic each step replays, and its margins."""
+
+    enabled: bool = Field(
+        False,
+        description="When true, release_decision does not promote: a candidate that passed "
+        "every offline gate is promoted by canary_rollout after the last step.",
+    )
+    steps: list[float] = Field(
+        default_factory=lambda: [5.0, 25.0, 50.0, 100.0],
+        min_length=1,
+        description="Percent of traffic to the candidate at each step, increasing, ending at 100.",
+    )
+    requests_per_step: int = Field(
+        1000, ge=10, description="Logged requests replayed through the router per step."
+    )
+    concurrency: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Requests in flight. One server per model on one machine: more than 1 "
+        "queues requests at the busier server and biases the latency comparison.",
+    )
+    timeout_seconds: float = Field(
+        2.0, gt=0, description="A candidate answer slower than this is an error (a timeout)."
+    )
+    deadline_seconds: float = Field(
+        300.0, gt=0, description="A step not finished by then fails (a hung candidate)."
+    )
+    error_margin: float = Field(
+        0.0025, ge=0, le=1, description="Tolerated error-rate increase over production."
+    )
+    latency_margin: float = Field(
+        0.25, ge=0, description="Tolerated increase of the mean log latency, as a share."
+    )
+    quality_margin: float = Field(
+        0.02, ge=0, description="Tolerated increase of per-request log loss (labelled requests)."
+    )
+    score_shift_margin: float = Field(
+        0.05, ge=0, le=1, description="Tolerated shift of the mean score, either way."
+    )
+    alpha: float = Field(0.05, gt=0, lt=0.5, description="False-abort bound over all looks.")
+
+    @model_validator(mode="after")
+    def _increasing(self) -> "CanarySpec":
+        steps = self.steps
+        if any(not 0 < s <= 100 for s in steps) or steps != sorted(set(steps)) or steps[-1] != 100:
+            raise ValueError(f"steps {steps} must increase, each in (0, 100], and end at 100")
+        return self
+
+
 class GateSpec(SpecModel):
     """One entry of `gates:`: a catalog name, whether it blocks, and its parameters."""
 
@@ -227,6 +278,7 @@ class ReleaseSpec(SpecModel):
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     serving: ServingSpec = Field(default_factory=ServingSpec)
     shadow: ShadowSpec = Field(default_factory=ShadowSpec)
+    canary: CanarySpec = Field(default_factory=CanarySpec)
     inconclusive: Literal["block", "warn"] = Field(
         "block", description="What an inconclusive gate does when it is `must_pass`."
     )

@@ -40,9 +40,14 @@ class LoggedRequests:
 
 
 def load_window(
-    warehouse: Warehouse, spec: ReleaseSpec, contract: dict[str, str]
+    warehouse: Warehouse,
+    spec: ReleaseSpec,
+    contract: dict[str, str],
+    count: int | None = None,
 ) -> LoggedRequests:
-    """The latest `shadow.requests` logged requests (within `shadow.window_days`), oldest first.
+    """The latest `count` (default `shadow.requests`) logged requests, oldest first.
+
+    Only requests within `shadow.window_days` of the newest are read, when it is set.
 
     Raises:
         DataInputError: The window is empty, or a request lacks a column of the contract.
@@ -68,7 +73,7 @@ def load_window(
     frame = warehouse.frame(
         f"SELECT * FROM (SELECT {columns}, {time_column} AS _t FROM {quote(keys.SERVING_LOG)} "
         f"{where} ORDER BY _t DESC, {quote(log.request_id_column)} DESC LIMIT ?) ORDER BY _t",
-        [settings.requests],
+        [count or settings.requests],
     )
     if frame.empty:
         raise DataInputError(

@@ -1,0 +1,94 @@
+"""The canary step loop over any `TrafficSplit`: set the weight, send a step's traffic, analyse.
+
+`run_steps` knows nothing of servers or ledgers: it moves the split through the steps, calls
+`send(step_index)` to drive that step's traffic (on one machine: a replay of logged requests
+through the router), analyses everything served so far, and stops at the first failing look.
+Every way out that is not a pass puts the weight back to 0: traffic returns to production.
+"""
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ml_release.canary.analysis import Look, analyze
+from ml_release.gates.result import Verdict
+from ml_release.serving.router import TrafficSplit
+from ml_release.spec import CanarySpec
+
+
+@dataclass
+class CanaryResult:
+    """How the rollout ended."""
+
+    verdict: Verdict
+    looks: list[Look]
+    reason: str
+
+    @property
+    def failed_step(self) -> float | None:
+        """The step whose look failed, if one did."""
+        failed = [look.step for look in self.looks if look.decision is Verdict.FAIL]
+        return failed[0] if failed else None
+
+
+def expected_candidate_requests(settings: CanarySpec) -> int:
+    """Requests the candidate serves over the whole rollout if every step completes."""
+    return max(1, round(sum(settings.requests_per_step * s / 100 for s in settings.steps)))
+
+
+def _send_with_deadline(send: Callable[[int], None], index: int, deadline: float) -> str | None:
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            send(index)
+        except BaseException as exc:
+            failure.append(exc)
+
+    worker = threading.Thread(target=target, name=f"canary-step-{index}", daemon=True)
+    worker.start()
+    worker.join(deadline)
+    if worker.is_alive():
+        return f"the step's traffic did not finish within deadline_seconds={deadline:g}"
+    if failure:
+        raise failure[0]
+    return None
+
+
+def run_steps(
+    split: TrafficSplit,
+    send: Callable[[int], None],
+    settings: CanarySpec,
+    labels: dict[str, float],
+    on_look: Callable[[Look], None] = lambda look: None,
+) -> CanaryResult:
+    """Move traffic through `settings.steps`, analysing after each; abort at a failing look."""
+    start = split.mark()
+    tuned_n = expected_candidate_requests(settings)
+    looks: list[Look] = []
+    try:
+        for index, step in enumerate(settings.steps):
+            split.set_weight(step)
+            late = _send_with_deadline(send, index, settings.deadline_seconds)
+            look = analyze(split.records(since=start), labels, settings, step, step == 100, tuned_n)
+            if late:
+                look.decision, look.reasons = Verdict.FAIL, [late, *look.reasons]
+            looks.append(look)
+            on_look(look)
+            if look.decision is Verdict.FAIL:
+                split.set_weight(0)
+                return CanaryResult(
+                    Verdict.FAIL, looks, f"aborted at {step:g} %: " + "; ".join(look.reasons)
+                )
+    except BaseException:
+        split.set_weight(0)
+        raise
+    final = looks[-1]
+    if final.decision is not Verdict.PASS:
+        split.set_weight(0)
+        return CanaryResult(
+            Verdict.INCONCLUSIVE,
+            looks,
+            "inconclusive at 100 %, not promoted: " + "; ".join(final.reasons),
+        )
+    return CanaryResult(Verdict.PASS, looks, "; ".join(final.reasons))

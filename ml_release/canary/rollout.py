@@ -1,0 +1,188 @@
+"""A canary rollout on one machine: both models served, a router in front, logged traffic replayed.
+
+Traffic is the serving log replayed in time order (cycled when the rollout needs more requests
+than the window has) through `LocalRouter`, sticky by request id. Every look is a
+`canary_step` ledger event with its evidence; a failing or inconclusive rollout is a
+`canary_aborted` event, and traffic goes back to production. Promotion after a pass is the
+caller's (through the same rules as `release_decision`).
+
+A state file (`$ML_RELEASE_HOME/canary/<model>.json`) marks a rollout in progress. A rollout
+that finds one from a controller that died records that canary as aborted before it starts:
+the local router died with that controller, so its traffic is back on production; a
+deployment's split is set back to 0 by the new controller before anything else.
+"""
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from ml_release.canary.analysis import Look
+from ml_release.canary.controller import CanaryResult, run_steps
+from ml_release.errors import ConflictError
+from ml_release.gates.result import Verdict
+from ml_release.registry import Registry
+from ml_release.serving.client import encode_request
+from ml_release.serving.router import LocalRouter, replay
+from ml_release.serving.server import ServerOptions, serve_artifact
+from ml_release.shadow.replay import LoggedRequests
+from ml_release.spec import ReleaseSpec
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """The version under rollout."""
+
+    version: str
+    digest: str
+    folder: Path
+
+
+def recover(state_file: Path, registry: Registry, model: str) -> str | None:
+    """Record an unfinished rollout of a dead controller as aborted; returns its version.
+
+    Raises:
+        ConflictError: The controller of that rollout is still running.
+    """
+    if not state_file.exists():
+        return None
+    state = json.loads(state_file.read_text())
+    if psutil.pid_exists(int(state.get("pid", -1))) and state.get("pid") != os.getpid():
+        raise ConflictError(
+            f"a canary of {model} {state['version']} is running (pid {state['pid']}); "
+            "wait for it, or stop that process"
+        )
+    registry.record(
+        model,
+        "canary_aborted",
+        version=state["version"],
+        digest=state["digest"],
+        reason=f"the canary controller stopped at the {state['step']:g} % step without "
+        "finishing; traffic returned to production",
+        lineage={"recovered_by_pid": os.getpid()},
+    )
+    state_file.unlink()
+    return state["version"]
+
+
+def _write_state(state_file: Path, candidate: Candidate, step: float) -> None:
+    state_file.parent.mkdir(parents=True, exist_ok=True)
+    partial = state_file.with_suffix(".partial")
+    partial.write_text(
+        json.dumps(
+            {
+                "version": candidate.version,
+                "digest": candidate.digest,
+                "step": step,
+                "pid": os.getpid(),
+            }
+        )
+    )
+    partial.replace(state_file)
+
+
+def traffic_plan(
+    requests: LoggedRequests, contract: dict[str, str], per_step: int, steps: int
+) -> tuple[list[bytes], list[str], dict[str, float]]:
+    """Bodies and request ids for every step, in log order, and labels by request id."""
+    bodies, ids, labels = [], [], {}
+    for k in range(per_step * steps):
+        i = k % len(requests)
+        round_ = k // len(requests)
+        request_id = requests.request_ids[i] + (f"~{round_}" if round_ else "")
+        bodies.append(encode_request(requests.raw.iloc[[i]], contract))
+        ids.append(request_id)
+        label = requests.labels[i]
+        if label == label:  # not NaN: the label has arrived
+            labels[request_id] = float(label)
+    return bodies, ids, labels
+
+
+def rollout(
+    spec: ReleaseSpec,
+    registry: Registry,
+    candidate: Candidate,
+    production: tuple[str, Path],
+    store_root: Path,
+    requests: LoggedRequests,
+    contract: dict[str, str],
+    options: ServerOptions,
+    workdir: Path,
+    state_file: Path,
+    progress: Callable[[str], None] = lambda message: None,
+    on_look: Callable[[Look], None] = lambda look: None,
+) -> CanaryResult:
+    """Run the canary of `candidate` against `production`; records steps and aborts."""
+    settings, model = spec.canary, spec.model.name
+    recovered = recover(state_file, registry, model)
+    if recovered:
+        progress(f"recorded the unfinished canary of {recovered} as aborted")
+    per_step = settings.requests_per_step
+    bodies, ids, labels = traffic_plan(requests, contract, per_step, len(settings.steps))
+    _write_state(state_file, candidate, 0.0)
+    with (
+        serve_artifact(
+            production[1], store_root, workdir / "production", options, model, production[0]
+        ) as prod,
+        serve_artifact(
+            candidate.folder, store_root, workdir / "candidate", options, model, candidate.version
+        ) as cand,
+        LocalRouter(prod.port, cand.port, model, timeout_s=settings.timeout_seconds) as router,
+    ):
+
+        def send(index: int) -> None:
+            step = settings.steps[index]
+            _write_state(state_file, candidate, step)
+            progress(f"step {index + 1}/{len(settings.steps)}: {step:g} % to the candidate")
+            window = slice(index * per_step, (index + 1) * per_step)
+            replay(
+                router.url,
+                bodies[window],
+                ids[window],
+                settings.concurrency,
+                model=model,
+                timeout_s=settings.timeout_seconds + 30,
+            )
+
+        def look_done(look: Look) -> None:
+            registry.record(
+                model,
+                "canary_step",
+                version=candidate.version,
+                digest=candidate.digest,
+                spec_hash=spec.spec_hash,
+                verdicts=look.rows(),
+                reason=f"{look.step:g} %: {look.decision.value}; " + "; ".join(look.reasons),
+                lineage={"served": look.served},
+            )
+            progress(f"{look.step:g} % step: {look.decision.value} ({'; '.join(look.reasons)})")
+            on_look(look)
+
+        try:
+            result = run_steps(router, send, settings, labels, look_done)
+        except Exception as exc:
+            _aborted(registry, spec, candidate, [], f"the canary failed: {exc}")
+            state_file.unlink(missing_ok=True)
+            raise
+    if result.verdict is not Verdict.PASS:
+        rows = result.looks[-1].rows() if result.looks else []
+        _aborted(registry, spec, candidate, rows, result.reason)
+    state_file.unlink(missing_ok=True)
+    return result
+
+
+def _aborted(
+    registry: Registry, spec: ReleaseSpec, candidate: Candidate, rows: list, reason: str
+) -> None:
+    registry.record(
+        spec.model.name,
+        "canary_aborted",
+        version=candidate.version,
+        digest=candidate.digest,
+        spec_hash=spec.spec_hash,
+        verdicts=rows,
+        reason=reason,
+    )
