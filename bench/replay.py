@@ -399,7 +399,7 @@ def report(args, measured, replays, records, load_before) -> None:
         "direct": "(a) floor: V2Client -> production MLServer",
         "router0": "(b) V2Client -> router at 0 % -> production",
         "split": "floor of 50 %: V2Client -> the server the router picks",
-        "router50": "(b) V2Client -> router at 50 % -> production | candidate",
+        "router50": "(b) V2Client -> router at 50 % -> production or candidate",
         "trivial": "harness: V2Client -> trivial server",
         "trivial_router": "harness: V2Client -> router at 0 % -> trivial server",
     }

@@ -15,8 +15,9 @@ from rich.console import Console
 
 from ml_release import keys
 from ml_release.errors import EXIT_OK, ReleaseError, SpecError
+from ml_release.faults import KILL_CANDIDATE_ENV
 from ml_release.home import dagster_home, demo_data_dir, spec_path
-from ml_release.spec import ReleaseSpec, load_spec
+from ml_release.spec import CanarySpec, ReleaseSpec, load_spec
 
 # Wide enough for the verdict table when output goes to a file or a CI log.
 # Kept here so building the parser does not import pandas (rollback must start fast).
@@ -247,8 +248,15 @@ def _set_aside_previous_state() -> None:
     console.print(f"the demo starts from an empty registry: the previous one is in {aside}")
 
 
+# The demo's canary: short steps so it takes about a minute, so wider margins than the
+# defaults (a 2-point error rate, a 0.1 mean-score shift) to be judged on that little traffic.
+DEMO_CANARY = CanarySpec(
+    enabled=True, requests_per_step=300, error_margin=0.02, score_shift_margin=0.1
+)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Six releases and a rollback on generated data, then the production history."""
+    """Six releases, two canaries and a rollback on generated data, then the history."""
     from ml_release.demo.generate import generate, write_demo_data
     from ml_release.report import history_table
 
@@ -268,10 +276,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
     console.rule("4. as accurate, far slower: 2,000 boosted trees")
     slow_spec = _with_model(spec, "hist_gradient_boosting", SLOW_ENSEMBLE)
     slow = run_release(slow_spec, "slow release")
-    console.rule("5. a new random forest on broken data: incomes missing, serving-path skew")
+    canary_spec = spec.model_copy(update={"canary": DEMO_CANARY})
+    console.rule("5. canary on: a retrained model passes the gates and a 5-100 % canary")
+    retrain = _with_model(canary_spec, "logistic_regression", {"C": 0.5})
+    retrained = run_release(retrain, "gated")
+    canary = run_canary(retrain)  # the same spec: verdicts under another spec hash are stale
+    console.rule("6. canary: another retrain whose server crashes at the 25 % step")
+    crashing = _with_model(canary_spec, "logistic_regression", {"C": 0.25})
+    crashed_gate = run_release(crashing, "gated")
+    os.environ[KILL_CANDIDATE_ENV] = "25"
+    try:
+        crashed = run_canary(crashing)
+    finally:
+        del os.environ[KILL_CANDIDATE_ENV]
+    console.rule("7. a new random forest on broken data: incomes missing, serving-path skew")
     broken_spec = _with_model(_with_broken_data(spec, data), "random_forest", {"n_estimators": 60})
     broken = run_release(broken_spec, "broken release")
-    console.rule("6. production misbehaves: `ml-release rollback`")
+    console.rule("8. production misbehaves: `ml-release rollback`")
     rolled = cmd_rollback(
         argparse.Namespace(model=spec.model.name, to=None, reason="demo: roll back", spec=None)
     )
@@ -281,10 +302,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         regression.exit_code,
         second.exit_code,
         slow.exit_code,
+        retrained.exit_code,
+        canary,
+        crashed_gate.exit_code,
+        crashed,
         broken.exit_code,
         rolled,
     )
-    ok = codes == (0, 1, 0, 1, 1, 0)
+    ok = codes == (0, 1, 0, 1, 0, 0, 0, 1, 1, 0)
     console.rule("demo " + ("[green]behaved as expected[/]" if ok else "[red]did NOT behave[/]"))
     console.print(
         "Open the UI with `make ui` (Dagster at http://127.0.0.1:3000) to read each gate's "
@@ -304,20 +329,23 @@ def cmd_gates(args: argparse.Namespace) -> int:
 def cmd_canary(args: argparse.Namespace) -> int:
     """Roll the gated candidate out in traffic steps (canary.steps); promote it or abort."""
     spec = _load(args)  # first: it puts the project's assets/checks/resources on the path
+    if not spec.canary.enabled:
+        raise SpecError(f"{spec.source}: canary.enabled is false; set it to use canaries")
+    return run_canary(spec)
 
+
+def run_canary(spec: ReleaseSpec) -> int:
+    """Run the `canary` job in this process and print its outcome; 1 when it aborted."""
     from ml_release.definitions import build_definitions
     from ml_release.jobs import ensure_instance, execute_release
     from ml_release.report import print_outcome
 
-    if not spec.canary.enabled:
-        raise SpecError(f"{spec.source}: canary.enabled is false; set it to use canaries")
     instance = ensure_instance(dagster_home())
-    with console.status(f"canary of {spec.model.name}: {spec.canary.steps} % steps…"):
+    steps = " -> ".join(f"{s:g} %" for s in spec.canary.steps)
+    with console.status(f"canary of {spec.model.name}: {steps}…"):
         outcome = execute_release(build_definitions(spec), instance, job=keys.CANARY_JOB)
     print_outcome(console, f"canary of {spec.model.name}", outcome)
-    if outcome.decision.get("decision") == "canary aborted":
-        return 1
-    return outcome.exit_code
+    return 1 if outcome.decision.get("decision") == "canary aborted" else outcome.exit_code
 
 
 def cmd_runtime(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from ml_release.contract.run import store_reference_profile
 from ml_release.demo.generate import DemoData, generate, write_demo_data
 from ml_release.featurize import build_features
 from ml_release.gates.serving import serving_gates
+from ml_release.gates.shadow import shadow_gates
 from ml_release.home import warehouse_path
 from ml_release.sources import load_source
 from ml_release.spec import ReleaseSpec, load_spec
@@ -21,7 +22,7 @@ from ml_release.warehouse import Warehouse
 PROJECT = Path(__file__).resolve().parents[1]
 # Every test shares one serving-runtime virtualenv (built once, `make test` builds it first).
 RUNTIME_DIR = Path(os.environ.get("ML_RELEASE_RUNTIME_DIR") or PROJECT / ".ml_release" / "runtime")
-SERVING_GATES = {g.name for g in serving_gates()}
+SERVING_GATES = {g.name for g in [*serving_gates(), *shadow_gates()]}
 SMALL = {"n_training": 6000, "n_evaluation": 3000, "n_serving": 2000}
 
 

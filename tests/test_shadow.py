@@ -126,6 +126,9 @@ def test_a_candidate_refusing_production_requests_fails_the_error_rate(shadow):
     assert "credit_score" in result.examples[0]["answer"]
     # Nothing answered: the latency gate cannot pass either.
     assert verdicts(report)["shadow_latency_vs_baseline"].verdict is Verdict.FAIL
+    # No production model: the evidence tables are empty, not an error.
+    assert segment_table(report) == [] and score_shift(report) == {}
+    assert labelled_quality(report) == []
 
 
 def test_quality_of_both_models_on_requests_whose_label_arrived(shadow, logged):

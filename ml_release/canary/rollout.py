@@ -23,6 +23,7 @@ import psutil
 from ml_release.canary.analysis import Look
 from ml_release.canary.controller import CanaryResult, run_steps
 from ml_release.errors import ConflictError
+from ml_release.faults import candidate_crash_due
 from ml_release.gates.result import Verdict
 from ml_release.registry import Registry
 from ml_release.serving.client import encode_request
@@ -137,6 +138,9 @@ def rollout(
             step = settings.steps[index]
             _write_state(state_file, candidate, step)
             progress(f"step {index + 1}/{len(settings.steps)}: {step:g} % to the candidate")
+            if candidate_crash_due(step):  # fault injection: the candidate's server dies
+                progress(f"fault injected: killing the candidate server at the {step:g} % step")
+                cand.process.kill()
             window = slice(index * per_step, (index + 1) * per_step)
             replay(
                 router.url,

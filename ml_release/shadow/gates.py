@@ -171,6 +171,8 @@ def flip_rate(gate: GateSpec, report: ShadowReport) -> GateResult:
 
 def segment_table(report: ShadowReport) -> list[dict[str, Any]]:
     """Requests both answered, flips and flip rate per segment value (and overall)."""
+    if report.production is None:
+        return []
     both, flips = report.both_answered(), report.flips()
     rows = [_flip_row("all", both, flips)]
     for column, values in report.segments.items():
