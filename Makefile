@@ -25,7 +25,7 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/dagster definitions validate -w workspace.yaml
 	$(BIN)/ml-release runtime
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 # The Dagster UI on 127.0.0.1 (no authentication: never expose it without a proxy in front).
 ui: $(STAMP)
