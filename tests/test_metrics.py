@@ -417,3 +417,12 @@ def test_ranking_without_relevant_rows_is_undefined_and_inputs_are_checked():
         ndcg_at_k(np.ones(4), np.array([0.1, np.nan, 0.3, 0.4]), query, 2)
     with pytest.raises(ValueError, match="k must be a positive integer"):
         ndcg_at_k(np.ones(4), score, query, 0)
+
+
+def test_integer_labels_give_the_same_auc_as_bool_labels():
+    from ml_release.metrics.classification import pr_auc, roc_auc
+
+    y = np.array([0, 1, 0, 1, 1])
+    score = np.array([0.1, 0.9, 0.2, 0.3, 0.8])
+    assert roc_auc(y, score) == roc_auc(y.astype(bool), score) == 1.0
+    assert pr_auc(y, score) == pr_auc(y.astype(bool), score)

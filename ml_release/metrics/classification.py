@@ -90,6 +90,8 @@ def positive_rate(y, score, weights=None, *, threshold: float = 0.5):
 
 def _class_weights_by_score(y, score, weights):
     """Positive and negative weight per distinct score, ascending: two `(B, G)` matrices."""
+    if np.asarray(y).dtype != bool:  # 0/1 labels: validated, never bit-inverted by `~`
+        y, score = check_binary_inputs(y, score)
     matrix, vector = as_weight_matrix(weights, len(y))
     distinct, groups = np.unique(score, return_inverse=True)
     positive = group_sums(matrix * y, groups.ravel(), len(distinct))
