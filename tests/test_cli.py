@@ -70,6 +70,7 @@ def test_validate_and_gates(make_release, capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.demo
 def test_demo_shows_a_healthy_and_a_blocked_release(home, capsys):
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
