@@ -218,14 +218,19 @@ def test_same_version_with_another_model_is_refused(tmp_path, models):
     assert [p.name for p in tmp_path.iterdir()] == [first.name]
 
 
+def test_the_trap_payload_is_live(tmp_path):
+    # Positive control for the test below: our own harmless Trap (it only creates a file in
+    # tmp_path) does run when pickle loads it, so "the marker was never created" means the
+    # loader refused the bytes, not that the payload was inert.
+    proof = tmp_path / "proof"
+    pickle.loads(pickle.dumps(Trap(proof)))
+    assert proof.exists()
+
+
 @pytest.mark.parametrize("kind", ["pickle", "joblib", "joblib-zlib"])
 def test_pickle_disguised_as_skops_is_refused_and_never_run(tmp_path, models, kind):
     store = tmp_path / "store"
     folder = write(models["logistic_regression"], store, version="v1")
-    # The trap is live: unpickling it elsewhere does create its marker.
-    proof = tmp_path / "proof"
-    pickle.loads(pickle.dumps(Trap(proof)))
-    assert proof.exists()
     marker = tmp_path / "pwned"
     if kind == "pickle":
         payload = pickle.dumps(Trap(marker))

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ml_release.gates.judging import gate_result, gates_judged_by, judge_with
 from ml_release.gates.result import GateResult, Verdict
 from ml_release.gates.serving import (
     AgreementParams,
@@ -24,20 +25,16 @@ from ml_release.spec import GateSpec, ReleaseSpec
 _PERCENTILES = (50, 95, 99)
 
 
-def _result(gate: GateSpec, verdict: Verdict, summary: str, method: str, **kw: Any) -> GateResult:
-    return GateResult(gate.name, gate.target, verdict, summary, method, **kw)
-
-
 def _not_serving(gate: GateSpec, candidate: ServerMeasurement) -> GateResult | None:
     if candidate.load_error:
-        return _result(
+        return gate_result(
             gate,
             Verdict.FAIL,
             f"the candidate did not load in the serving runtime: {candidate.load_error[:1500]}",
             "server start",
         )
     if candidate.error_count:
-        return _result(
+        return gate_result(
             gate,
             Verdict.FAIL,
             f"the candidate refused {candidate.error_count} requests that production answers; "
@@ -74,7 +71,7 @@ def load_time(gate: GateSpec, report: ServingReport) -> GateResult:
         return _not_serving(gate, candidate)  # type: ignore[return-value]
     production = report.production
     verdict = Verdict.PASS if candidate.load_seconds <= params.max_seconds else Verdict.FAIL
-    return _result(
+    return gate_result(
         gate,
         verdict,
         f"loaded in {candidate.load_seconds:.2f} s (limit {params.max_seconds:g} s)"
@@ -110,7 +107,7 @@ def memory(gate: GateSpec, report: ServingReport) -> GateResult:
         if problems
         else (f", allowed {allowed:.0f} MiB" if allowed else "")
     )
-    return _result(
+    return gate_result(
         gate,
         Verdict.FAIL if problems else Verdict.PASS,
         summary,
@@ -136,7 +133,7 @@ def latency_vs_baseline(gate: GateSpec, report: ServingReport) -> GateResult:
         "the ratio between two production servers (run-to-run noise)"
     )
     if production is None or replica is None:
-        return _result(
+        return gate_result(
             gate,
             Verdict.PASS,
             f"p99 {p99:.2f} ms; no production model to compare with yet",
@@ -167,7 +164,7 @@ def p99_verdict(
     allowed = base * (1 + params.max_increase) * math.exp(noise)
     common = {"observed": p99, "baseline": base, "threshold": allowed, "rows": rows}
     if noise > math.log1p(params.max_noise):
-        return _result(
+        return gate_result(
             gate,
             Verdict.INCONCLUSIVE,
             f"the {twins}' p99 differ by {math.expm1(noise):.0%} (more than max_noise "
@@ -177,7 +174,7 @@ def p99_verdict(
             **common,
         )
     verdict = Verdict.FAIL if p99 > allowed else Verdict.PASS
-    return _result(
+    return gate_result(
         gate,
         verdict,
         f"p99 {p99:.2f} ms vs production {base:.2f} ms ({p99 / base - 1:+.0%}); allowed "
@@ -197,7 +194,7 @@ def agreement(gate: GateSpec, report: ServingReport) -> GateResult:
     single, batch = candidate.single_proba, candidate.batch_proba
     method = "max |p_single - p_batch| per row over the single-request rows"
     if single is None or batch is None or single.shape != batch.shape:
-        return _result(
+        return gate_result(
             gate,
             Verdict.FAIL,
             "the batch answer does not have one row of probabilities per request row "
@@ -213,7 +210,7 @@ def agreement(gate: GateSpec, report: ServingReport) -> GateResult:
         for i in bad[: params.examples]
     ]
     worst = float(diff.max()) if len(diff) else 0.0
-    return _result(
+    return gate_result(
         gate,
         Verdict.FAIL if len(bad) else Verdict.PASS,
         f"{len(bad)} of {len(diff)} rows differ by more than {params.tolerance:g} between "
@@ -244,7 +241,7 @@ def output_schema(gate: GateSpec, report: ServingReport) -> GateResult:
         return failed
     method = "V2 response outputs and model metadata compared field by field"
     if production is None:
-        return _result(gate, Verdict.PASS, "no production model to compare with yet", method)
+        return gate_result(gate, Verdict.PASS, "no production model to compare with yet", method)
     ours, theirs = _schema_fields(candidate), _schema_fields(production)
     rows = []
     for key in sorted({*ours, *theirs}):
@@ -258,7 +255,7 @@ def output_schema(gate: GateSpec, report: ServingReport) -> GateResult:
             }
         )
     changed = [r["field"] for r in rows if r["status"] != "ok"]
-    return _result(
+    return gate_result(
         gate,
         Verdict.FAIL if changed else Verdict.PASS,
         f"{len(changed)} field(s) differ from production: {', '.join(changed)}"
@@ -321,7 +318,7 @@ def compatibility(gate: GateSpec, report: ServingReport) -> GateResult:
             }
         )
     bad = [r for r in rows if r["status"] != "ok"]
-    return _result(
+    return gate_result(
         gate,
         Verdict.FAIL if bad else Verdict.PASS,
         "; ".join(
@@ -348,11 +345,9 @@ JUDGES = {
 
 def serving_gates(spec: ReleaseSpec) -> list[GateSpec]:
     """The spec's serving gates, in spec order."""
-    return [g for g in spec.gates if g.name in JUDGES]
+    return gates_judged_by(spec, JUDGES)
 
 
-def judge(gate: GateSpec, report: ServingReport, spec: ReleaseSpec) -> GateResult:
+def judge(gate: GateSpec, report, spec: ReleaseSpec) -> GateResult:
     """One serving gate's result."""
-    result = JUDGES[gate.name](gate, report)
-    result.spec_hash = spec.spec_hash
-    return result
+    return judge_with(JUDGES, gate, report, spec)

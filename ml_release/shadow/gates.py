@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from ml_release.gates.judging import gate_result, gates_judged_by, judge_with
 from ml_release.gates.result import GateResult, Verdict
 from ml_release.gates.serving import LatencyVsBaselineParams
 from ml_release.gates.shadow import AgreementRateParams, ErrorRateParams, FlipRateParams
@@ -23,10 +24,6 @@ from ml_release.spec import GateSpec, ReleaseSpec
 from ml_release.stats.binomial import clopper_pearson
 
 NO_BASELINE = "no production model to compare with yet"
-
-
-def _result(gate: GateSpec, verdict: Verdict, summary: str, method: str, **kw: Any) -> GateResult:
-    return GateResult(gate.name, gate.target, verdict, summary, method, **kw)
 
 
 def _rate_verdict(lower: float, upper: float, limit: float, higher_is_worse: bool) -> Verdict:
@@ -48,14 +45,14 @@ def agreement(gate: GateSpec, report: ShadowReport) -> GateResult:
     params: AgreementRateParams = gate.params  # type: ignore[assignment]
     method = "label agreement at the spec's threshold; exact binomial interval"
     if report.production is None:
-        return _result(gate, Verdict.PASS, NO_BASELINE, method)
+        return gate_result(gate, Verdict.PASS, NO_BASELINE, method)
     both = report.both_answered()
     n, agreed = int(both.sum()), int((~report.flips()[both]).sum())
     if n == 0:
-        return _result(gate, Verdict.FAIL, "no request was answered by both models", method)
+        return gate_result(gate, Verdict.FAIL, "no request was answered by both models", method)
     low, high = (float(v) for v in clopper_pearson(agreed, n, params.confidence))
     verdict = _rate_verdict(low, high, params.min_agreement, higher_is_worse=False)
-    return _result(
+    return gate_result(
         gate,
         verdict,
         f"agreement {agreed / n:.2%} on {n:,} replayed requests, {params.confidence:.0%} "
@@ -77,7 +74,7 @@ def error_rate(gate: GateSpec, report: ShadowReport) -> GateResult:
     low, high = (float(v) for v in clopper_pearson(errors, n, params.confidence))
     verdict = _rate_verdict(low, high, params.max_error_rate, higher_is_worse=True)
     base = production.error_count / n if production else None
-    return _result(
+    return gate_result(
         gate,
         verdict,
         f"{errors} of {n:,} requests failed ({errors / n:.2%}, interval [{low:.2%}, {high:.2%}])"
@@ -103,15 +100,19 @@ def latency(gate: GateSpec, report: ShadowReport) -> GateResult:
     )
     candidate = report.candidate.latency_ms[report.candidate.ok]
     if len(candidate) == 0:
-        return _result(gate, Verdict.FAIL, "the candidate answered no request", method, rows=rows)
+        return gate_result(
+            gate, Verdict.FAIL, "the candidate answered no request", method, rows=rows
+        )
     p99 = float(np.percentile(candidate, 99))
     if report.production is None:
-        return _result(gate, Verdict.PASS, f"p99 {p99:.2f} ms; {NO_BASELINE}", method, rows=rows)
+        return gate_result(
+            gate, Verdict.PASS, f"p99 {p99:.2f} ms; {NO_BASELINE}", method, rows=rows
+        )
     times = report.production.latency_ms
     odd, even = times[1::2], times[0::2]
     odd, even = odd[~np.isnan(odd)], even[~np.isnan(even)]
     if min(len(odd), len(even)) == 0:
-        return _result(gate, Verdict.FAIL, "production answered too few requests", method)
+        return gate_result(gate, Verdict.FAIL, "production answered too few requests", method)
     base = float(np.percentile(times[~np.isnan(times)], 99))
     noise = abs(math.log(np.percentile(odd, 99) / np.percentile(even, 99)))
     return p99_verdict(
@@ -124,7 +125,7 @@ def flip_rate(gate: GateSpec, report: ShadowReport) -> GateResult:
     params: FlipRateParams = gate.params  # type: ignore[assignment]
     method = "label flips per segment; exact binomial intervals, Bonferroni across segments"
     if report.production is None:
-        return _result(gate, Verdict.PASS, NO_BASELINE, method)
+        return gate_result(gate, Verdict.PASS, NO_BASELINE, method)
     table = segment_table(report)
     judged = [r for r in table if r["n"] >= params.min_support]
     confidence = 1 - (1 - params.confidence) / max(1, len(judged))
@@ -157,7 +158,7 @@ def flip_rate(gate: GateSpec, report: ShadowReport) -> GateResult:
             f"{len(judged)} segments judged; highest flip rate {worst['flip_rate']:.1%} "
             f"({worst['segment']}) vs limit {params.max_flip_rate:.1%}"
         )
-    return _result(
+    return gate_result(
         gate,
         verdict,
         summary,
@@ -250,11 +251,9 @@ JUDGES = {
 
 def shadow_gates(spec: ReleaseSpec) -> list[GateSpec]:
     """The spec's shadow gates, in spec order."""
-    return [g for g in spec.gates if g.name in JUDGES]
+    return gates_judged_by(spec, JUDGES)
 
 
-def judge(gate: GateSpec, report: ShadowReport, spec: ReleaseSpec) -> GateResult:
+def judge(gate: GateSpec, report, spec: ReleaseSpec) -> GateResult:
     """One shadow gate's result."""
-    result = JUDGES[gate.name](gate, report)
-    result.spec_hash = spec.spec_hash
-    return result
+    return judge_with(JUDGES, gate, report, spec)
