@@ -1,5 +1,5 @@
 # Two commands do everything on a fresh machine with Python 3.11+ and pip:
-#   make demo   install (and the serving runtime), generate the demo data, run six releases
+#   make demo   install (and the serving runtime), generate the demo data, run the demo releases
 #   make test   install, lint, validate the Dagster definitions, run the whole test suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -25,6 +25,8 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/dagster definitions validate -w workspace.yaml
 	$(BIN)/ml-release runtime
+	# The browser test (tests/test_browser.py, ~2.5 min) runs here on one worker; its screenshots
+	# go to reports/browser/ (docs/testing.md).
 	$(BIN)/python -m pytest -n 2 --dist loadfile -m 'not demo'
 	$(BIN)/python -m pytest -m demo  # alone: its latency gates need a quiet machine
 

@@ -6,6 +6,7 @@ from assets.canary import build_canary_assets
 from assets.data import build_data_assets
 from assets.evaluation import build_evaluation_assets, build_report_asset
 from assets.features import build_feature_assets
+from assets.llm import build_llm_assets
 from assets.models import build_model_assets
 from assets.release import build_release_assets
 from assets.serving import build_serving_assets
@@ -15,6 +16,8 @@ from ml_release.spec import ReleaseSpec
 
 def build_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
     """Every asset of the release graph for `spec`."""
+    if spec.model.task == "llm":
+        return [*build_llm_assets(spec), *build_release_assets(spec)]
     return [
         *build_data_assets(spec),
         *build_feature_assets(spec),

@@ -59,17 +59,30 @@ def offline_decision(instance: dg.DagsterInstance, spec: ReleaseSpec, digest: st
 
 
 def lineage_of(context: dg.AssetExecutionContext, spec: ReleaseSpec, candidate_run: str) -> dict:
-    """Run ids, the data versions of the three datasets and the feature code, for the ledger."""
+    """Run ids, the data versions of the datasets and the feature code (or prompt version)."""
     instance = context.instance
+    llm = spec.model.task == "llm"
+    datasets = (
+        keys.LLM_DATASETS
+        if llm
+        else (keys.TRAINING_SNAPSHOT, keys.EVALUATION_HOLDOUT, keys.SERVING_LOG)
+    )
     return {
         "run_id": context.run.run_id,
         "candidate_run_id": candidate_run,
-        **{
-            f"data_version.{asset}": _data_version(instance, asset)
-            for asset in (keys.TRAINING_SNAPSHOT, keys.EVALUATION_HOLDOUT, keys.SERVING_LOG)
-        },
-        "feature_code": spec.features.code,
+        **{f"data_version.{asset}": _data_version(instance, asset) for asset in datasets},
+        **(
+            {keys.PROMPT_VERSION: _prompt_version(instance)}
+            if llm
+            else {"feature_code": spec.features.code}
+        ),
     }
+
+
+def _prompt_version(instance: dg.DagsterInstance) -> str | None:
+    event = instance.get_latest_materialization_event(dg.AssetKey(keys.CANDIDATE_MODEL))
+    metadata = event.asset_materialization.metadata if event and event.asset_materialization else {}
+    return _value(metadata, keys.PROMPT_VERSION)
 
 
 def build_release_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:

@@ -17,7 +17,10 @@ each served by MLServer in the serving runtime's own virtualenv, plus two trivia
   with `replay(concurrency=8)`: total seconds (target: under 20 s) and requests per second.
   Its floor: the same requests at the same concurrency sent by the client straight to the
   server the router would pick (same hash), no router; the two replays alternate in chunks.
-  The same replay through the router to the trivial servers gives the router's own capacity.
+  The same replay through the router to the trivial servers gives the router's own capacity;
+- (d) the shadow replay (`ml_release.shadow.replay.replay`, as `shadow_report` runs it) of the
+  same requests to candidate and production, in batches of 32 plus 300 timed single
+  requests: total seconds (target: under 20 s per 10,000), against (c)'s floor.
 
 Usage: `.venv/bin/python bench/replay.py [--requests 10000] [--latency-requests 500] [--quick]`
 """
@@ -57,6 +60,8 @@ from ml_release.serving.router import (
     replay,
 )
 from ml_release.serving.server import ServerOptions, serve_artifact
+from ml_release.shadow.replay import LoggedRequests
+from ml_release.shadow.replay import replay as shadow_replay
 from ml_release.store import store_artifact
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -65,6 +70,7 @@ ADDED_MEDIAN_TARGET_MS = 1.0
 REPLAY_TARGET_S = 20.0
 SPLIT = 50.0
 REPLAY_CHUNKS = 4  # the floor and the router replays alternate chunk by chunk
+SHADOW_BATCH, SHADOW_TIMED = 32, 300  # the shadow spec's defaults
 
 # A trivial HTTP/1.1 keep-alive server, a thread per connection (the router and the direct
 # client each hold their own): reads the body, answers the canned bytes of argv[1].
@@ -236,6 +242,29 @@ def timed_replay(router: LocalRouter, bodies, ids, concurrency: int) -> tuple:
     return seconds, [r.status for r in results], [r.seconds for r in results]
 
 
+def timed_shadow_replay(servers: dict, rows, ids: list[str], concurrency: int) -> tuple:
+    """Seconds, both servers' answers, and the CPU of the servers and of this process."""
+    n = len(ids)
+    logged = LoggedRequests(
+        ids, rows.iloc[:n].reset_index(drop=True), *(np.full(n, np.nan) for _ in range(3))
+    )
+    pids = [server.process.pid for server in servers.values()]
+    servers_before, own_before = cpu_seconds(pids)
+    started = time.perf_counter()
+    answers = shadow_replay(
+        {CANDIDATE: servers[CANDIDATE], PRODUCTION: servers[PRODUCTION]},
+        logged,
+        dict(REQUIRED_COLUMNS),
+        concurrency,
+        30.0,
+        batch_size=SHADOW_BATCH,
+        latency_requests=SHADOW_TIMED,
+    )
+    seconds = time.perf_counter() - started
+    servers_after, own_after = cpu_seconds(pids)
+    return seconds, answers, servers_after - servers_before, own_after - own_before
+
+
 def cpu_seconds(pids: list[int]) -> tuple[float, float]:
     """CPU seconds (user + system) used so far by the servers' process trees, and by this
     process (the replay's client threads and the router's thread)."""
@@ -378,6 +407,11 @@ def main() -> None:
             trivial_router.set_weight(SPLIT)
             progress("the same replay through the router to the trivial servers (capacity)")
             replays["trivial_router"] = timed_replay(trivial_router, bodies, ids, args.concurrency)
+            progress(
+                f"(d) shadow replay of the {args.requests} requests to candidate and production "
+                f"(batches of {SHADOW_BATCH}, {SHADOW_TIMED} timed single requests)"
+            )
+            replays["shadow"] = timed_shadow_replay(servers, rows, ids, args.concurrency)
             for client in clients.values():
                 for c in client.values() if isinstance(client, dict) else [client]:
                     c.close()
@@ -527,6 +561,32 @@ def report(args, measured, replays, records, load_before) -> None:
             "",
             "",
             "",
+        )
+    )
+    shadow_s, answers, servers_cpu, own_cpu = replays["shadow"]
+    scaled = shadow_s * 10_000 / args.requests
+    errors = {role: a.error_count for role, a in answers.items()}
+    rows.append(
+        (
+            f"(d) shadow replay of {args.requests} to candidate and production, batches of "
+            f"{SHADOW_BATCH} + {SHADOW_TIMED} timed singles, total",
+            f"{shadow_s:.2f} s",
+            f"{floor_s:.2f} s floor (c)",
+            f"{shadow_s / floor_s:.2f}x",
+            f"< {REPLAY_TARGET_S:g} s per 10,000",
+            ("PASS" if scaled < REPLAY_TARGET_S and not any(errors.values()) else "FAIL")
+            + ("" if args.requests == 10_000 else f" ({scaled:.1f} s per 10,000)"),
+        )
+    )
+    rows.append(
+        (
+            "(d) shadow replay: logged requests per second, CPU per logged request "
+            "(servers + this process), errors",
+            f"{args.requests / shadow_s:.1f} req/s",
+            f"{(servers_cpu + own_cpu) / args.requests * 1000:.2f} ms",
+            "",
+            "",
+            ", ".join(f"{role} {n}" for role, n in errors.items()),
         )
     )
     failed = sum(1 for s in replays["router"][1] if s != 200)

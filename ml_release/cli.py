@@ -59,6 +59,12 @@ def _load(args: argparse.Namespace) -> ReleaseSpec:
 def _check_sources(spec: ReleaseSpec) -> None:
     from ml_release.sources import check_source
 
+    if spec.llm is not None:  # an LLM release reads its RAG set, not the tabular sources
+        from ml_release.home import release_home
+        from ml_release.llm.dataset import load_rag_set
+
+        load_rag_set(spec.llm.path(spec.llm.dataset, spec.source.parent, release_home()))
+        return
     for dataset in (keys.TRAINING_SNAPSHOT, keys.EVALUATION_HOLDOUT, keys.SERVING_LOG):
         check_source(spec.source_for(dataset), dataset)
 
@@ -256,7 +262,7 @@ DEMO_CANARY = CanarySpec(
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Six releases, two canaries and a rollback on generated data, then the history."""
+    """Seven releases, two canaries and a rollback on generated data, then the history."""
     from ml_release.demo.generate import generate, write_demo_data
     from ml_release.report import history_table
 
@@ -319,7 +325,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_gates(args: argparse.Namespace) -> int:
-    """Print the gate catalog."""
+    """Print the gate reference as Markdown (docs/gates.md is this output)."""
     from ml_release.gates.catalog import catalog_markdown
 
     print(catalog_markdown())
@@ -475,13 +481,64 @@ def cmd_shadow(args: argparse.Namespace) -> int:
     return 1 if blocked else EXIT_OK
 
 
+def cmd_coverage(args: argparse.Namespace) -> int:
+    """Inject each failure mode into a scratch copy and print which gates block it."""
+    from datetime import UTC, datetime
+
+    from ml_release.coverage.report import terminal_table, write_reports
+    from ml_release.coverage.run import run_coverage
+    from ml_release.home import release_home
+
+    spec = _load(args)
+    _check_sources(spec)
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()] if args.modes else None
+    workdir = release_home() / "coverage" / f"run-{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}"
+    result = run_coverage(
+        spec,
+        workdir,
+        modes=modes,
+        sweep=args.sweep,
+        all_gates=args.all_gates,
+        progress=lambda message: console.print(f"[dim]{message}[/]"),
+    )
+    console.print(terminal_table(result))
+    if result.sweeps:
+        from rich.markdown import Markdown
+
+        from ml_release.coverage.report import sweep_lines
+
+        console.print(Markdown("\n".join(sweep_lines(result))))
+    for kind, path in write_reports(result, Path(args.out)).items():
+        console.print(f"{kind}: {path}")
+    if result.control.caught:
+        console.print("[red]the control (a healthy candidate) was blocked: a gate blocks all[/]")
+    if result.uncovered:
+        console.print(f"[red]required but not blocked: {', '.join(result.uncovered)}[/]")
+    return result.exit_code
+
+
+HELP_EPILOG = """\
+exit codes: 0 promoted or done, 1 blocked by a gate, 2 bad input (spec, data, arguments),
+            3 lock or conflict, 4 integrity (artifact digest, unsafe file), 5 environment
+
+first steps:  ml-release validate && ml-release run
+reference:    docs/cli.md (commands), docs/spec.md (release.yaml), docs/gates.md (gates)
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `ml-release`."""
-    parser = argparse.ArgumentParser(prog="ml-release", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="ml-release",
+        description="Release gates for machine-learning models: validate a release spec, gate "
+        "a candidate, promote or block it, roll back. Run from the project root.",
+        epilog=HELP_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--spec", help="release spec (default: $ML_RELEASE_SPEC or release.yaml)")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("demo-data", help=cmd_demo_data.__doc__)
-    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--seed", type=int, default=7, help="random seed of the data (default 7)")
     p.add_argument("--out", help="folder (default: $ML_RELEASE_HOME/demo)")
     p.add_argument("--scenario", help="break the holdout: " + ", ".join(SCENARIO_NAMES))
     p.set_defaults(func=cmd_demo_data)
@@ -503,7 +560,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--model", help="model name (default: from the spec)")
         p.set_defaults(func=func)
     p = sub.add_parser("demo", help=cmd_demo.__doc__)
-    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--seed", type=int, default=7, help="random seed of the demo data (default 7)")
     p.set_defaults(func=cmd_demo)
     sub.add_parser("gates", help=cmd_gates.__doc__).set_defaults(func=cmd_gates)
     sub.add_parser("runtime", help=cmd_runtime.__doc__).set_defaults(func=cmd_runtime)
@@ -511,10 +568,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("shadow", help=cmd_shadow.__doc__)
     p.add_argument("--candidate", help="version to replay to (default: the latest registered)")
     p.set_defaults(func=cmd_shadow)
+    p = sub.add_parser("coverage", help=cmd_coverage.__doc__)
+    p.add_argument("--modes", help="comma-separated failure modes (default: all that apply)")
+    p.add_argument(
+        "--sweep",
+        action="store_true",
+        help="also find the weakest blocked strength of the quantitative modes",
+    )
+    p.add_argument(
+        "--all-gates",
+        action="store_true",
+        help="run the serving and shadow gates for every mode, not only the modes they target",
+    )
+    p.add_argument("--out", default="reports", help="folder for coverage.md and coverage.html")
+    p.set_defaults(func=cmd_coverage)
     p = sub.add_parser("serve", help=cmd_serve.__doc__)
     p.add_argument("--port", type=int, default=8080, help="V2 HTTP port (default 8080)")
     p.add_argument("--metrics-port", type=int, default=8082, help="Prometheus port (8082)")
     p.add_argument("--poll", type=float, default=2.0, help="seconds between registry looks")
+    for choice in sub._choices_actions:  # `ml-release COMMAND --help` starts with its summary
+        sub.choices[choice.dest].description = choice.help
     p.set_defaults(func=cmd_serve)
     return parser
 

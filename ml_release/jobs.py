@@ -1,6 +1,8 @@
 """Dagster jobs of ml-release, and running the release job in-process for the CLI."""
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,9 @@ from ml_release.errors import (
     EXIT_INTEGRITY,
     EXIT_OK,
 )
+from ml_release.home import release_home, reports_dir
 from ml_release.rollback import rollback
+from ml_release.spec import ReleaseSpec
 
 
 class RollbackConfig(dg.Config):
@@ -202,3 +206,82 @@ def execute_release(
             planned.append(event.asset_key.to_user_string())
     outcome.skipped = [key for key in planned if key not in materialized]
     return outcome
+
+
+def execute_in_ephemeral_instance(
+    defs: dg.Definitions,
+    candidate_artifact: str = "",
+    canary: bool = False,
+    before_canary: Callable[[], None] = lambda: None,
+) -> tuple[ReleaseOutcome, ReleaseOutcome | None]:
+    """The release job on a throwaway in-memory instance (coverage runs: nothing persists).
+
+    With `canary`, a candidate the release gated ("awaiting canary") then goes through the
+    canary job on the same instance, after `before_canary()`.
+    """
+    with dg.DagsterInstance.ephemeral() as instance:
+        release = execute_release(defs, instance, candidate_artifact)
+        if not canary or release.decision.get("decision") != "awaiting canary":
+            return release, None
+        before_canary()
+        return release, execute_release(defs, instance, job=keys.CANARY_JOB)
+
+
+class CoverageConfig(dg.Config):
+    """Which failure modes to inject and how."""
+
+    modes: list[str] = Field(default_factory=list, description="Failure modes (empty: all).")
+    sweep: bool = Field(False, description="Also find the weakest blocked strength.")
+    all_gates: bool = Field(False, description="Serving and shadow gates for every mode.")
+
+
+def build_coverage_job(spec: ReleaseSpec) -> dg.JobDefinition:
+    """A one-op job: the coverage matrix as metadata, failed when coverage falls short."""
+
+    @dg.op(
+        name="gate_coverage",
+        description="Inject each failure mode into a scratch copy; which gates block it.",
+    )
+    def gate_coverage(context: dg.OpExecutionContext, config: CoverageConfig) -> dg.Output:
+        from ml_release.coverage.report import markdown, write_reports
+        from ml_release.coverage.run import run_coverage
+
+        workdir = release_home() / "coverage" / f"run-{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}"
+        result = run_coverage(
+            spec,
+            workdir,
+            modes=config.modes or None,
+            sweep=config.sweep,
+            all_gates=config.all_gates,
+            progress=context.log.info,
+        )
+        paths = write_reports(result, reports_dir())
+        metadata = {
+            "matrix": dg.MetadataValue.md(markdown(result)),
+            "modes_blocked": sum(run.caught for run in result.runs),
+            "modes": len(result.runs),
+            "control_passed": not result.control.caught,
+            "uncovered": ", ".join(result.uncovered) or "none",
+            "report": dg.MetadataValue.path(str(paths["html"])),
+        }
+        if result.exit_code:
+            raise dg.Failure(
+                "coverage falls short: "
+                + (
+                    f"required modes not blocked: {', '.join(result.uncovered)}; "
+                    if result.uncovered
+                    else ""
+                )
+                + ("the control was blocked" if result.control.caught else ""),
+                metadata=metadata,
+            )
+        return dg.Output(result.exit_code, metadata=metadata)
+
+    @dg.job(
+        name="coverage",
+        description="Gate coverage: which gates block each injected failure mode (scratch copy).",
+    )
+    def coverage():
+        gate_coverage()
+
+    return coverage

@@ -55,3 +55,10 @@ ROLLBACK_JOB = "rollback"
 CANARY_JOB = "canary"
 ARTIFACT_SENSOR = "new_model_artifact_sensor"
 WAREHOUSE_POOL = "warehouse"
+
+# The LLM release graph (`model.task: llm`): the RAG set, and the report judging the answers.
+RAG_CORPUS = "rag_corpus"
+RAG_QUESTIONS = "rag_questions"
+LLM_EVALUATION_REPORT = "llm_evaluation_report"
+LLM_DATASETS = (RAG_CORPUS, RAG_QUESTIONS)
+PROMPT_VERSION = "prompt_version"

@@ -55,7 +55,11 @@ def publish_candidate(
 
 
 def publish_path(path: Path, spec: ReleaseSpec, version: str | None = None) -> Path:
-    """Publish an artifact folder (copied as is) or a `.skops` model file into `incoming/`."""
+    """Publish an artifact folder, a `.skops` model or a prompt/config into `incoming/`.
+
+    An artifact folder is copied as is; a prompt/config file (YAML or JSON) is accepted when the
+    spec is an LLM spec (`model.task: llm`).
+    """
     if path.is_dir():
         manifest = read_manifest(path)
         target = safe_path(incoming_dir(), f"{manifest.name}-{manifest.version}")
@@ -64,6 +68,11 @@ def publish_path(path: Path, spec: ReleaseSpec, version: str | None = None) -> P
     if path.is_file() and path.suffix == ".skops":
         model = loads_checked(path.read_bytes(), str(path))
         return publish_candidate(model, spec, version=version)
+    if path.is_file() and path.suffix in (".yaml", ".yml", ".json") and spec.llm is not None:
+        from ml_release.llm.candidate import write_config
+        from ml_release.llm.config import load_config
+
+        return write_config(load_config(path), incoming_dir(), spec.spec_hash)
     raise DataInputError(
         f"{path}: expected an artifact folder (with manifest.json) or a .skops model file. "
         "Fix: save the model with skops (never pickle) or call ml_release.publish_candidate."

@@ -26,6 +26,7 @@ from ml_release.errors import SpecError
 from ml_release.gates.catalog import CATALOG, GateParams, gate_target
 from ml_release.home import release_home
 from ml_release.identifiers import check_identifier
+from ml_release.llm.spec import LLMSpec
 from ml_release.spec_data import (
     DataSpec,
     SourceSpec,
@@ -39,7 +40,11 @@ class ModelSpec(SpecModel):
     """The model being released."""
 
     name: str = Field(description="Model name; artifacts live under artifacts/<name>/.")
-    task: Literal["binary_classification"] = "binary_classification"
+    task: Literal["binary_classification", "llm"] = Field(
+        "binary_classification",
+        description="`binary_classification` (data, features) or `llm` (an LLM application "
+        "gated on its prompt/config and answers; the `llm` section).",
+    )
     estimator: Literal["logistic_regression", "hist_gradient_boosting", "random_forest"] = Field(
         "hist_gradient_boosting", description="Estimator trained in the pipeline."
     )
@@ -183,6 +188,36 @@ class ShadowSpec(SpecModel):
     timeout_seconds: float = Field(
         5.0, gt=0, description="A slower answer counts as an error of that model."
     )
+    batch_size: int = Field(
+        32,
+        ge=1,
+        le=1000,
+        description="Logged requests per replayed request. 1 replays each request exactly as "
+        "production received it; more replays the window in batches (many times faster; "
+        "batch-versus-single differences are the serving gate batch_single_agreement's job), "
+        "and a batch that fails is re-sent one request at a time so each request gets its own "
+        "status.",
+    )
+    latency_requests: int = Field(
+        300,
+        ge=10,
+        description="With batch_size > 1, this many requests, spread evenly over the window, "
+        "are also sent one at a time: the latency gate's sample.",
+    )
+
+
+class CoverageSpec(SpecModel):
+    """What `ml-release coverage` must prove about this spec's gates (docs/coverage.md)."""
+
+    required: list[str] | Literal["all"] = Field(
+        "all",
+        description="Failure modes some must_pass gate has to block; `all` means every mode "
+        "that applies to the spec. `ml-release coverage` exits 1 when one is not blocked.",
+    )
+
+    def required_modes(self, applicable: list[str]) -> list[str]:
+        """The required modes among those that apply."""
+        return list(applicable) if self.required == "all" else list(self.required)
 
 
 class CanarySpec(SpecModel):
@@ -272,13 +307,15 @@ class ReleaseSpec(SpecModel):
 
     version: Literal[1] = 1
     model: ModelSpec
-    data: DataSpec
-    features: FeatureSpec
+    data: DataSpec | None = None
+    features: FeatureSpec | None = None
+    llm: LLMSpec | None = None
     contract: ContractSpec = Field(default_factory=ContractSpec)
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     serving: ServingSpec = Field(default_factory=ServingSpec)
     shadow: ShadowSpec = Field(default_factory=ShadowSpec)
     canary: CanarySpec = Field(default_factory=CanarySpec)
+    coverage: CoverageSpec = Field(default_factory=CoverageSpec)
     inconclusive: Literal["block", "warn"] = Field(
         "block", description="What an inconclusive gate does when it is `must_pass`."
     )
@@ -287,7 +324,37 @@ class ReleaseSpec(SpecModel):
     _source: Path = PrivateAttr(default=Path("release.yaml"))
 
     @model_validator(mode="after")
+    def _task_sections(self) -> "ReleaseSpec":
+        llm = self.model.task == "llm"
+        needed = ("llm",) if llm else ("data", "features")
+        unused = ("data", "features") if llm else ("llm",)
+        problems = [
+            f"`{k}` is required for model.task {self.model.task}"
+            for k in needed
+            if getattr(self, k) is None
+        ]
+        problems += [
+            f"`{k}` is not used by model.task {self.model.task}: remove it"
+            for k in unused
+            if getattr(self, k) is not None
+        ]
+        if llm and self.canary.enabled:
+            problems.append("canary.enabled: canaries serve models, not prompt/configs; remove it")
+        for i, gate in enumerate(self.gates):
+            if (CATALOG[gate.name].family == "llm") != llm:
+                problems.append(
+                    f"gates[{i}]: {gate.name!r} does not apply to model.task {self.model.task}"
+                )
+            elif llm and gate.name in [g.name for g in self.gates[:i]]:
+                problems.append(f"gates[{i}]: {gate.name!r} is listed twice; merge the entries")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
     def _columns_known(self) -> "ReleaseSpec":
+        if self.features is None or self.data is None:
+            return self
         features = self.features.all
         problems: list[str] = []
 
@@ -316,6 +383,11 @@ class ReleaseSpec(SpecModel):
                     "merge the entries"
                 )
             seen.add((gate.name, gate.target))
+        if self.shadow.batch_size > self.serving.max_rows:
+            problems.append(
+                f"shadow.batch_size: {self.shadow.batch_size} is more than serving.max_rows "
+                f"({self.serving.max_rows}); every batch would be refused. Lower it"
+            )
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -333,6 +405,8 @@ class ReleaseSpec(SpecModel):
 
     def source_for(self, dataset: str) -> SourceSpec:
         """The resolved source of `training_snapshot`, `evaluation_holdout` or `serving_log`."""
+        if self.data is None:
+            raise SpecError(f"{self.source}: model.task {self.model.task} has no `data` section")
         raw = {
             "training_snapshot": self.data.training,
             "evaluation_holdout": self.data.evaluation,

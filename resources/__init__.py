@@ -6,12 +6,19 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from ml_release.home import artifacts_dir, registry_path, reports_dir, warehouse_path
+from ml_release.home import (
+    artifacts_dir,
+    registry_path,
+    release_home,
+    reports_dir,
+    warehouse_path,
+)
 from ml_release.registry import Registry
 from ml_release.serving.environment import feature_code_paths, runtime_python, runtime_root
 from ml_release.serving.server import ServerOptions
 from ml_release.spec import ReleaseSpec
 from ml_release.warehouse import Warehouse
+from resources.llm import llm_resource
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -68,9 +75,15 @@ class ServingRuntimeResource(dg.ConfigurableResource):
         )
 
 
-def local_resources() -> dict[str, dg.ConfigurableResource]:
-    """The embedded defaults: everything under ML_RELEASE_HOME."""
+def local_resources(spec: ReleaseSpec | None = None) -> dict[str, dg.ConfigurableResource]:
+    """The embedded defaults: everything under ML_RELEASE_HOME (and `llm_client` for LLMs)."""
+    llm = {}
+    if spec is not None and spec.llm is not None:
+        responses = spec.llm.responses
+        folder = spec.llm.path(responses, spec.source.parent, release_home()) if responses else None
+        llm["llm_client"] = llm_resource(folder)
     return {
+        **llm,
         "warehouse": WarehouseResource(path=str(warehouse_path())),
         "report_store": ReportStoreResource(path=str(reports_dir())),
         "model_registry": ModelRegistryResource(path=str(registry_path())),

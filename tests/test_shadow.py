@@ -26,8 +26,10 @@ GATES = [
     {"name": "shadow_latency_vs_baseline", "max_increase": 0.5, "max_noise": 1.0},
     {"name": "segment_flip_rate", "max_flip_rate": 0.1, "min_support": 100},
 ]
-SPEC = parse_spec(
-    spec_dict(gates=GATES, shadow={"requests": 300, "concurrency": 2}), PROJECT / "release.yaml"
+SHADOW = {"requests": 300, "concurrency": 2, "batch_size": 32, "latency_requests": 100}
+SPEC = parse_spec(spec_dict(gates=GATES, shadow=SHADOW), PROJECT / "release.yaml")
+SINGLE_ROW_SPEC = parse_spec(
+    spec_dict(gates=GATES, shadow={**SHADOW, "batch_size": 1}), PROJECT / "release.yaml"
 )
 
 
@@ -46,7 +48,10 @@ def models(tmp_path_factory, demo):
         {},
         x=extended[list(extra_column.REQUIRED_COLUMNS)],
     )
+    picky = store.fit(DEMO_CODE, "logistic_regression", {"C": 1.0})
+    picky.steps[0][1].code = "tests.feature_variants.rejects_negative_income"
     folders = {
+        "picky": store.publish("picky", picky),
         "production": store.publish("prod", production),
         "skewed": store.publish("skewed", skewed),
         "newer": store.publish("newer", newer, features=extra_column.REQUIRED_COLUMNS),
@@ -73,15 +78,15 @@ def shadow(models, logged, tmp_path_factory):
     root, folders = models
     options = server_options(tmp_path_factory.mktemp("app"))
 
-    def run(candidate: str, alone: bool = False):
+    def run(candidate: str, alone: bool = False, spec=SPEC, requests=logged):
         production = None if alone else ("prod", folders["production"])
         return run_shadow(
             (candidate, folders[candidate]),
             production,
             root,
-            logged,
+            requests,
             dict(REQUIRED_COLUMNS),
-            SPEC,
+            spec,
             options,
             tmp_path_factory.mktemp(f"shadow-{candidate}"),
         )
@@ -129,6 +134,33 @@ def test_a_candidate_refusing_production_requests_fails_the_error_rate(shadow):
     # No production model: the evidence tables are empty, not an error.
     assert segment_table(report) == [] and score_shift(report) == {}
     assert labelled_quality(report) == []
+
+
+def test_batched_and_single_request_replays_give_the_same_answers(shadow):
+    batched, single = shadow("skewed"), shadow("skewed", spec=SINGLE_ROW_SPEC)
+    for role in ("candidate", "production"):
+        a, b = batched.answers[role], single.answers[role]
+        assert a.status == b.status == ["200"] * SPEC.shadow.requests
+        np.testing.assert_allclose(a.proba, b.proba, rtol=0, atol=1e-12)
+        # Batches are not timed: only the evenly spread sample of single requests is.
+        assert (~np.isnan(a.latency_ms)).sum() == SPEC.shadow.latency_requests
+        assert (~np.isnan(b.latency_ms)).sum() == SPEC.shadow.requests
+    assert (batched.flips() == single.flips()).all()
+
+
+def test_a_refused_request_in_a_batch_fails_alone(shadow, logged):
+    raw = logged.raw.copy()
+    raw.loc[7, "annual_income"] = -1.0  # the picky candidate's serving code refuses it
+    requests = LoggedRequests(
+        logged.request_ids, raw, logged.logged_score, logged.logged_latency_ms, logged.labels
+    )
+    report = shadow("picky", requests=requests)
+    candidate = report.candidate
+    assert candidate.error_count == 1 and candidate.status[7] not in ("200", "not sent")
+    assert "negative" in candidate.errors[0]
+    assert report.production.error_count == 0
+    assert report.both_answered().sum() == SPEC.shadow.requests - 1
+    assert verdicts(report)["shadow_agreement"].observed == 1.0
 
 
 def test_quality_of_both_models_on_requests_whose_label_arrived(shadow, logged):

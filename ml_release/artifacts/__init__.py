@@ -1,4 +1,6 @@
-"""Immutable model artifacts: a folder holding `model.skops` and `manifest.json`, nothing else.
+"""Immutable artifacts: a folder holding `manifest.json` and one payload, nothing else.
+
+The payload is `model.skops` for a model, `config.json` for an LLM application's prompt/config.
 
 - `ml_release.artifacts.manifest`: the manifest, verification, safe paths (light, re-exported
   here);
@@ -8,6 +10,7 @@
 """
 
 from ml_release.artifacts.manifest import (
+    CONFIG_FILE,
     MANIFEST_FILE,
     MODEL_FILE,
     ArtifactInputError,
@@ -21,6 +24,7 @@ from ml_release.artifacts.manifest import (
 )
 
 __all__ = [
+    "CONFIG_FILE",
     "MANIFEST_FILE",
     "MODEL_FILE",
     "ArtifactInputError",

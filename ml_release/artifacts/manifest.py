@@ -2,7 +2,8 @@
 
 Light on purpose (no scikit-learn, no skops): `ml-release rollback` verifies digests through
 this module and must stay fast. A folder is an artifact when `manifest.json` validates and
-`model.skops` is a regular file whose sha256 and size match it.
+its payload file (`model.skops` for a model, `config.json` for an LLM application's
+prompt/config) is a regular file whose sha256 and size match it.
 """
 
 import errno
@@ -12,9 +13,9 @@ import re
 import stat
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ml_release.errors import (
     EXIT_BAD_INPUT,
@@ -24,6 +25,8 @@ from ml_release.errors import (
 from ml_release.identifiers import IDENTIFIER_RULE, is_identifier
 
 MODEL_FILE = "model.skops"
+CONFIG_FILE = "config.json"
+PAYLOAD_FILES = {"model": MODEL_FILE, "llm_config": CONFIG_FILE}
 MANIFEST_FILE = "manifest.json"
 TEMP_PREFIX = ".tmp-"
 VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -79,18 +82,24 @@ class Manifest(_Frozen):
 
     name: str
     version: str
+    kind: Literal["model", "llm_config"] = Field(
+        "model", description="`model` (model.skops) or `llm_config` (an LLM prompt/config)."
+    )
     sha256: str = Field(pattern=SHA256_PATTERN.pattern)
     size_bytes: int = Field(ge=0)
     created_at: str = Field(description="ISO 8601, UTC.")
-    library_versions: LibraryVersions
-    features: list[FeatureColumn] = Field(min_length=1)
-    output_schema: OutputSchema
+    # Required for a model; an LLM prompt/config has no libraries, features or outputs.
+    library_versions: LibraryVersions | None = None
+    features: list[FeatureColumn] = Field(default_factory=list)
+    output_schema: OutputSchema | None = None
     training_data_fingerprint: str | None = None
     code_version: str | None = Field(None, description="Git commit of the training code.")
     feature_code_version: str | None = None
     spec_hash: str | None = None
     extra: dict[str, str] = Field(default_factory=dict)
-    trusted_types: list[str] = Field(description="Non-default skops types loading must trust.")
+    trusted_types: list[str] | None = Field(
+        None, description="Non-default skops types loading must trust (models only)."
+    )
 
     @field_validator("name")
     @classmethod
@@ -113,6 +122,23 @@ class Manifest(_Frozen):
         if offset is None or offset.total_seconds() != 0:
             raise ValueError(f"created_at {value!r} must be an ISO time in UTC")
         return value
+
+    @model_validator(mode="after")
+    def _model_fields(self) -> "Manifest":
+        if self.kind == "model":
+            missing = [
+                name
+                for name in ("library_versions", "output_schema", "trusted_types")
+                if getattr(self, name) is None
+            ] + ([] if self.features else ["features"])
+            if missing:
+                raise ValueError(f"a model manifest needs {', '.join(missing)}")
+        return self
+
+    @property
+    def payload_file(self) -> str:
+        """The file whose sha256 the manifest records: `model.skops` or `config.json`."""
+        return PAYLOAD_FILES[self.kind]
 
 
 def _name_problem(name: object) -> str:
@@ -198,21 +224,22 @@ def read_manifest(folder: Path) -> Manifest:
 
 
 def verified_bytes(folder: Path, keep: bool) -> tuple[Manifest, bytes]:
-    """The manifest and (when `keep`) the model bytes, after checking them against it."""
+    """The manifest and (when `keep`) the payload bytes, after checking them against it."""
     manifest = read_manifest(folder)
+    payload = manifest.payload_file
     digest, size, blocks = hashlib.sha256(), 0, []
     try:
-        with _open_regular(Path(folder) / MODEL_FILE) as handle:
+        with _open_regular(Path(folder) / payload) as handle:
             while block := handle.read(1 << 20):
                 digest.update(block)
                 size += len(block)
                 if keep:
                     blocks.append(block)
     except FileNotFoundError:
-        raise IntegrityError(f"{folder} has no {MODEL_FILE}; publish the artifact again") from None
+        raise IntegrityError(f"{folder} has no {payload}; publish the artifact again") from None
     if digest.hexdigest() != manifest.sha256 or size != manifest.size_bytes:
         raise IntegrityError(
-            f"{folder}/{MODEL_FILE} does not match its manifest: expected sha256 "
+            f"{folder}/{payload} does not match its manifest: expected sha256 "
             f"{manifest.sha256} ({manifest.size_bytes} bytes), found {digest.hexdigest()} "
             f"({size} bytes). The file is corrupt or was replaced; do not use it, publish it "
             "again."

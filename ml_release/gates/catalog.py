@@ -12,6 +12,7 @@ from pydantic import Field
 
 from ml_release import keys
 from ml_release.gates.catalog_base import GateDefinition, GateParams, Rate
+from ml_release.gates.llm import llm_gates
 from ml_release.gates.model_quality import model_quality_gates
 from ml_release.gates.serving import serving_gates
 from ml_release.gates.shadow import shadow_gates
@@ -127,40 +128,66 @@ CATALOG: dict[str, GateDefinition] = {
             "data_contract",
             FeatureSchemaParams,
             "Columns present with the reference dtypes, no unexpected columns, rename hints.",
+            verdict_rule="`fail` when a contract column is missing or has another dtype, or (with "
+            "`strict`) an unexpected column exists; a missing column next to a similar new one "
+            "is reported as a possible rename. Otherwise `pass`.",
+            example={"dataset": "evaluation_features", "strict": True},
         ),
         GateDefinition(
             "null_rate_threshold",
             "data_contract",
             NullRateParams,
             "Per-column null (or NaN/inf) rate within the spec's limits.",
+            verdict_rule="`fail` when any column's share of null, NaN or ±inf values is above "
+            "its `contract.null_rate` entry (else `max_null_rate`); `inconclusive` for a column "
+            "the table lacks; otherwise `pass`.",
+            example={"max_null_rate": 0.0},
         ),
         GateDefinition(
             "feature_range",
             "data_contract",
             FeatureRangeParams,
             "Share of numeric values outside the explicit or inferred range.",
+            verdict_rule="`fail` when any numeric feature has more than `max_out_of_range_rate` "
+            "of its finite values outside `contract.ranges` (or the reference's range widened "
+            "by `tolerance`); `inconclusive` for a column the table lacks; otherwise `pass`.",
+            example={"max_out_of_range_rate": 0.001, "tolerance": 0.05},
         ),
         GateDefinition(
             "numeric_drift",
             "data_contract",
             NumericDriftParams,
             "PSI or Jensen-Shannon distance per numeric feature against the reference.",
+            verdict_rule="`fail` when any numeric feature's PSI (or Jensen-Shannon distance) over "
+            "the reference's quantile bins is above `threshold`; `inconclusive` for a column the "
+            "table lacks; otherwise `pass`. Effect sizes, not p-values: the same at any size.",
+            example={"method": "psi", "threshold": 0.2},
         ),
         GateDefinition(
             "categorical_drift",
             "data_contract",
             CategoricalDriftParams,
             "Unseen-category rate and distribution distance per categorical feature.",
+            verdict_rule="`fail` when any categorical feature has a share of unseen categories "
+            "above `max_unseen_rate` or a distance above `max_distance` (rare reference "
+            "categories pooled); `inconclusive` for a column the table lacks; otherwise `pass`.",
+            example={"max_unseen_rate": 0.01, "max_distance": 0.1},
         ),
         GateDefinition(
             "training_serving_parity",
             "parity",
             ParityParams,
             "Logged serving features equal the shared feature code's output, row by row.",
+            verdict_rule="`fail` when, for any feature, the share of requests whose logged value "
+            "differs from the recomputed one (numbers: beyond `atol + rtol * |x|`; categories: "
+            "exactly) is above `max_mismatch_rate`; duplicate request ids make it "
+            "`inconclusive`; otherwise `pass`.",
+            example={"max_mismatch_rate": 0.0, "atol": 1e-6, "rtol": 1e-6},
         ),
         *model_quality_gates(),
         *serving_gates(),
         *shadow_gates(),
+        *llm_gates(),
     )
 }
 
@@ -175,16 +202,76 @@ def gate_target(name: str, params: GateParams) -> str:
         return keys.SERVING_REPORT
     if CATALOG[name].family == "shadow":
         return keys.SHADOW_REPORT
+    if CATALOG[name].family == "llm":
+        return keys.LLM_EVALUATION_REPORT
     return params.dataset  # type: ignore[attr-defined]
 
 
+FAMILY_TITLES = {
+    "data_contract": "Data contract",
+    "parity": "Training-serving parity",
+    "model_quality": "Model quality against production",
+    "serving": "Serving path",
+    "shadow": "Shadow replay",
+    "llm": "LLM and RAG",
+}
+MISSING_RULE = "_No verdict rule documented yet: see the summary above._"
+
+
+def _default(field) -> str:
+    if field.is_required():
+        return "required"
+    return f"`{field.default!r}`"
+
+
+def example_yaml(gate: GateDefinition) -> str:
+    """A `gates:` entry for `gate`: its example parameters, or its required ones as placeholders."""
+    import yaml
+
+    params = gate.example
+    if params is None:
+        params = {
+            name: f"<{name}>"
+            for name, field in gate.params.model_fields.items()
+            if field.is_required()
+        }
+    entry = {"name": gate.name, "must_pass": True, **params}
+    return yaml.safe_dump([entry], sort_keys=False).rstrip()
+
+
 def catalog_markdown() -> str:
-    """The catalog as Markdown: one section per gate with a table of its parameters."""
-    lines = ["# Gate catalog", ""]
-    for gate in CATALOG.values():
-        lines += [f"## `{gate.name}`", "", gate.summary, ""]
-        lines += ["| parameter | default | description |", "|---|---|---|"]
-        for field_name, field in gate.params.model_fields.items():
-            lines.append(f"| `{field_name}` | `{field.default!r}` | {field.description or ''} |")
-        lines.append("")
+    """The catalog as Markdown: per gate its summary, parameters, verdict rule and an example."""
+    lines = [
+        "# Gate reference",
+        "",
+        "<!-- Generated from the gate catalog (ml_release/gates/): `ml-release gates > "
+        "docs/gates.md`. Do not edit by hand; tests/test_docs.py checks it is up to date. -->",
+        "",
+        "Every gate a `release.yaml` may name, grouped by family. Each gate becomes a Dagster "
+        "asset check; `must_pass: true` makes it blocking (ERROR), `false` a warning (WARN). "
+        "Verdicts are `pass`, `fail` or `inconclusive`; what an inconclusive `must_pass` gate "
+        "does is the spec's `inconclusive` setting (`block` by default). See "
+        "[concepts.md](concepts.md) for the vocabulary.",
+        "",
+    ]
+    families = list(dict.fromkeys(g.family for g in CATALOG.values()))
+    for family in families:
+        names = [g.name for g in CATALOG.values() if g.family == family]
+        title = FAMILY_TITLES.get(family, family)
+        lines.append(f"- **{title}**: " + ", ".join(f"[`{n}`](#{n})" for n in names))
+    lines.append("")
+    for family in families:
+        lines += [f"## {FAMILY_TITLES.get(family, family)}", ""]
+        for gate in (g for g in CATALOG.values() if g.family == family):
+            lines += [f"### `{gate.name}`", "", gate.summary, ""]
+            fields = gate.params.model_fields
+            if fields:
+                lines += ["| parameter | default | description |", "|---|---|---|"]
+                for field_name, field in fields.items():
+                    text = (field.description or "").replace("|", "\\|")
+                    lines.append(f"| `{field_name}` | {_default(field)} | {text} |")
+            else:
+                lines.append("No parameters besides `name` and `must_pass`.")
+            lines += ["", "**Verdict.** " + (gate.verdict_rule or MISSING_RULE), ""]
+            lines += ["```yaml", example_yaml(gate), "```", ""]
     return "\n".join(lines)

@@ -24,6 +24,8 @@ METRIC_DIRECTIONS: dict[str, bool] = {
     "ece": False,
 }
 EvalSet = Literal["holdout", "serving"]
+# Example bounds for docs/gates.md (floors default to 0.65).
+CEILING_EXAMPLES = {"log_loss": 0.45, "brier": 0.15, "ece": 0.05}
 
 
 class EvaluationParams(GateParams):
@@ -93,18 +95,38 @@ def model_quality_gates() -> list[GateDefinition]:
                 VsBaselineParams,
                 f"{metric} ({better} is better) no worse than production beyond the "
                 "margin, on the same rows.",
+                verdict_rule=f"Paired interval of candidate minus production ({metric}, "
+                f"{better} is better) at `confidence`: `fail` when it lies entirely beyond the "
+                "tolerated drop (`max_drop`, or `max_relative_drop` of production's value), "
+                "`pass` when it lies entirely within it, `inconclusive` otherwise or below "
+                "`min_support`. With no production model the candidate must be confidently "
+                "better than a trivial constant model.",
+                example={"max_drop" if higher else "max_relative_drop": 0.01 if higher else 0.02},
             ),
             GateDefinition(
                 f"segment_{metric}_vs_baseline",
                 "model_quality",
                 SegmentVsBaselineParams,
                 f"{metric} no worse than production beyond the margin in any segment.",
+                verdict_rule="The global rule in every value of every segment column, with "
+                "Bonferroni intervals over the judged segments: `fail` if any segment fails, "
+                "else `inconclusive` if any judged segment is, else `pass`. Segments below "
+                "`min_support` are listed as not judged; nothing judged is `inconclusive`; with "
+                "no production model the gate does not apply (`pass`).",
+                example={
+                    "max_drop" if higher else "max_relative_drop": 0.03 if higher else 0.05,
+                    "min_support": 500,
+                },
             ),
             GateDefinition(
                 f"{'min' if higher else 'max'}_{metric}",
                 "model_quality",
                 FloorParams,
                 f"Absolute {'floor' if higher else 'ceiling'} on {metric}.",
+                verdict_rule=f"`fail` when the candidate's {metric} is "
+                f"{'below' if higher else 'above'} `threshold`, `inconclusive` below "
+                "`min_support`, otherwise `pass`; applies with or without a production model.",
+                example={"threshold": CEILING_EXAMPLES.get(metric, 0.65)},
             ),
         ]
     gates += [
@@ -113,12 +135,21 @@ def model_quality_gates() -> list[GateDefinition]:
             "model_quality",
             CalibrationParams,
             "ECE under a ceiling and no worse than production beyond a margin.",
+            verdict_rule="The worse of two verdicts: `fail` when the candidate's expected "
+            "calibration error (10 equal-width bins) is above `max_ece`; and the paired bootstrap "
+            "interval of its increase over production read against `max_increase` like the "
+            "`*_vs_baseline` gates.",
+            example={"max_ece": 0.05, "max_increase": 0.02},
         ),
         GateDefinition(
             "valid_predictions",
             "model_quality",
             ValidityParams,
             "Every candidate score is a finite probability; failures name the rows.",
+            verdict_rule="`fail` when any candidate score is NaN, infinite or outside [0, 1], "
+            "with the row ids as examples (the other model gates are then `inconclusive`); "
+            "otherwise `pass`.",
+            example={"examples": 10},
         ),
     ]
     return gates

@@ -64,12 +64,19 @@ def serving_gates() -> list[GateDefinition]:
             "serving",
             LoadTimeParams,
             "Server process start to model ready, in the serving runtime.",
+            verdict_rule="`fail` when the candidate took more than `max_seconds` from process "
+            "start to ready, or did not load; otherwise `pass`.",
+            example={"max_seconds": 30},
         ),
         GateDefinition(
             "serving_memory",
             "serving",
             MemoryParams,
             "Peak RSS of the server's process tree: under a ceiling, near production's.",
+            verdict_rule="`fail` when peak RSS is above `max_mb` (when set) or above production's "
+            "x (1 + `max_increase`) plus the difference between two production servers; "
+            "otherwise `pass` (no production model: only `max_mb` applies).",
+            example={"max_increase": 0.5, "max_mb": 2048},
         ),
         GateDefinition(
             "serving_latency_p99_vs_baseline",
@@ -77,12 +84,19 @@ def serving_gates() -> list[GateDefinition]:
             LatencyVsBaselineParams,
             "Single-request p99 no worse than production beyond the margin and the measured "
             "noise of two production servers.",
+            verdict_rule="`fail` when the candidate's p99 is above production's x "
+            "(1 + `max_increase`) x the ratio of the two production servers' p99; "
+            "`inconclusive` when those two differ by more than `max_noise`; otherwise `pass`.",
+            example={"max_increase": 0.25},
         ),
         GateDefinition(
             "batch_single_agreement",
             "serving",
             AgreementParams,
             "The same rows answered one by one and in a batch agree within the tolerance.",
+            verdict_rule="`fail` when any row's probabilities differ by more than `tolerance` "
+            "between its single request and the batch (rows listed); otherwise `pass`.",
+            example={"tolerance": 1e-6},
         ),
         GateDefinition(
             "output_schema_stable",
@@ -90,6 +104,10 @@ def serving_gates() -> list[GateDefinition]:
             SchemaParams,
             "Output names, dtypes, shapes, class labels and probability columns equal "
             "production's, field by field.",
+            verdict_rule="`fail` when any output name, datatype, shape, class label or "
+            "probability column differs from production's (each field a row with both values); "
+            "otherwise `pass`.",
+            example={},
         ),
         GateDefinition(
             "runtime_compatible",
@@ -97,5 +115,9 @@ def serving_gates() -> list[GateDefinition]:
             CompatibilityParams,
             "Library versions match the runtime, loading raises no warning, and the request "
             "contract sends every feature the model expects.",
+            verdict_rule="`fail` when scikit-learn differs from the runtime's, skops or Python "
+            "in minor or numpy in major version, loading warned, or the model expects a feature "
+            "the request contract does not send; otherwise `pass`.",
+            example={},
         ),
     ]

@@ -44,12 +44,20 @@ def shadow_gates() -> list[GateDefinition]:
             "shadow",
             AgreementRateParams,
             "Label agreement with production on replayed production requests.",
+            verdict_rule="Exact (Clopper-Pearson) interval of label agreement: `fail` when it "
+            "lies below `min_agreement`, `pass` when its lower bound is at least "
+            "`min_agreement`, `inconclusive` otherwise.",
+            example={"min_agreement": 0.9},
         ),
         GateDefinition(
             "shadow_error_rate",
             "shadow",
             ErrorRateParams,
             "Candidate error rate (HTTP errors, timeouts) on replayed production requests.",
+            verdict_rule="Exact interval of the candidate's error rate: `fail` when it lies above "
+            "`max_error_rate`, `pass` when its upper bound is at most `max_error_rate`, "
+            "`inconclusive` otherwise.",
+            example={"max_error_rate": 0.01},
         ),
         GateDefinition(
             "shadow_latency_vs_baseline",
@@ -57,11 +65,19 @@ def shadow_gates() -> list[GateDefinition]:
             LatencyVsBaselineParams,
             "Candidate p99 on replayed requests no worse than production's beyond the margin "
             "and production's own noise.",
+            verdict_rule="`fail` when the candidate's p99 is above production's x "
+            "(1 + `max_increase`) x the ratio of production's p99 on odd and even requests; "
+            "`inconclusive` when that ratio exceeds 1 + `max_noise`; otherwise `pass`.",
+            example={"max_increase": 0.5},
         ),
         GateDefinition(
             "segment_flip_rate",
             "shadow",
             FlipRateParams,
             "In every segment, the share of requests whose label flips stays under the limit.",
+            verdict_rule="Per segment with `min_support` requests, the flip-rate interval "
+            "(Bonferroni across judged segments): `fail` when any lies above `max_flip_rate`, "
+            "`pass` when every upper bound is at most `max_flip_rate`, `inconclusive` otherwise.",
+            example={"max_flip_rate": 0.1, "min_support": 100},
         ),
     ]

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from mlserver import MLModel
-from mlserver.errors import InferenceError
+from mlserver.errors import InferenceError, MLServerError
 from mlserver.types import (
     InferenceRequest,
     InferenceResponse,
@@ -171,7 +171,12 @@ class SkopsRuntime(MLModel):
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
         """Label and class probabilities for every row of the request."""
         frame = decode_rows(payload, self._manifest, self._max_rows)
-        probabilities = np.asarray(self._model.predict_proba(frame), dtype=np.float64)
+        try:
+            probabilities = np.asarray(self._model.predict_proba(frame), dtype=np.float64)
+        except Exception as exc:  # the team's feature code or model: say what it said
+            raise MLServerError(
+                f"the model failed on this request: {type(exc).__name__}: {exc}", 500
+            ) from exc
         labels = np.asarray(self._classes, dtype=object)[probabilities.argmax(axis=1)]
         rows = len(frame)
         outputs = [

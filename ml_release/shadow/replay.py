@@ -1,8 +1,9 @@
 """Reading a window of the serving log, and replaying it to model servers side by side.
 
-Each logged request becomes a one-row V2 request (as production received it) and is sent to
-every server, with `concurrency` requests in flight, from keep-alive connections. A request
-that times out or meets a refused connection is an error of that server, never skipped.
+Logged requests become V2 requests, one row each (as production received them) or in batches,
+and are sent to every server, with `concurrency` requests in flight, from keep-alive
+connections. A request that times out or meets a refused connection is an error of that
+server, never skipped.
 """
 
 import json
@@ -134,71 +135,129 @@ def replay(
     concurrency: int,
     timeout: float,
     progress: Callable[[int, int], None] = lambda done, total: None,
+    batch_size: int = 1,
+    latency_requests: int = 0,
 ) -> dict[str, Answers]:
-    """Send every logged request to every server; returns each server's answers in log order."""
-    n, roles = len(requests), list(servers)
-    bodies = [encode_request(requests.raw.iloc[[i]], contract) for i in range(n)]
-    meta = {}
-    for role, server in servers.items():
-        client = V2Client(server.port, timeout)
-        try:
-            meta[role] = client.metadata(server.name)
-        finally:
-            client.close()
-    columns = {
-        role: [o["name"] for o in m.get("outputs") or [] if o["name"].startswith("proba_")]
-        for role, m in meta.items()
-    }
-    out = {
-        role: Answers(
-            role,
-            servers[role].version,
-            ["not sent"] * n,
-            np.full(n, np.nan),
-            np.full((n, len(columns[role])), np.nan),
-            columns[role],
-            (meta[role].get("parameters") or {}).get("ml_release", {}).get("classes", []),
-        )
-        for role in roles
-    }
-    local = threading.local()
-    done, lock = [0], threading.Lock()
+    """Send every logged request to every server; returns each server's answers in log order.
 
-    def send(i: int) -> None:
+    With `batch_size` 1 each request is sent alone and timed. With more, the window goes in
+    batches of `batch_size` rows, then `latency_requests` requests spread evenly over it are
+    sent alone, at the same concurrency: only these single requests are timed, under the
+    same conditions as a replay of single requests. Work items alternate which server is
+    asked first, so a slow moment of the machine falls on both.
+    """
+    n, roles = len(requests), list(servers)
+    out = _empty_answers(servers, n, timeout)
+    if batch_size <= 1:
+        work = [("single", np.array([i])) for i in range(n)]
+    else:
+        work = [("batch", np.arange(i, min(n, i + batch_size))) for i in range(0, n, batch_size)]
+        sample = np.unique(np.linspace(0, n - 1, min(n, latency_requests)).round().astype(int))
+        work += [("timed", np.array([i])) for i in sample]
+    local = threading.local()
+    done, lock, reported = [0], threading.Lock(), [0]
+
+    def send(item: int) -> None:
         if not hasattr(local, "clients"):
             local.clients = {r: V2Client(servers[r].port, timeout) for r in roles}
-        order = roles if i % 2 == 0 else roles[::-1]
-        for role in order:
-            _one(local.clients[role], servers[role].name, bodies[i], i, out[role])
+        kind, rows = work[item]
+        for role in roles if item % 2 == 0 else roles[::-1]:
+            server, answers = servers[role], out[role]
+            _send(local.clients[role], server.name, requests, rows, contract, kind, answers)
+        if kind == "timed":
+            return
         with lock:
-            done[0] += 1
-            if done[0] % max(1, n // 20) == 0 or done[0] == n:
+            done[0] += len(rows)
+            if done[0] - reported[0] >= max(1, n // 20) or done[0] == n:
+                reported[0] = done[0]
                 progress(done[0], n)
 
     with ThreadPoolExecutor(concurrency, thread_name_prefix="replay") as pool:
-        list(pool.map(send, range(n)))
+        list(pool.map(send, range(len(work))))
     return out
 
 
-def _one(client: V2Client, model: str, body: bytes, i: int, answers: Answers) -> None:
+def _empty_answers(servers: dict[str, RunningServer], n: int, timeout: float) -> dict:
+    answers = {}
+    for role, server in servers.items():
+        client = V2Client(server.port, timeout)
+        try:
+            meta = client.metadata(server.name)
+        finally:
+            client.close()
+        columns = [o["name"] for o in meta.get("outputs") or [] if o["name"].startswith("proba_")]
+        answers[role] = Answers(
+            role,
+            server.version,
+            ["not sent"] * n,
+            np.full(n, np.nan),
+            np.full((n, len(columns)), np.nan),
+            columns,
+            (meta.get("parameters") or {}).get("ml_release", {}).get("classes", []),
+        )
+    return answers
+
+
+def _send(
+    client: V2Client,
+    model: str,
+    requests: LoggedRequests,
+    rows: np.ndarray,
+    contract: dict[str, str],
+    kind: str,
+    answers: Answers,
+) -> None:
+    """One work item; a refused batch is re-sent row by row, so each request gets its status.
+
+    Kinds: "single" and "row" (one request, answered; "single" is timed), "batch" (untimed),
+    "timed" (a timed single whose answer the batch already gave). A failure always wins over
+    a 200 for the same request.
+    """
+    body = encode_request(requests.raw.iloc[rows], contract)
+    status, content = _post(client, model, body, rows, answers, timed=kind in ("single", "timed"))
+    if status == 200:
+        if kind != "timed":
+            answers.proba[rows] = probabilities(json.loads(content), answers.columns)
+            for i in rows:
+                if answers.status[i] == "not sent":
+                    answers.status[i] = "200"
+        return
+    if kind == "batch" and isinstance(status, int):  # HTTP error: which request caused it?
+        for i in rows:
+            _send(client, model, requests, np.array([i]), contract, "row", answers)
+    elif isinstance(status, str):  # timeout or refused connection: every request in it failed
+        for i in rows:
+            answers.status[i] = status
+
+
+def _post(
+    client: V2Client,
+    model: str,
+    body: bytes,
+    rows: np.ndarray,
+    answers: Answers,
+    timed: bool,
+) -> tuple[str | int, bytes]:
+    """POST one body; returns (HTTP status, content), or (failure kind, b"") without an answer."""
+    where = f"request {rows[0]}" if len(rows) == 1 else f"requests {rows[0]}-{rows[-1]}"
     try:
         status, content, seconds = client.infer(model, body)
     except TimeoutError:
         client.close()
-        answers.status[i] = "timeout"
-        _keep(answers, f"request {i}: no answer within the timeout")
-        return
+        _keep(answers, f"{where}: no answer within the timeout")
+        return "timeout", b""
     except OSError as exc:
         client.close()
-        answers.status[i] = "connection_error"
-        _keep(answers, f"request {i}: {type(exc).__name__}: {exc}")
-        return
-    answers.status[i] = str(status)
+        _keep(answers, f"{where}: {type(exc).__name__}: {exc}")
+        return "connection_error", b""
     if status != 200:
-        _keep(answers, f"request {i}: HTTP {status}: {content[:300].decode(errors='replace')}")
-        return
-    answers.latency_ms[i] = seconds * 1000
-    answers.proba[i] = probabilities(json.loads(content), answers.columns)[0]
+        if len(rows) == 1:
+            answers.status[rows[0]] = str(status)
+            _keep(answers, f"{where}: HTTP {status}: {content[:300].decode(errors='replace')}")
+        return status, content
+    if timed:
+        answers.latency_ms[rows[0]] = seconds * 1000
+    return 200, content
 
 
 def _keep(answers: Answers, message: str) -> None:

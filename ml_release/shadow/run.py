@@ -82,6 +82,8 @@ def run_shadow(
                 spec.shadow.concurrency,
                 spec.shadow.timeout_seconds,
                 report_progress,
+                spec.shadow.batch_size,
+                spec.shadow.latency_requests,
             )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

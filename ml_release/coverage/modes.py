@@ -1,0 +1,316 @@
+"""The failure modes a coverage run injects, each with a documented strength.
+
+A mode changes one thing against the healthy control: the data that arrives (the evaluation
+holdout or the serving log, through the scenario injectors of `ml_release.demo.scenarios`),
+the candidate model (trained differently, or its feature step pointed at
+`ml_release.coverage.mutant`), or the candidate artifact (its manifest). Columns and features
+are picked from the spec, so the modes apply to a team's own data.
+"""
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ml_release.demo import scenarios
+from ml_release.demo.model_scenarios import miscalibrated, nan_outputs
+from ml_release.feature_code import load_feature_code
+from ml_release.model import build_pipeline
+from ml_release.spec import ReleaseSpec
+
+# Gate families judged in-process on every mode (cheap); the serving and shadow families start
+# model servers, so a mode runs them only when it targets them (`--all-gates` runs them all).
+IN_PROCESS_FAMILIES = ("data_contract", "parity", "model_quality")
+
+
+@dataclass
+class Bench:
+    """What every mode starts from: the spec, its data, and the healthy models."""
+
+    spec: ReleaseSpec
+    training: pd.DataFrame
+    evaluation: pd.DataFrame
+    serving_log: pd.DataFrame
+    raw_columns: dict[str, str]  # raw column -> "numeric" | "categorical"
+    control: Any  # the healthy candidate: the spec's model on a bootstrap of the training rows
+    _medians: dict[str, float] | None = field(default=None, repr=False)
+
+    def numeric_raw(self) -> str:
+        """The raw numeric column the data modes damage: the one with the most distinct values.
+
+        A continuous column: on an integer-valued one (an age) a shift of a fraction of a unit
+        moves every value off its integer, which the drift tests rightly see at any size.
+        """
+        numeric = [c for c, kind in self.raw_columns.items() if kind == "numeric"]
+        return max(numeric, key=lambda c: (self.evaluation[c].nunique(), -numeric.index(c)))
+
+    def categorical_raw(self) -> str:
+        """The raw categorical column the data modes damage (not a segment column if possible)."""
+        names = [c for c, kind in self.raw_columns.items() if kind == "categorical"]
+        others = [c for c in names if c not in self.spec.data.segments]
+        return (others or names)[0]
+
+    def segment(self) -> tuple[str, str]:
+        """The first segment column and its most frequent value in the holdout."""
+        column = self.spec.data.segments[0]
+        return column, str(self.evaluation[column].astype(str).value_counts().index[0])
+
+    def medians(self) -> dict[str, float]:
+        """Training medians of the numeric features: what a damaged row's features become."""
+        if self._medians is None:
+            features = load_feature_code(self.spec.features.code).compute(
+                self.training[list(self.raw_columns)]
+            )
+            self._medians = {
+                c: float(features[c].astype("float64").median()) for c in self.spec.features.numeric
+            }
+        return self._medians
+
+    def fit(
+        self,
+        estimator: str,
+        params: dict,
+        labels: np.ndarray | None = None,
+        rows: np.ndarray | None = None,
+    ) -> Any:
+        """The spec's feature code around `estimator`, fitted on the training rows (or `rows`)."""
+        spec = self.spec
+        model = build_pipeline(
+            spec.features.code, spec.features.numeric, spec.features.categorical, estimator, params
+        )
+        y = self.training[spec.data.label].to_numpy() if labels is None else np.asarray(labels)
+        x = self.training[list(self.raw_columns)]
+        if rows is not None:
+            x, y = x.iloc[rows], y[rows]
+        return model.fit(x, y)
+
+
+@dataclass
+class Injection:
+    """What one mode changes: data tables, the candidate, its feature fault or its manifest."""
+
+    evaluation: pd.DataFrame | None = None
+    serving_log: pd.DataFrame | None = None
+    model: Any = None  # None: the control candidate
+    mutation: dict[str, Any] | None = None  # for ml_release.coverage.mutant
+    manifest: dict[str, Any] = field(default_factory=dict)  # keys replaced in manifest.json
+
+
+@dataclass(frozen=True)
+class FailureMode:
+    """One way a release goes wrong, how strongly it is injected, and what it targets."""
+
+    name: str
+    title: str
+    families: tuple[str, ...]
+    strength: float
+    unit: str
+    inject: Callable[[Bench, float], Injection]
+    sweep: tuple[float, ...] = ()  # strengths tried by --sweep, weakest first
+    requires: str = ""  # "shadow" or "canary": the mode applies only when the spec has them
+    phase: str = "release"  # "canary": the fault appears only once the canary job runs
+
+    def describe(self, strength: float | None = None) -> str:
+        """Title and strength, as the matrix prints them."""
+        value = self.strength if strength is None else strength
+        return f"{self.title} ({value:g} {self.unit})" if self.unit else self.title
+
+
+def _mutation(bench: Bench, kind: str, **fields: Any) -> Injection:
+    return Injection(mutation={"kind": kind, "fill": bench.medians(), **fields})
+
+
+def _schema_rename(b: Bench, s: float) -> Injection:
+    column = b.numeric_raw()
+    typo = column.replace("_", "", 1) if "_" in column else column + "s"
+    return Injection(evaluation=scenarios.rename_column(b.evaluation, column, typo))
+
+
+def _schema_dtype(b: Bench, s: float) -> Injection:
+    return Injection(evaluation=scenarios.change_dtype(b.evaluation, b.numeric_raw()))
+
+
+def _null_flood(b: Bench, s: float) -> Injection:
+    return Injection(evaluation=scenarios.null_flood(b.evaluation, b.numeric_raw(), rate=s))
+
+
+def _unseen(b: Bench, s: float) -> Injection:
+    return Injection(evaluation=scenarios.unseen_categories(b.evaluation, b.categorical_raw(), s))
+
+
+def _range(b: Bench, s: float) -> Injection:
+    declared = [c for c in b.spec.contract.ranges if b.raw_columns.get(c) == "numeric"]
+    column = declared[0] if declared else b.numeric_raw()  # a declared range first
+    return Injection(evaluation=scenarios.out_of_range(b.evaluation, column, rate=s))
+
+
+def _shift(b: Bench, s: float) -> Injection:
+    column = b.numeric_raw()
+    return Injection(evaluation=scenarios.distribution_shift(b.evaluation, column, strength=s))
+
+
+def _skew(b: Bench, s: float) -> Injection:
+    feature = b.spec.features.numeric[0]
+    log = scenarios.training_serving_skew(
+        b.serving_log,
+        feature,
+        transform=lambda v: v * s,
+        column=b.spec.data.serving_log.logged_features_column,
+    )
+    return Injection(serving_log=log)
+
+
+def _global_drop(b: Bench, s: float) -> Injection:
+    return _mutation(b, "noise", rate=s)
+
+
+def _segment_drop(b: Bench, s: float) -> Injection:
+    column, value = b.segment()
+    return _mutation(b, "segment", column=column, value=value, rate=s)
+
+
+def _calibration(b: Bench, s: float) -> Injection:
+    return Injection(model=miscalibrated(b.spec, b.training, list(b.raw_columns)))
+
+
+def _non_finite(b: Bench, s: float) -> Injection:
+    trees = b.fit("hist_gradient_boosting", {"max_iter": 30, "random_state": 0})
+    return Injection(model=nan_outputs(trees, leaves=int(s)))
+
+
+def _latency(b: Bench, s: float) -> Injection:
+    return _mutation(b, "delay", ms=s)
+
+
+def _memory(b: Bench, s: float) -> Injection:
+    return _mutation(b, "memory", mb=s)
+
+
+def _output_schema(b: Bench, s: float) -> Injection:
+    labels = np.where(b.training[b.spec.data.label].astype(bool), "yes", "no")
+    return Injection(model=b.fit(b.spec.model.estimator, dict(b.spec.model.params), labels))
+
+
+def _batch(b: Bench, s: float) -> Injection:
+    return _mutation(b, "batch", feature=b.spec.features.numeric[0])
+
+
+def _library(b: Bench, s: float) -> Injection:
+    return Injection(manifest={"library_versions": {"scikit_learn": "1.0.2"}})
+
+
+def _error_burst(b: Bench, s: float) -> Injection:
+    return _mutation(b, "error", rate=s)
+
+
+def _shadow(b: Bench, s: float) -> Injection:
+    return _mutation(b, "skew", feature=b.spec.features.numeric[0], factor=s)
+
+
+DATA, QUALITY = ("data_contract", "parity"), ("model_quality",)
+MODES: tuple[FailureMode, ...] = (
+    FailureMode("renamed_column", "schema change: a column renamed", DATA, 1, "", _schema_rename),
+    FailureMode(
+        "changed_dtype", "schema change: numbers sent as strings", DATA, 1, "", _schema_dtype
+    ),
+    FailureMode(
+        "null_flood",
+        "null flood in one column",
+        DATA,
+        0.3,
+        "share null",
+        _null_flood,
+        (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.3),
+    ),
+    FailureMode("unseen_categories", "unseen categories", DATA, 0.2, "share of rows", _unseen),
+    FailureMode("range_anomaly", "values out of range (x25)", DATA, 0.05, "share of rows", _range),
+    FailureMode(
+        "distribution_shift",
+        "distribution shift",
+        DATA,
+        1.0,
+        "std shift",
+        _shift,
+        (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
+    ),
+    FailureMode(
+        "training_serving_skew",
+        "training-serving skew in one feature",
+        ("parity",),
+        100,
+        "x in the serving log",
+        _skew,
+    ),
+    FailureMode(
+        "global_quality_drop",
+        "global quality drop",
+        QUALITY,
+        0.3,
+        "share of rows damaged",
+        _global_drop,
+        (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.3),
+    ),
+    FailureMode(
+        "segment_regression",
+        "single-segment regression",
+        QUALITY,
+        0.5,
+        "share of the segment's rows blanked",
+        _segment_drop,
+        (0.01, 0.02, 0.05, 0.1, 0.2, 0.5),
+    ),
+    FailureMode("calibration_worsened", "calibration worsened", QUALITY, 1, "", _calibration),
+    FailureMode("non_finite_outputs", "non-finite outputs", QUALITY, 1, "NaN leaves", _non_finite),
+    FailureMode(
+        "latency_regression",
+        "latency regression",
+        ("serving",),
+        30,
+        "ms added per request",
+        _latency,
+        (2, 5, 10, 20, 30),
+    ),
+    FailureMode("memory_growth", "memory growth", ("serving",), 300, "MB held", _memory),
+    FailureMode(
+        "output_schema_change", "output-schema change", ("serving",), 1, "", _output_schema
+    ),
+    FailureMode(
+        "batch_single_disagreement",
+        "batch-versus-single disagreement",
+        ("serving",),
+        1,
+        "",
+        _batch,
+    ),
+    FailureMode(
+        "incompatible_library", "incompatible library version", ("serving",), 1, "", _library
+    ),
+    FailureMode(
+        "shadow_disagreement",
+        "shadow disagreement: serving code changed",
+        ("shadow",),
+        100,
+        "x one feature",
+        _shadow,
+        requires="shadow",
+    ),
+    FailureMode(
+        "canary_error_burst",
+        "canary error burst: errors once live traffic arrives",
+        ("canary",),
+        0.2,
+        "share of requests failing",
+        _error_burst,
+        requires="canary",
+        phase="canary",
+    ),
+)
+BY_NAME = {mode.name: mode for mode in MODES}
+
+
+def mutation_json(injection: Injection) -> str:
+    """The mutation as the environment variable carries it."""
+    return json.dumps(injection.mutation or {})

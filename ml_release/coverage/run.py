@@ -1,0 +1,419 @@
+"""A coverage run: the real release graph, once per failure mode, in a scratch home.
+
+Everything happens under a scratch `ML_RELEASE_HOME` (a new folder): its own registry with its
+own production model (the spec's model trained on the training snapshot), its own warehouse,
+artifacts and Dagster instance (ephemeral). The real registry and production alias are never
+opened. Shared across modes: the data read once, the production model and the healthy control
+candidate trained once, the scratch registry restored from one snapshot before each run, and
+the model-server families (serving, shadow) run only for the modes that target them.
+"""
+
+import copy
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from ml_release import keys
+from ml_release.coverage.modes import (
+    BY_NAME,
+    IN_PROCESS_FAMILIES,
+    MODES,
+    Bench,
+    FailureMode,
+    Injection,
+)
+from ml_release.coverage.mutant import BASE_ENV, MUTATION_ENV
+from ml_release.errors import SpecError
+from ml_release.feature_code import load_feature_code
+from ml_release.gates.catalog import CATALOG
+from ml_release.home import HOME_ENV, artifacts_dir, registry_path
+from ml_release.identifiers import quote
+from ml_release.serving.environment import RUNTIME_DIR_ENV, runtime_root
+from ml_release.spec import ReleaseSpec, SourceSpec
+
+CONTROL = "control"
+CANARY_CHECK = "canary_analysis"
+MUTANT_CODE = "ml_release.coverage.mutant"
+SERVER_FAMILIES = ("serving", "shadow")
+
+
+@dataclass
+class ModeRun:
+    """One release run on an injected copy: every gate's outcome and any error that stopped it."""
+
+    mode: str
+    title: str
+    strength: float | None
+    families: tuple[str, ...]
+    gates: list[dict]
+    failures: list[dict]
+    seconds: float
+    exit_code: int = 0
+    promoted: bool = False
+
+    @property
+    def blocked_by(self) -> list[str]:
+        """`must_pass` gates that did not pass."""
+        return [g["gate"] for g in self.gates if g["blocking"] and not g["passed"]]
+
+    @property
+    def warned_by(self) -> list[str]:
+        """Warning-only gates that did not pass."""
+        return [g["gate"] for g in self.gates if not g["blocking"] and not g["passed"]]
+
+    @property
+    def caught(self) -> bool:
+        """The release did not go through: a blocking gate said no, or an error stopped it."""
+        return bool(self.blocked_by or self.failures) or self.exit_code != 0
+
+    def cell(self, column: str) -> str:
+        """The matrix cell of a gate column: blocked, warned, passed or not run."""
+        name, _, target = column.partition(" @ ")
+        rows = [
+            g for g in self.gates if g["gate"] == name and (not target or g["dataset"] == target)
+        ]
+        if not rows:
+            return "not run"
+        if all(g["passed"] for g in rows):
+            return "passed"
+        return "blocked" if any(g["blocking"] and not g["passed"] for g in rows) else "warned"
+
+
+@dataclass
+class CoverageResult:
+    """The matrix: the control and every mode against every gate of the spec."""
+
+    spec_source: str
+    gates: list[str]  # matrix columns, see gate_columns
+    control: ModeRun
+    runs: list[ModeRun]
+    required: list[str]
+    skipped: dict[str, str] = field(default_factory=dict)  # mode -> why it does not apply
+    sweeps: dict[str, list[ModeRun]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def uncovered(self) -> list[str]:
+        """Required modes no `must_pass` gate (or stopping error) caught."""
+        caught = {run.mode for run in self.runs if run.caught}
+        ran = {run.mode for run in self.runs}
+        return [m for m in self.required if m in ran and m not in caught]
+
+    @property
+    def exit_code(self) -> int:
+        """0 every required mode was blocked and the control passed; 1 otherwise."""
+        return 1 if self.uncovered or self.control.caught else 0
+
+    def smallest_blocked(self, mode: str) -> float | None:
+        """The weakest swept strength that was blocked (None: none was)."""
+        caught = [run.strength for run in self.sweeps.get(mode, []) if run.caught]
+        return min(caught) if caught else None
+
+
+def gate_columns(spec: ReleaseSpec) -> list[str]:
+    """One matrix column per gate; `name @ target` where a gate is listed for several targets."""
+    names = [g.name for g in spec.gates]
+    columns = [g.name if names.count(g.name) == 1 else f"{g.name} @ {g.target}" for g in spec.gates]
+    return columns + ([CANARY_CHECK] if spec.canary.enabled else [])
+
+
+def applicable(spec: ReleaseSpec, names: list[str] | None = None) -> tuple[list, dict[str, str]]:
+    """The modes to run for `spec` (all, or `names`), and why the others do not apply."""
+    if names:
+        unknown = [n for n in names if n not in BY_NAME]
+        if unknown:
+            raise SpecError(
+                f"unknown failure mode(s) {', '.join(unknown)}; use: {', '.join(BY_NAME)}"
+            )
+    families = {CATALOG[g.name].family for g in spec.gates}
+    chosen, skipped = [], {}
+    for mode in MODES:
+        if names and mode.name not in names:
+            continue
+        if mode.requires == "canary" and not spec.canary.enabled:
+            skipped[mode.name] = "canary.enabled is false in the spec"
+            continue
+        if mode.requires and mode.requires != "canary" and mode.requires not in families:
+            skipped[mode.name] = f"the spec has no {mode.requires} gate"
+            continue
+        chosen.append(mode)
+    return chosen, skipped
+
+
+def prepare(spec: ReleaseSpec, seed: int = 11) -> Bench:
+    """Read the spec's data once; train the healthy control (a bootstrap of the training rows)."""
+    frames = {
+        name: _read(spec.source_for(dataset))
+        for name, dataset in (
+            ("training", keys.TRAINING_SNAPSHOT),
+            ("evaluation", keys.EVALUATION_HOLDOUT),
+            ("serving_log", keys.SERVING_LOG),
+        )
+    }
+    raw_columns = load_feature_code(spec.features.code).required_columns
+    bench = Bench(spec=spec, raw_columns=raw_columns, control=None, **frames)
+    rows = np.random.default_rng(seed).integers(0, len(bench.training), len(bench.training))
+    bench.control = bench.fit(spec.model.estimator, dict(spec.model.params), rows=rows)
+    return bench
+
+
+def _read(source: SourceSpec) -> pd.DataFrame:
+    if source.duckdb is not None:
+        with duckdb.connect(source.duckdb, read_only=True) as connection:
+            return connection.execute(f"SELECT * FROM {quote(source.table)}").df()
+    if source.file_format == "csv":
+        return pd.read_csv(source.path)
+    return pd.read_parquet(source.path)
+
+
+def with_resolved_sources(spec: ReleaseSpec) -> ReleaseSpec:
+    """`spec` with absolute source paths: `${ML_RELEASE_HOME}` means the real home, not scratch."""
+    log = spec.source_for(keys.SERVING_LOG)
+    data = spec.data.model_copy(
+        update={
+            "training": spec.source_for(keys.TRAINING_SNAPSHOT),
+            "evaluation": spec.source_for(keys.EVALUATION_HOLDOUT),
+            "serving_log": log,
+        }
+    )
+    return spec.model_copy(update={"data": data})
+
+
+@contextmanager
+def scratch_environment(home: Path, spec: ReleaseSpec) -> Iterator[None]:
+    """ML_RELEASE_HOME pointed at the scratch home (the runtime stays shared), then restored."""
+    names = (HOME_ENV, RUNTIME_DIR_ENV, BASE_ENV, MUTATION_ENV)
+    saved = {name: os.environ.get(name) for name in names}
+    runtime = str(runtime_root())
+    os.environ.update({HOME_ENV: str(home), RUNTIME_DIR_ENV: runtime})
+    if spec.features is not None:  # an LLM spec has no feature module for the mutant to wrap
+        os.environ[BASE_ENV] = spec.features.code
+    os.environ.pop(MUTATION_ENV, None)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+class Runner:
+    """Runs the release graph for the control and for each mode, sharing what it can."""
+
+    def __init__(
+        self,
+        spec: ReleaseSpec,
+        workdir: Path,
+        all_gates: bool = False,
+        progress: Callable[[str], None] = lambda message: None,
+    ):
+        self.spec, self.workdir, self.all_gates, self.progress = spec, workdir, all_gates, progress
+        self.home = workdir / "home"
+        self.snapshot = workdir / "registry-snapshot"
+        self.bench: Bench | None = None
+
+    def setup(self) -> Bench:
+        """Train production and the control; promote production in the scratch registry."""
+        from ml_release.candidates import import_candidate
+        from ml_release.publish import publish_candidate
+        from ml_release.registry import Registry
+
+        self.progress("reading the data and training production and the healthy control")
+        self.bench = bench = prepare(self.spec)
+        production = bench.fit(self.spec.model.estimator, dict(self.spec.model.params))
+        folder = publish_candidate(
+            production, self.spec, version="coverage-production", home=self.home
+        )
+        registry = Registry(registry_path(self.home))
+        candidate = import_candidate(folder, artifacts_dir(self.home), registry)
+        registry.move_production(
+            self.spec.model.name,
+            candidate.version,
+            expected=None,
+            event="promoted",
+            step="coverage",
+            reason="coverage: the baseline every failure mode is compared with",
+        )
+        self.snapshot.mkdir(parents=True, exist_ok=True)
+        for path in registry_path(self.home).parent.glob(registry_path(self.home).name + "*"):
+            shutil.copy2(path, self.snapshot / path.name)
+        return bench
+
+    def run(self, mode: FailureMode | None, strength: float | None = None) -> ModeRun:
+        """One release run: the control (mode None) or the mode injected at `strength`."""
+        bench = self.bench
+        assert bench is not None, "call setup() first"
+        name = mode.name if mode else CONTROL
+        value = (mode.strength if strength is None else strength) if mode else None
+        injection = mode.inject(bench, value) if mode else Injection()
+        families = self._families(mode)
+        label = f"{name}" + (f" at {value:g}" if mode and mode.unit else "")
+        self.progress(f"{label}: release graph on the injected copy ({', '.join(families)})")
+        started = time.perf_counter()
+        spec = self._spec_for(name, injection, families)
+        self._restore_registry()
+        folder = self._publish(name, value, injection)
+        outcome = self._execute(spec, folder, injection, mode.phase if mode else "release")
+        run = ModeRun(
+            name,
+            mode.describe(value) if mode else "control: a healthy retrain, nothing injected",
+            value,
+            families,
+            outcome.gates,
+            outcome.failures,
+            time.perf_counter() - started,
+            1 if outcome.decision.get("decision") == "canary aborted" else outcome.exit_code,
+            outcome.decision.get("decision") in ("promoted", "canary passed"),
+        )
+        verdict = "caught" if run.caught else "not caught"
+        self.progress(f"{label}: {verdict} ({run.seconds:.1f} s)")
+        return run
+
+    def _families(self, mode: FailureMode | None) -> tuple[str, ...]:
+        present = {CATALOG[g.name].family for g in self.spec.gates}
+        if mode is None or self.all_gates:
+            wanted = present
+        else:
+            wanted = (set(IN_PROCESS_FAMILIES) | set(mode.families)) & present
+        return tuple(
+            f for f in dict.fromkeys(CATALOG[g.name].family for g in self.spec.gates) if f in wanted
+        )
+
+    def _spec_for(self, name: str, injection: Injection, families: tuple[str, ...]) -> ReleaseSpec:
+        spec = self.spec
+        gates = [g for g in spec.gates if CATALOG[g.name].family in families]
+        data = spec.data
+        folder = self.workdir / "data" / name
+        if injection.evaluation is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / "evaluation.parquet"
+            injection.evaluation.to_parquet(path, index=False)
+            data = data.model_copy(update={"evaluation": SourceSpec(path=str(path))})
+        if injection.serving_log is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / "serving_log.parquet"
+            injection.serving_log.to_parquet(path, index=False)
+            log = data.serving_log.model_copy(
+                update={"path": str(path), "duckdb": None, "table": None, "format": None}
+            )
+            data = data.model_copy(update={"serving_log": log})
+        return spec.model_copy(update={"gates": gates, "data": data})
+
+    def _restore_registry(self) -> None:
+        target = registry_path(self.home)
+        for path in target.parent.glob(target.name + "*"):
+            path.unlink()
+        for path in self.snapshot.iterdir():
+            shutil.copy2(path, target.parent / path.name)
+
+    def _publish(self, name: str, strength: float | None, injection: Injection) -> Path:
+        from ml_release.publish import publish_candidate
+
+        bench = self.bench
+        model = injection.model if injection.model is not None else copy.deepcopy(bench.control)
+        if injection.mutation is not None:
+            model.steps[0][1].code = MUTANT_CODE
+        suffix = "" if strength is None else f"-{strength:g}".replace(".", "p")
+        folder = publish_candidate(
+            model, self.spec, version=f"coverage-{name.replace('_', '-')}{suffix}", home=self.home
+        )
+        if injection.manifest:
+            manifest_file = folder / "manifest.json"
+            manifest = json.loads(manifest_file.read_text())
+            for key, value in injection.manifest.items():
+                manifest[key] = {**manifest.get(key, {}), **value}
+            manifest_file.write_text(json.dumps(manifest, indent=2))
+        return folder
+
+    def _execute(self, spec: ReleaseSpec, folder: Path, injection: Injection, phase: str):
+        """The release job, then (canaries on, candidate gated) the canary job, one instance.
+
+        The fault is in the environment from the start, or, for a canary-phase mode, only
+        once the canary job starts: offline the candidate is healthy.
+        """
+        from ml_release.coverage.modes import mutation_json
+        from ml_release.definitions import build_definitions
+        from ml_release.jobs import execute_in_ephemeral_instance
+
+        fault = mutation_json(injection)
+        os.environ[MUTATION_ENV] = fault if phase == "release" else "{}"
+
+        def before_canary() -> None:
+            os.environ[MUTATION_ENV] = fault
+
+        try:
+            release, canary = execute_in_ephemeral_instance(
+                build_definitions(spec),
+                str(folder),
+                canary=spec.canary.enabled,
+                before_canary=before_canary,
+            )
+        finally:
+            os.environ.pop(MUTATION_ENV, None)
+        if canary is not None:
+            release.gates += canary.gates
+            release.failures += canary.failures
+            release.decision = canary.decision
+        return release
+
+
+def run_coverage(
+    spec: ReleaseSpec,
+    workdir: Path,
+    modes: list[str] | None = None,
+    sweep: bool = False,
+    all_gates: bool = False,
+    progress: Callable[[str], None] = lambda message: None,
+) -> CoverageResult:
+    """The control, then every applicable mode (and its sweep); the scratch home is removed."""
+    if spec.model.task == "llm":
+        from ml_release.coverage.llm import run_llm_coverage
+
+        return run_llm_coverage(spec, workdir, modes=modes, sweep=sweep, progress=progress)
+    if spec.model.task != "binary_classification":
+        raise SpecError(
+            f"{spec.source}: coverage supports model.task binary_classification and llm, "
+            f"not {spec.model.task}"
+        )
+    chosen, skipped = applicable(spec, modes)
+    started = time.perf_counter()
+    spec = with_resolved_sources(spec)
+    workdir.mkdir(parents=True, exist_ok=False)
+    try:
+        with scratch_environment(workdir / "home", spec):
+            runner = Runner(spec, workdir, all_gates, progress)
+            runner.setup()
+            control = runner.run(None)
+            runs = [runner.run(mode) for mode in chosen]
+            sweeps = {}
+            if sweep:
+                for mode in (m for m in chosen if m.sweep):
+                    sweeps[mode.name] = []
+                    for strength in mode.sweep:
+                        sweeps[mode.name].append(runner.run(mode, strength))
+                        if sweeps[mode.name][-1].caught:
+                            break  # the smallest blocked strength is found
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    required = spec.coverage.required_modes([m.name for m in chosen])
+    return CoverageResult(
+        str(spec.source),
+        gate_columns(spec),
+        control,
+        runs,
+        required,
+        skipped,
+        sweeps,
+        time.perf_counter() - started,
+    )

@@ -1,0 +1,1 @@
+"""The demo RAG set: corpus, questions, prompt versions and their recorded answers."""

@@ -1,0 +1,214 @@
+"""`ml-release coverage`: every failure mode blocked, the control passes, the registry untouched."""
+
+import hashlib
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml_release.cli import main
+from ml_release.coverage import mutant
+from ml_release.coverage.modes import IN_PROCESS_FAMILIES, MODES
+from ml_release.coverage.report import sweep_lines
+from ml_release.coverage.run import run_coverage
+from ml_release.demo.features import REQUIRED_COLUMNS
+from ml_release.home import artifacts_dir, registry_path
+from ml_release.registry import Registry
+from tests.conftest import spec_dict, write_spec
+
+IN_PROCESS_MODES = [m.name for m in MODES if set(m.families) <= set(IN_PROCESS_FAMILIES)]
+
+
+def _registry_state(model: str) -> tuple:
+    """Everything the real registry holds: file bytes, aliases, ledger, stored artifacts."""
+    registry = Registry(registry_path())
+    files = sorted(registry_path().parent.glob(registry_path().name + "*"))
+    return (
+        [hashlib.sha256(f.read_bytes()).hexdigest() for f in files],
+        registry.alias(model),
+        [(e.seq, e.event, e.version) for e in registry.events(model)],
+        sorted(p.name for p in artifacts_dir().rglob("*")),
+    )
+
+
+def test_every_in_process_mode_is_blocked_and_the_real_registry_is_untouched(
+    make_release, tmp_path, capsys
+):
+    spec = make_release()
+    assert main(["--spec", str(spec.source), "run"]) == 0  # a real production model
+    before = _registry_state(spec.model.name)
+    out = tmp_path / "reports"
+
+    modes = ",".join(IN_PROCESS_MODES)
+    code = main(["--spec", str(spec.source), "coverage", "--modes", modes, "--out", str(out)])
+
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert _registry_state(spec.model.name) == before
+    matrix = (out / "coverage.md").read_text()
+    assert f"{len(IN_PROCESS_MODES)} of {len(IN_PROCESS_MODES)} failure modes blocked" in matrix
+    assert "control passed" in matrix and "NOT CAUGHT" not in matrix
+    assert "<table>" in (out / "coverage.html").read_text()
+    # Which gate catches what: the gate built for each mode says no.
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in matrix.splitlines()}
+    header = next(line for line in matrix.splitlines() if line.startswith("| failure mode"))
+    gates = [c.strip(" `") for c in header.split(" | ")[1:-2]]
+
+    def blocked(title_start: str) -> list[str]:
+        line = next(v for k, v in rows.items() if k.startswith(title_start))
+        cells = [c.strip() for c in line.split(" | ")[1 : 1 + len(gates)]]
+        return [g.split(" @ ")[0] for g, c in zip(gates, cells, strict=True) if c == "BLOCK"]
+
+    assert "null_rate_threshold" in blocked("null flood")
+    assert "feature_range" in blocked("values out of range")
+    assert "categorical_drift" in blocked("unseen categories")
+    assert "training_serving_parity" in blocked("training-serving skew")
+    assert "valid_predictions" in blocked("non-finite outputs")
+    assert "segment_roc_auc_vs_baseline" in blocked("single-segment regression")
+    assert blocked("control") == []
+    # A renamed column stops the release with a clear error, before any gate.
+    assert (
+        "DataInputError" in rows[next(k for k in rows if k.startswith("schema change: a column"))]
+    )
+
+
+def test_removing_the_gate_of_a_mode_shows_it_uncovered(make_release, tmp_path, capsys):
+    data = spec_dict()
+    data["gates"] = [g for g in data["gates"] if g["name"] != "training_serving_parity"]
+    make_release()
+    spec = write_spec(tmp_path, data)
+    out = tmp_path / "reports"
+    args = ["--spec", str(spec), "coverage", "--modes", "training_serving_skew", "--out", str(out)]
+
+    assert main(args) == 1
+
+    printed = capsys.readouterr().out
+    assert "required but not blocked: training_serving_skew" in printed
+    assert "NOT CAUGHT (required)" in (out / "coverage.md").read_text()
+
+
+def test_a_gate_that_blocks_everything_blocks_the_control(make_release, tmp_path):
+    data = spec_dict()
+    for gate in data["gates"]:
+        if gate["name"] == "min_roc_auc":
+            gate["threshold"] = 0.999
+    make_release()
+    spec = write_spec(tmp_path, data)
+    from ml_release.spec import load_spec
+
+    result = run_coverage(load_spec(spec), tmp_path / "work", modes=["range_anomaly"])
+
+    assert result.control.caught and "min_roc_auc" in result.control.blocked_by
+    assert result.exit_code == 1
+    assert not (tmp_path / "work").exists()  # the scratch home is removed
+
+
+def test_the_sweep_finds_the_weakest_blocked_strength(make_release, tmp_path):
+    spec = make_release()
+
+    result = run_coverage(spec, tmp_path / "work", modes=["distribution_shift"], sweep=True)
+
+    runs = result.sweeps["distribution_shift"]
+    strengths = [r.strength for r in runs]
+    assert strengths == sorted(strengths) and runs[-1].caught
+    assert not runs[0].caught, "the weakest shift should pass: the sweep would say nothing"
+    assert all(not r.caught for r in runs[:-1])  # it stops at the first blocked strength
+    assert result.smallest_blocked("distribution_shift") == runs[-1].strength
+    assert "numeric_drift" in runs[-1].blocked_by
+    row = sweep_lines(result)[-1]
+    assert row.startswith("| `distribution_shift` | std shift | 0.01, ")
+    assert f"| {runs[-1].strength:g} | numeric_drift |" in row
+
+
+def test_unknown_modes_are_a_clear_error(make_release, tmp_path, capsys):
+    spec = make_release()
+    assert main(["--spec", str(spec.source), "coverage", "--modes", "null_flod"]) == 2
+    assert "unknown failure mode(s) null_flod" in capsys.readouterr().out
+
+
+@pytest.fixture()
+def mutation(monkeypatch):
+    def set_mutation(**fields):
+        monkeypatch.setenv(mutant.MUTATION_ENV, json.dumps(fields))
+
+    return set_mutation
+
+
+def test_the_mutant_hits_the_same_rows_alone_and_in_a_batch(demo, mutation):
+    raw = demo.evaluation[list(REQUIRED_COLUMNS)].head(400).reset_index(drop=True)
+    mutation(kind="noise", rate=0.3, fill={"age": 40.0, "utilization": 0.3})
+    batch = mutant.compute_features(raw)
+    alone = pd.concat([mutant.compute_features(raw.iloc[[i]]) for i in range(len(raw))])
+    pd.testing.assert_frame_equal(batch, alone.reset_index(drop=True), check_dtype=False)
+    clean = mutant._base.compute_features(raw)
+    hit = ((batch["age"] != clean["age"]) & (clean["age"] != 40.0)).to_numpy()
+    assert 0.2 < hit.mean() < 0.4  # about the configured share
+
+
+def test_the_segment_mutation_stays_in_its_segment(demo, mutation):
+    raw = demo.evaluation[list(REQUIRED_COLUMNS)].head(2000).reset_index(drop=True)
+    value = raw["region"].astype(str).value_counts().index[0]
+    mutation(kind="segment", column="region", value=value, rate=1.0, fill={"age": 40.0})
+    clean = mutant._base.compute_features(raw)["age"]
+    changed = (mutant.compute_features(raw)["age"] != clean).to_numpy()
+    in_segment = raw["region"].astype(str).to_numpy() == value
+    assert changed[in_segment & (clean != 40.0).to_numpy()].all()
+    assert not changed[~in_segment].any()
+    assert np.isfinite(mutant.compute_features(raw)["age"]).all()
+
+
+@pytest.mark.slow
+def test_serving_modes_are_blocked_by_the_serving_gates(make_release, tmp_path):
+    spec = make_release(serving=True)
+
+    result = run_coverage(spec, tmp_path / "work", modes=["memory_growth", "incompatible_library"])
+
+    assert not result.control.caught, [
+        (g["gate"], g["summary"]) for g in result.control.gates if not g["passed"]
+    ]
+    runs = {run.mode: run for run in result.runs}
+    assert "serving_memory" in runs["memory_growth"].blocked_by
+    assert "runtime_compatible" in runs["incompatible_library"].blocked_by
+    assert result.exit_code == 0
+
+
+@pytest.mark.slow
+def test_a_canary_error_burst_aborts_the_canary_and_the_control_is_promoted(make_release, tmp_path):
+    canary = {
+        "enabled": True,
+        "steps": [50, 100],
+        "requests_per_step": 150,
+        # Wide margins: 150 requests per step must be enough for a healthy retrain to pass.
+        "error_margin": 0.05,
+        "latency_margin": 1.0,
+        "score_shift_margin": 0.3,
+    }
+    spec = make_release(canary=canary)
+
+    result = run_coverage(spec, tmp_path / "work", modes=["canary_error_burst"])
+
+    assert result.control.promoted and not result.control.caught, [
+        g["summary"] for g in result.control.gates if not g["passed"]
+    ]
+    assert result.control.cell("canary_analysis") == "passed"
+    burst = result.runs[0]
+    assert burst.caught and burst.cell("canary_analysis") == "blocked"
+    # Offline the candidate was healthy: only the canary saw the fault.
+    assert burst.blocked_by == ["canary_analysis"]
+
+
+def test_the_coverage_job_puts_the_matrix_in_the_run_metadata(make_release):
+    from ml_release.definitions import build_definitions
+
+    spec = make_release()
+    job = build_definitions(spec).resolve_job_def("coverage")
+    config = {"ops": {"gate_coverage": {"config": {"modes": ["range_anomaly"]}}}}
+
+    result = job.execute_in_process(run_config=config, raise_on_error=False)
+
+    assert result.success
+    output = next(e for e in result.all_events if e.event_type_value == "STEP_OUTPUT")
+    metadata = output.event_specific_data.metadata
+    assert "values out of range" in metadata["matrix"].value
+    assert metadata["control_passed"].value is True and metadata["uncovered"].value == "none"
