@@ -1,12 +1,14 @@
 """Shared fixtures: an isolated ML_RELEASE_HOME, small demo data, and a built warehouse."""
 
 import os
+import sys
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pytest
 import yaml
+from absl import logging as absl_logging
 
 from ml_release import keys
 from ml_release.contract.run import store_reference_profile
@@ -18,6 +20,12 @@ from ml_release.home import warehouse_path
 from ml_release.sources import load_source
 from ml_release.spec import ReleaseSpec, load_spec
 from ml_release.warehouse import Warehouse
+
+# absl (rouge_score's logging, behind ragas' ROUGE metric) binds its handler to whatever
+# sys.stderr is when it is imported: under pytest, the global capture file. A later
+# logging.config.dictConfig (Dagster calls one) closes every handler's stream, that file
+# included, and every later test on the worker fails with "I/O operation on closed file".
+absl_logging.get_absl_handler().python_handler.stream = sys.__stderr__
 
 PROJECT = Path(__file__).resolve().parents[1]
 # Every test shares one serving-runtime virtualenv (built once, `make test` builds it first).
