@@ -1,0 +1,48 @@
+"""Coverage modes that start model servers: the serving gates and the canary catch them.
+
+Kept apart from tests/test_coverage.py so that pytest-xdist runs the two files on both workers.
+"""
+
+import pytest
+
+from ml_release.coverage.run import run_coverage
+
+
+@pytest.mark.slow
+def test_serving_modes_are_blocked_by_the_serving_gates(make_release, tmp_path):
+    spec = make_release(serving=True)
+
+    result = run_coverage(spec, tmp_path / "work", modes=["memory_growth", "incompatible_library"])
+
+    assert not result.control.caught, [
+        (g["gate"], g["summary"]) for g in result.control.gates if not g["passed"]
+    ]
+    runs = {run.mode: run for run in result.runs}
+    assert "serving_memory" in runs["memory_growth"].blocked_by
+    assert "runtime_compatible" in runs["incompatible_library"].blocked_by
+    assert result.exit_code == 0
+
+
+@pytest.mark.slow
+def test_a_canary_error_burst_aborts_the_canary_and_the_control_is_promoted(make_release, tmp_path):
+    canary = {
+        "enabled": True,
+        "steps": [50, 100],
+        "requests_per_step": 150,
+        # Wide margins: 150 requests per step must be enough for a healthy retrain to pass.
+        "error_margin": 0.05,
+        "latency_margin": 1.0,
+        "score_shift_margin": 0.3,
+    }
+    spec = make_release(canary=canary)
+
+    result = run_coverage(spec, tmp_path / "work", modes=["canary_error_burst"])
+
+    assert result.control.promoted and not result.control.caught, [
+        g["summary"] for g in result.control.gates if not g["passed"]
+    ]
+    assert result.control.cell("canary_analysis") == "passed"
+    burst = result.runs[0]
+    assert burst.caught and burst.cell("canary_analysis") == "blocked"
+    # Offline the candidate was healthy: only the canary saw the fault.
+    assert burst.blocked_by == ["canary_analysis"]
