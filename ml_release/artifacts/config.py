@@ -5,7 +5,6 @@ folder, fsynced, renamed into place in one step; the same bytes under the same v
 no-op, other bytes under it a conflict.
 """
 
-import errno
 import hashlib
 import os
 import shutil
@@ -23,10 +22,9 @@ from ml_release.artifacts.manifest import (
 )
 from ml_release.artifacts.writer import (
     _existing,
-    _fsync_dir,
     _manifest,
+    _place,
     _remove_stale_temps,
-    _write_synced,
     current_code_version,
 )
 
@@ -80,16 +78,7 @@ def write_config_artifact(
     temp = dest_parent / f"{TEMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex}"
     temp.mkdir()
     try:
-        _write_synced(temp / CONFIG_FILE, payload)
-        _write_synced(temp / MANIFEST_FILE, manifest.model_dump_json(indent=2).encode())
-        _fsync_dir(temp)
-        try:
-            os.rename(temp, final)
-        except OSError as exc:
-            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
-                raise
-            return _existing(final, digest)
-        _fsync_dir(dest_parent)
-        return final
+        files = {CONFIG_FILE: payload, MANIFEST_FILE: manifest.model_dump_json(indent=2).encode()}
+        return _place(temp, final, files, digest)
     finally:
         shutil.rmtree(temp, ignore_errors=True)

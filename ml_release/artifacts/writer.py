@@ -217,19 +217,29 @@ def write_artifact(
             extra=dict(extra or {}),
             trusted_types=sio.get_untrusted_types(data=data),
         )
-        _write_synced(temp / MODEL_FILE, data)
-        _write_synced(temp / MANIFEST_FILE, manifest.model_dump_json(indent=2).encode())
-        _fsync_dir(temp)
-        try:
-            os.rename(temp, final)
-        except OSError as exc:
-            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
-                raise
-            return _existing(final, digest)  # another writer got there first
-        _fsync_dir(dest_parent)
-        return final
+        payload = {MODEL_FILE: data, MANIFEST_FILE: manifest.model_dump_json(indent=2).encode()}
+        return _place(temp, final, payload, digest)
     finally:
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def _place(temp: Path, final: Path, files: Mapping[str, bytes], digest: str) -> Path:
+    """Write `files` into `temp`, fsync them, rename `temp` to `final` in one step.
+
+    When another writer got there first, its folder is returned if it holds the same bytes
+    (`digest`); a different artifact under the same name is a conflict.
+    """
+    for name, data in files.items():
+        _write_synced(temp / name, data)
+    _fsync_dir(temp)
+    try:
+        os.rename(temp, final)
+    except OSError as exc:
+        if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+            raise
+        return _existing(final, digest)  # another writer got there first
+    _fsync_dir(final.parent)
+    return final
 
 
 def publish_candidate(

@@ -36,6 +36,9 @@ from ml_release.coverage.run import (
     CoverageResult,
     ModeRun,
     gate_columns,
+    restore_registry,
+    run_modes,
+    save_registry,
     scratch_environment,
 )
 from ml_release.errors import DataInputError, SpecError
@@ -391,10 +394,7 @@ class LLMRunner:
             step="coverage",
             reason="coverage: the baseline every failure mode is compared with",
         )
-        self.snapshot.mkdir(parents=True)
-        target = registry_path(self.home)
-        for path in target.parent.glob(target.name + "*"):
-            shutil.copy2(path, self.snapshot / path.name)
+        save_registry(self.home, self.snapshot)
         self.defs = build_replay_definitions(self.spec, self.responses)
 
     def run(self, mode: LLMFailureMode | None, strength: float | None = None) -> ModeRun:
@@ -416,7 +416,7 @@ class LLMRunner:
         path = self.configs / f"{version}.json"
         path.write_bytes(config.canonical_bytes())
         self._write_answers(version, answers)
-        self._restore_registry()
+        restore_registry(self.home, self.snapshot)
         outcome, _ = execute_in_ephemeral_instance(self.defs, str(path))  # nothing persists
         run = ModeRun(
             name,
@@ -438,13 +438,6 @@ class LLMRunner:
     def _write_answers(self, version: str, records: list[dict]) -> None:
         lines = [json.dumps(r, sort_keys=True) for r in records]
         (self.responses / f"{version}.jsonl").write_text("\n".join(lines) + "\n", "utf-8")
-
-    def _restore_registry(self) -> None:
-        target = registry_path(self.home)
-        for path in target.parent.glob(target.name + "*"):
-            path.unlink()
-        for path in self.snapshot.iterdir():
-            shutil.copy2(path, target.parent / path.name)
 
 
 def resolved_llm_spec(spec: ReleaseSpec) -> ReleaseSpec:
@@ -498,16 +491,7 @@ def run_llm_coverage(
         with scratch_environment(workdir / "home", spec):
             runner = LLMRunner(spec, workdir, progress)
             runner.setup(bench)
-            control = runner.run(None)
-            runs = [runner.run(mode) for mode in chosen]
-            sweeps: dict[str, list[ModeRun]] = {}
-            if sweep:
-                for mode in (m for m in chosen if m.sweep):
-                    sweeps[mode.name] = []
-                    for strength in mode.sweep:
-                        sweeps[mode.name].append(runner.run(mode, strength))
-                        if sweeps[mode.name][-1].caught:
-                            break  # the smallest blocked strength is found
+            control, runs, sweeps = run_modes(runner, chosen, sweep)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return CoverageResult(

@@ -249,7 +249,7 @@ MODES: tuple[FailureMode, ...] = (
         "global quality drop",
         QUALITY,
         0.3,
-        "share of rows damaged",
+        "share of rows blanked",
         _global_drop,
         (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.3),
     ),

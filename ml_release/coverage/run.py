@@ -188,6 +188,40 @@ def with_resolved_sources(spec: ReleaseSpec) -> ReleaseSpec:
     return spec.model_copy(update={"data": data})
 
 
+def save_registry(home: Path, snapshot: Path) -> None:
+    """Copy the scratch registry's files (the DuckDB file and its WAL) into `snapshot`."""
+    snapshot.mkdir(parents=True, exist_ok=True)
+    target = registry_path(home)
+    for path in target.parent.glob(target.name + "*"):
+        shutil.copy2(path, snapshot / path.name)
+
+
+def restore_registry(home: Path, snapshot: Path) -> None:
+    """Put the snapshot back: no run sees another run's promotion."""
+    target = registry_path(home)
+    for path in target.parent.glob(target.name + "*"):
+        path.unlink()
+    for path in snapshot.iterdir():
+        shutil.copy2(path, target.parent / path.name)
+
+
+def run_modes(runner, modes: list, sweep: bool) -> tuple[ModeRun, list[ModeRun], dict]:
+    """The control, each mode, and with `sweep` each swept mode up to its first blocked strength.
+
+    `runner.run(mode, strength)` is one release run (mode None: the control).
+    """
+    control = runner.run(None)
+    runs = [runner.run(mode) for mode in modes]
+    sweeps: dict[str, list[ModeRun]] = {}
+    for mode in (m for m in modes if sweep and m.sweep):
+        sweeps[mode.name] = []
+        for strength in mode.sweep:
+            sweeps[mode.name].append(runner.run(mode, strength))
+            if sweeps[mode.name][-1].caught:
+                break  # the smallest blocked strength is found
+    return control, runs, sweeps
+
+
 @contextmanager
 def scratch_environment(home: Path, spec: ReleaseSpec) -> Iterator[None]:
     """ML_RELEASE_HOME pointed at the scratch home (the runtime stays shared), then restored."""
@@ -246,9 +280,7 @@ class Runner:
             step="coverage",
             reason="coverage: the baseline every failure mode is compared with",
         )
-        self.snapshot.mkdir(parents=True, exist_ok=True)
-        for path in registry_path(self.home).parent.glob(registry_path(self.home).name + "*"):
-            shutil.copy2(path, self.snapshot / path.name)
+        save_registry(self.home, self.snapshot)
         return bench
 
     def run(self, mode: FailureMode | None, strength: float | None = None) -> ModeRun:
@@ -263,7 +295,7 @@ class Runner:
         self.progress(f"{label}: release graph on the injected copy ({', '.join(families)})")
         started = time.perf_counter()
         spec = self._spec_for(name, injection, families)
-        self._restore_registry()
+        restore_registry(self.home, self.snapshot)
         folder = self._publish(name, value, injection)
         outcome = self._execute(spec, folder, injection, mode.phase if mode else "release")
         run = ModeRun(
@@ -318,13 +350,6 @@ class Runner:
             )
             data = data.model_copy(update={"serving_log": log})
         return spec.model_copy(update={"gates": gates, "data": data})
-
-    def _restore_registry(self) -> None:
-        target = registry_path(self.home)
-        for path in target.parent.glob(target.name + "*"):
-            path.unlink()
-        for path in self.snapshot.iterdir():
-            shutil.copy2(path, target.parent / path.name)
 
     def _publish(self, name: str, strength: float | None, injection: Injection) -> Path:
         from ml_release.publish import publish_candidate
@@ -404,16 +429,7 @@ def run_coverage(
             runner = Runner(spec, workdir, all_gates, progress)
             runner.modes = chosen
             runner.setup()
-            control = runner.run(None)
-            runs = [runner.run(mode) for mode in chosen]
-            sweeps = {}
-            if sweep:
-                for mode in (m for m in chosen if m.sweep):
-                    sweeps[mode.name] = []
-                    for strength in mode.sweep:
-                        sweeps[mode.name].append(runner.run(mode, strength))
-                        if sweeps[mode.name][-1].caught:
-                            break  # the smallest blocked strength is found
+            control, runs, sweeps = run_modes(runner, chosen, sweep)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     required = spec.coverage.required_modes([m.name for m in chosen])

@@ -80,27 +80,27 @@ def tokens(gate: GateSpec, report: LLMReport) -> GateResult:
     )
 
 
+def _unpriced(gate: GateSpec, model: str) -> GateResult:
+    """No price, no cost estimate: inconclusive, never a cost of 0."""
+    return gate_result(
+        gate,
+        Verdict.INCONCLUSIVE,
+        f"no price for {model}: add it to llm.pricing",
+        "tokens x llm.pricing",
+    )
+
+
 def cost(gate: GateSpec, report: LLMReport) -> GateResult:
     """Estimated cost per answer within the tolerated increase."""
     params: IncreaseParams = gate.params
     c = report.candidate["cost"].to_numpy(float)
     if np.isnan(c).any():
-        return gate_result(
-            gate,
-            Verdict.INCONCLUSIVE,
-            f"no price for model {report.candidate_model!r}: add it to llm.pricing",
-            "tokens x llm.pricing",
-        )
+        return _unpriced(gate, f"model {report.candidate_model!r}")
     if report.production is None:
         return _no_production(gate, "cost per answer", float(c.mean()))
     b = report.production["cost"].to_numpy(float)
     if np.isnan(b).any():
-        return gate_result(
-            gate,
-            Verdict.INCONCLUSIVE,
-            f"no price for production's model {report.production_model!r}: add it to llm.pricing",
-            "tokens x llm.pricing",
-        )
+        return _unpriced(gate, f"production's model {report.production_model!r}")
     comparison, decision = _increase(
         "cost_per_answer", c, b, params.max_increase, params.confidence
     )
