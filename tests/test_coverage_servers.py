@@ -9,6 +9,7 @@ from ml_release.coverage.run import run_coverage
 
 
 @pytest.mark.slow
+@pytest.mark.quiet
 def test_serving_modes_are_blocked_by_the_serving_gates(make_release, tmp_path):
     spec = make_release(serving=True)
 

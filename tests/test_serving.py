@@ -177,6 +177,7 @@ def _no_servers_left(folder_marker: str) -> bool:
     return True
 
 
+@pytest.mark.quiet
 def test_a_healthy_candidate_passes_every_serving_gate(healthy):
     results = verdicts(healthy)
     assert {name: r.verdict for name, r in results.items()} == dict.fromkeys(
@@ -204,6 +205,7 @@ def test_load_time_and_memory_limits_fail_when_exceeded(healthy):
     assert "ceiling of 10 MiB" in results["serving_memory"].summary
 
 
+@pytest.mark.quiet
 def test_a_slow_ensemble_fails_the_latency_gate(check):
     report = check("slow")
     gate = {"name": "serving_latency_p99_vs_baseline", **STRICT}

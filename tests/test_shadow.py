@@ -99,6 +99,7 @@ def verdicts(report):
     return {g.name: judge(g, report, SPEC) for g in SPEC.gates}
 
 
+@pytest.mark.quiet
 def test_identical_models_agree_on_every_replayed_request(shadow):
     report = shadow("production")
     results = verdicts(report)
