@@ -36,6 +36,7 @@ from ml_release.coverage.run import (
     CoverageResult,
     ModeRun,
     gate_columns,
+    promote_baseline,
     restore_registry,
     run_modes,
     save_registry,
@@ -386,14 +387,7 @@ class LLMRunner:
         self._write_answers(bench.config.version, bench.production)
         registry = Registry(registry_path(self.home))
         stored = store_config(bench.config, artifacts_dir(self.home), registry, self.spec.spec_hash)
-        registry.move_production(
-            self.spec.model.name,
-            stored.version,
-            expected=None,
-            event="promoted",
-            step="coverage",
-            reason="coverage: the baseline every failure mode is compared with",
-        )
+        promote_baseline(registry, self.spec.model.name, stored.version)
         save_registry(self.home, self.snapshot)
         self.defs = build_replay_definitions(self.spec, self.responses)
 

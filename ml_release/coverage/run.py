@@ -188,6 +188,18 @@ def with_resolved_sources(spec: ReleaseSpec) -> ReleaseSpec:
     return spec.model_copy(update={"data": data})
 
 
+def promote_baseline(registry, model: str, version: str) -> None:
+    """Make `version` production in the scratch registry: what every mode is compared with."""
+    registry.move_production(
+        model,
+        version,
+        expected=None,
+        event="promoted",
+        step="coverage",
+        reason="coverage: the baseline every failure mode is compared with",
+    )
+
+
 def save_registry(home: Path, snapshot: Path) -> None:
     """Copy the scratch registry's files (the DuckDB file and its WAL) into `snapshot`."""
     snapshot.mkdir(parents=True, exist_ok=True)
@@ -272,14 +284,7 @@ class Runner:
         )
         registry = Registry(registry_path(self.home))
         candidate = import_candidate(folder, artifacts_dir(self.home), registry)
-        registry.move_production(
-            self.spec.model.name,
-            candidate.version,
-            expected=None,
-            event="promoted",
-            step="coverage",
-            reason="coverage: the baseline every failure mode is compared with",
-        )
+        promote_baseline(registry, self.spec.model.name, candidate.version)
         save_registry(self.home, self.snapshot)
         return bench
 
