@@ -4,7 +4,7 @@ import dagster as dg
 
 from assets.canary import build_canary_assets
 from assets.data import build_data_assets
-from assets.evaluation import build_evaluation_assets, build_report_asset
+from assets.evaluation import build_evaluation_assets
 from assets.features import build_feature_assets
 from assets.llm import build_llm_assets
 from assets.models import build_model_assets
@@ -18,12 +18,19 @@ def build_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
     """Every asset of the release graph for `spec`."""
     if spec.model.task == "llm":
         return [*build_llm_assets(spec), *build_release_assets(spec)]
+    if spec.model.task == "ranking":
+        return [
+            *build_data_assets(spec),
+            *build_feature_assets(spec),
+            *build_model_assets(spec),
+            *build_evaluation_assets(spec),
+            *build_release_assets(spec),
+        ]
     return [
         *build_data_assets(spec),
         *build_feature_assets(spec),
         *build_model_assets(spec),
         *build_evaluation_assets(spec),
-        *build_report_asset(spec),
         *build_serving_assets(spec),
         *build_shadow_assets(spec),
         *build_release_assets(spec),

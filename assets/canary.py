@@ -8,7 +8,9 @@ import pandas as pd
 from assets.release import lineage_of, offline_decision
 from assets.serving import candidate_and_production
 from ml_release import keys
+from ml_release.canary.controller import canary_evidence
 from ml_release.canary.rollout import Candidate, rollout
+from ml_release.check_metadata import evidence_metadata
 from ml_release.feature_code import load_feature_code
 from ml_release.gates.result import Verdict
 from ml_release.home import release_home, temp_dir
@@ -99,6 +101,7 @@ def build_canary_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
                 lineage=lineage,
             )
         table = steps.to_markdown(index=False, floatfmt=".4g") if len(steps) else "_no look_"
+        evidence = canary_evidence(result, CANARY_CHECK, keys.CANARY_ROLLOUT, spec.spec_hash)
         return dg.MaterializeResult(
             metadata={
                 "decision": outcome,
@@ -116,10 +119,7 @@ def build_canary_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
                     severity=dg.AssetCheckSeverity.ERROR,
                     description=result.reason,
                     metadata={
-                        "verdict": result.verdict.value,
-                        keys.CANDIDATE_DIGEST: digest,
-                        keys.CANDIDATE_VERSION: version,
-                        keys.SPEC_HASH: spec.spec_hash,
+                        **evidence_metadata(evidence, True, (version, digest)),
                         "failed_step": result.failed_step or -1,
                         "steps": dg.MetadataValue.md(table),
                     },

@@ -25,7 +25,7 @@ def _data_asset(spec: ReleaseSpec, name: str) -> dg.AssetsDefinition:
         kinds={"duckdb"},
     )
     def _asset(context: dg.AssetExecutionContext):
-        rows = load_source(context.resources.warehouse.get(), source, name)
+        rows = load_source(context.resources.warehouse.get(), source, name, spec.model.task)
         digest = fingerprint(source)
         context.log.info(f"{name}: {rows} rows from {source.describe()}")
         return dg.MaterializeResult(

@@ -1,34 +1,20 @@
-"""Evaluation assets: both models score the same rows; the report compares them, paired."""
+"""Evaluation assets: both models score the same rows; the report compares them, paired.
+
+One builder serves every tabular task: `ml_release.evaluation.tasks` says how the task's rows
+are read, scored and judged.
+"""
 
 from pathlib import Path
 
 import dagster as dg
-import numpy as np
 
 from ml_release import keys
-from ml_release.evaluation.data import load_eval_sets
-from ml_release.evaluation.report import (
-    forest_plot,
-    html_report,
-    image_markdown,
-    metrics_table,
-    reliability_plot,
-    worst_segments_markdown,
-)
-from ml_release.evaluation.run import judge, model_gates
+from ml_release.evaluation.report import html_report, image_markdown, worst_segments_markdown
+from ml_release.evaluation.tasks import EvaluationTask, evaluation_task
 from ml_release.gates.store import store_results
 from ml_release.jobs import latest_candidate
 from ml_release.registry import PRODUCTION
-from ml_release.scoring import (
-    evaluation_rows,
-    invalid_rows,
-    predictions_table,
-    score,
-    training_prior,
-)
 from ml_release.spec import ReleaseSpec
-
-EVALUATION_INPUTS = [keys.EVALUATION_HOLDOUT, keys.SERVING_LOG]
 
 
 def _store(context, table: str, frame, extra: dict) -> dg.MaterializeResult:
@@ -44,65 +30,66 @@ def _store(context, table: str, frame, extra: dict) -> dg.MaterializeResult:
 
 
 def build_evaluation_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
-    """candidate_predictions and baseline_predictions for `spec`."""
+    """candidate_predictions, baseline_predictions and evaluation_report for `spec`'s task."""
+    task = evaluation_task(spec)
+    return [*build_prediction_assets(spec, task), build_report_asset(spec, task)]
+
+
+def build_prediction_assets(spec: ReleaseSpec, task: EvaluationTask) -> list[dg.AssetsDefinition]:
+    """candidate_predictions and baseline_predictions: both models score `task`'s rows."""
     common = {
+        "deps": [keys.CANDIDATE_MODEL, *task.inputs],
         "group_name": keys.EVALUATION_GROUP,
         "pool": keys.WAREHOUSE_POOL,
         "required_resource_keys": {"warehouse", "model_registry"},
         "kinds": {"duckdb", "scikit-learn"},
     }
 
-    @dg.asset(
-        name=keys.CANDIDATE_PREDICTIONS, deps=[keys.CANDIDATE_MODEL, *EVALUATION_INPUTS], **common
-    )
+    @dg.asset(name=keys.CANDIDATE_PREDICTIONS, description=task.candidate_description, **common)
     def candidate_predictions(context: dg.AssetExecutionContext):
-        """The candidate's scores on the holdout and the labelled serving requests."""
         version, digest = latest_candidate(context.instance)
         registered = context.resources.model_registry.get().version(spec.model.name, version)
-        rows = evaluation_rows(context.resources.warehouse.get(), spec)
-        scores = score(Path(registered.path), spec, rows)
-        bad = invalid_rows(scores)
+        rows = task.rows(context.resources.warehouse.get(), spec)
+        scores = task.score(Path(registered.path), spec, rows)
+        bad = task.invalid(scores)
         if len(bad):
-            context.log.warning(f"{len(bad)} scores are not probabilities")
+            context.log.warning(f"{len(bad)} scores are {task.invalid_means}")
         return _store(
             context,
             keys.CANDIDATE_PREDICTIONS,
-            predictions_table(rows, scores, spec),
+            task.table(rows, scores, spec),
             {
                 keys.CANDIDATE_VERSION: version,
                 keys.CANDIDATE_DIGEST: digest,
                 "invalid_scores": len(bad),
+                **task.counts(rows),
             },
         )
 
-    @dg.asset(
-        name=keys.BASELINE_PREDICTIONS, deps=[keys.CANDIDATE_MODEL, *EVALUATION_INPUTS], **common
-    )
+    @dg.asset(name=keys.BASELINE_PREDICTIONS, description=task.baseline_description, **common)
     def baseline_predictions(context: dg.AssetExecutionContext):
-        """Production's scores on the same rows, or a trivial model's when nothing is live."""
         registry = context.resources.model_registry.get()
-        rows = evaluation_rows(context.resources.warehouse.get(), spec)
+        warehouse = context.resources.warehouse.get()
+        rows = task.rows(warehouse, spec)
         production = registry.alias(spec.model.name, PRODUCTION)
         if production is None:
-            prior = training_prior(context.resources.warehouse.get(), spec)
-            scores = np.full(len(rows), prior)
-            kind = f"trivial (constant {prior:.4f}): no production model yet"
+            scores, kind = task.trivial(warehouse, spec, rows)
         else:
             registered = registry.version(spec.model.name, production)
-            scores = score(Path(registered.path), spec, rows)
+            scores = task.score(Path(registered.path), spec, rows)
             kind = f"production {production}"
         return _store(
             context,
             keys.BASELINE_PREDICTIONS,
-            predictions_table(rows, scores, spec),
+            task.table(rows, scores, spec),
             {"baseline": kind, "baseline_version": production or "none"},
         )
 
     return [candidate_predictions, baseline_predictions]
 
 
-def build_report_asset(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
-    """evaluation_report: every model-quality gate judged once, with the evidence."""
+def build_report_asset(spec: ReleaseSpec, task: EvaluationTask) -> dg.AssetsDefinition:
+    """evaluation_report: every gate of `task` judged once, with the evidence."""
 
     @dg.asset(
         name=keys.EVALUATION_REPORT,
@@ -121,38 +108,32 @@ def build_report_asset(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
         baseline_meta = baseline.asset_materialization.metadata if baseline else {}
         kind = getattr(baseline_meta.get("baseline"), "value", "unknown")
         trivial = getattr(baseline_meta.get("baseline_version"), "value", "none") == "none"
-        sets = load_eval_sets(warehouse, spec.data.segments, trivial)
-        results = [judge(gate, sets, spec) for gate in model_gates(spec)]
-        store_results(warehouse, context.run.run_id, results)
-        metrics = metrics_table(sets, spec.evaluation.threshold)
-        images = {f"reliability ({name})": reliability_plot(data) for name, data in sets.items()}
-        for gate, result in zip(model_gates(spec), results, strict=True):
-            if gate.name.startswith("segment_") and any("delta" in r for r in result.rows):
-                images[f"{gate.name} ({result.target})"] = forest_plot(
-                    result, getattr(gate.params, "max_drop", None)
-                )
+        report = task.evaluate(warehouse, spec, trivial)
+        store_results(warehouse, context.run.run_id, report.results)
         folder = Path(context.resources.report_store.path) / context.run.run_id
         folder.mkdir(parents=True, exist_ok=True)
         page = folder / "evaluation.html"
-        page.write_text(html_report(f"{spec.model.name}: evaluation", metrics, results, images))
+        page.write_text(html_report(report.title, report.metrics, report.results, report.images))
         return dg.MaterializeResult(
             metadata={
                 "baseline": kind,
                 "gates": dg.MetadataValue.md(
                     "\n".join(
                         f"- **{r.gate}** ({r.target}): {r.verdict.value} - {r.summary}"
-                        for r in results
+                        for r in report.results
                     )
                 ),
-                "worst_segments": dg.MetadataValue.md(worst_segments_markdown(results)),
-                "metrics": dg.MetadataValue.md(metrics.to_markdown(index=False, floatfmt=".4f")),
+                "worst_segments": dg.MetadataValue.md(worst_segments_markdown(report.results)),
+                report.metrics_key: dg.MetadataValue.md(
+                    report.metrics.to_markdown(index=False, floatfmt=".4f")
+                ),
                 **{
                     name: dg.MetadataValue.md(image_markdown(png, name))
-                    for name, png in images.items()
+                    for name, png in report.images.items()
                 },
                 "html_report": dg.MetadataValue.path(str(page)),
                 keys.SPEC_HASH: spec.spec_hash,
             }
         )
 
-    return [evaluation_report]
+    return evaluation_report

@@ -41,6 +41,7 @@ METHODS = {
     "floor": "floor: scikit-learn point estimates, both models (no intervals)",
     "project": "P: compare() for every metric + compute_metrics(), both models",
     "naive": "naive: scikit-learn per bootstrap resample (B=1000)",
+    "agreement": "agreement: PR AUC and ECE intervals, row bootstrap vs little bootstrap",
 }
 TARGET_RATIO, TARGET_SECONDS = 5.0, 10.0
 
@@ -128,6 +129,9 @@ def _floor(rows: int, options: argparse.Namespace) -> Iterator[dict]:
 def _project(rows: int, options: argparse.Namespace) -> Iterator[dict]:
     from ml_release.evaluation.compare import compare
     from ml_release.metrics import compute_metrics
+    from ml_release.spec import EvaluationSpec
+
+    little_above = EvaluationSpec().little_bootstrap_above  # the project's default
 
     data = generate(rows)
     spent: dict[str, float] = {}
@@ -152,6 +156,7 @@ def _project(rows: int, options: argparse.Namespace) -> Iterator[dict]:
                 confidence=CONFIDENCE,
                 threshold=THRESHOLD,
                 resamples=RESAMPLES,
+                little_above=little_above,
             )
             side = "above 0" if comparison.low > 0 else "below 0" if comparison.high < 0 else "0"
             verdicts[side] = verdicts.get(side, 0) + 1
@@ -181,6 +186,53 @@ def _naive(rows: int, options: argparse.Namespace) -> Iterator[dict]:
     yield {"seconds_by_metric": spent, "subset_rows": subset, "resamples": options.naive_resamples}
 
 
+def _agreement(rows: int, options: argparse.Namespace) -> Iterator[dict]:
+    """PR AUC and ECE intervals from the row bootstrap and from the little bootstrap, per slice."""
+    from ml_release.evaluation.compare import compare
+    from ml_release.spec import EvaluationSpec
+
+    little_above = EvaluationSpec().little_bootstrap_above
+    data = generate(rows)
+    yield {}
+    found = []
+    for where, part in slices(data):
+        for metric in ("pr_auc", "ece"):
+            args = (metric, part["y"], part["candidate"], part["baseline"])
+            row, little = (
+                compare(*args, confidence=CONFIDENCE, resamples=RESAMPLES, little_above=above)
+                for above in (None, little_above)
+            )
+            found.append(
+                {
+                    "slice": where,
+                    "metric": metric,
+                    "rows": len(part["y"]),
+                    "row": [row.low, row.high],
+                    "little": [little.low, little.high],
+                    "method": little.method,
+                }
+            )
+    yield {"agreement": found}
+
+
+def agreement_report(found: list[dict]) -> None:
+    """How far the little bootstrap's interval ends are from the row bootstrap's."""
+    lines = [
+        "| slice | metric | rows | row bootstrap | little bootstrap | ends apart / half-width |"
+        " width ratio |",
+        "|---|---|---:|---|---|---:|---:|",
+    ]
+    for r in found:
+        (a, b), (c, d) = r["row"], r["little"]
+        half = (b - a) / 2
+        apart = max(abs(c - a), abs(d - b)) / half if half > 0 else 0.0
+        lines.append(
+            f"| {r['slice']} | {r['metric']} | {r['rows']:,} | [{a:.5f}, {b:.5f}] "
+            f"| [{c:.5f}, {d:.5f}] | {apart:.2f} | {(d - c) / (b - a):.2f} |"
+        )
+    print("\n".join(lines))
+
+
 def _peak_mib() -> float:
     """ru_maxrss of this process (KiB on Linux) in MiB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -189,7 +241,8 @@ def _peak_mib() -> float:
 def measure(method: str, rows: int, options: argparse.Namespace) -> None:
     """Child: run one method, print its wall time and peak RSS as one JSON line."""
     started = time.perf_counter()
-    work = {"floor": _floor, "project": _project, "naive": _naive}[method](rows, options)
+    methods = {"floor": _floor, "project": _project, "naive": _naive, "agreement": _agreement}
+    work = methods[method](rows, options)
     next(work)  # imports and data generation, timed apart
     ready, ready_rss = time.perf_counter(), _peak_mib()
     extra = next(work)  # the measured work
@@ -223,6 +276,8 @@ def report(results: dict[str, dict], rows: int) -> None:
     lines = ["| measurement | wall s | peak RSS MiB | RSS after setup MiB | setup s |"]
     lines.append("|---|---:|---:|---:|---:|")
     for method, r in results.items():
+        if method == "agreement":
+            continue
         wall = f"{r['seconds']:.2f}"
         if method == "naive":
             wall = (
@@ -261,6 +316,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs of P and naive; best kept")
     parser.add_argument("--naive-rows", type=int, default=50_000, help="rows naive is timed on")
     parser.add_argument("--naive-resamples", type=int, default=RESAMPLES, help="naive's B")
+    parser.add_argument(
+        "--agreement",
+        action="store_true",
+        help="also compare the little and the row bootstrap's intervals per slice (~80 s more)",
+    )
     parser.add_argument("--measure", choices=METHODS, help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.measure:
@@ -273,10 +333,15 @@ def main() -> None:
         "project": _best(options, "project", options.repeat),
         "naive": _best(options, "naive", options.repeat),
     }
+    if options.agreement:
+        results["agreement"] = _child(options, "agreement")
     print(f"load average after: {os.getloadavg()[0]:.2f}", file=sys.stderr)
     segments = sum(len(shares) for shares in SEGMENTS.values())
     print(f"\n{options.rows:,} rows, the global set and {segments} segments")
     report(results, options.rows)
+    if options.agreement:
+        print("\nPR AUC and ECE: row bootstrap vs little bootstrap, 95% intervals for delta")
+        agreement_report(results["agreement"]["agreement"])
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ def _check_sources(spec: ReleaseSpec) -> None:
         load_rag_set(spec.llm.path(spec.llm.dataset, spec.source.parent, release_home()))
         return
     for dataset in (keys.TRAINING_SNAPSHOT, keys.EVALUATION_HOLDOUT, keys.SERVING_LOG):
-        check_source(spec.source_for(dataset), dataset)
+        check_source(spec.source_for(dataset), dataset, spec.model.task)
 
 
 def cmd_demo_data(args: argparse.Namespace) -> int:
@@ -74,6 +74,16 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     from ml_release.demo.generate import generate, write_demo_data
     from ml_release.demo.scenarios import SCENARIOS
 
+    if args.task == "ranking":
+        from ml_release.demo.ranking import generate as ranking
+
+        if args.scenario:
+            raise SpecError("--scenario breaks the classification demo data; drop it")
+        folder = Path(args.out) if args.out else demo_data_dir() / ranking.FOLDER
+        written = ranking.write_ranking_data(folder, ranking.generate(seed=args.seed))
+        for name, path in written.items():
+            console.print(f"{name:12s} {path}")
+        return EXIT_OK
     data = generate(seed=args.seed)
     if args.scenario:
         if args.scenario not in SCENARIOS:
@@ -106,25 +116,15 @@ def run_release(spec: ReleaseSpec, title: str, candidate: str = ""):
     """Run the release graph for `spec` in this process and print the verdict table."""
     from ml_release.definitions import build_definitions
     from ml_release.jobs import ensure_instance, execute_release
+    from ml_release.promotion import record_blocked
     from ml_release.report import print_outcome
 
     _check_sources(spec)
     instance = ensure_instance(dagster_home())
     with console.status(f"running the release graph for {spec.model.name}…"):
         outcome = execute_release(build_definitions(spec), instance, candidate)
-    if outcome.blocked and outcome.candidate:
-        # release_decision never ran: the ledger still records why this candidate stopped.
-        _registry().record(
-            spec.model.name,
-            "blocked",
-            version=outcome.candidate["candidate_version"],
-            digest=outcome.candidate["candidate_digest"],
-            spec_hash=spec.spec_hash,
-            verdicts=outcome.gates,
-            reason="blocked by "
-            + ", ".join(f"{g['gate']} ({g['dataset']})" for g in outcome.blocked),
-            lineage={"run_id": outcome.run_id},
-        )
+    # release_decision never ran on a block: the ledger still records why the candidate stopped
+    record_blocked(_registry(), spec.model.name, spec.spec_hash, outcome)
     print_outcome(console, title, outcome)
     return outcome
 
@@ -132,6 +132,11 @@ def run_release(spec: ReleaseSpec, title: str, candidate: str = ""):
 def cmd_run(args: argparse.Namespace) -> int:
     """Gate a candidate (trained, or --candidate PATH) and promote it if every gate passes."""
     spec = _load(args)
+    if spec.model.task == "ranking":
+        from ml_release.demo.ranking.generate import ensure_demo_data
+
+        if (written := ensure_demo_data(spec)) is not None:
+            console.print(f"the ranking demo data was not there yet: generated it in {written}")
     candidate = str(Path(args.candidate).resolve()) if args.candidate else ""
     title = f"release of {spec.model.name} ({spec.source.name})"
     return run_release(spec, title, candidate).exit_code
@@ -541,6 +546,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=7, help="random seed of the data (default 7)")
     p.add_argument("--out", help="folder (default: $ML_RELEASE_HOME/demo)")
     p.add_argument("--scenario", help="break the holdout: " + ", ".join(SCENARIO_NAMES))
+    p.add_argument(
+        "--task",
+        choices=["binary_classification", "ranking"],
+        default="binary_classification",
+        help="which demo: credit default (default) or search ranking ($ML_RELEASE_HOME/demo/"
+        "ranking, read by examples/ranking/release.yaml)",
+    )
     p.set_defaults(func=cmd_demo_data)
     sub.add_parser("validate", help=cmd_validate.__doc__).set_defaults(func=cmd_validate)
     p = sub.add_parser("run", help=cmd_run.__doc__)

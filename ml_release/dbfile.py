@@ -27,6 +27,17 @@ def one(connection: duckdb.DuckDBPyConnection, sql: str, params: list | None = N
     return rows[0]
 
 
+@contextmanager
+def setting(connection: duckdb.DuckDBPyConnection, name: str, value: object) -> Iterator[None]:
+    """`SET name = value` for the block, then the connection's own value again."""
+    (before,) = one(connection, "SELECT current_setting(?)", [name])
+    connection.execute(f"SET {name} = ?", [value])
+    try:
+        yield
+    finally:
+        connection.execute(f"SET {name} = ?", [before])
+
+
 class DuckDBFile:
     """A DuckDB database file opened briefly, with bounded waiting for other processes."""
 

@@ -13,7 +13,7 @@ import checks
 import resources
 from ml_release.home import spec_path
 from ml_release.jobs import build_coverage_job, build_rollback_job, release_jobs
-from ml_release.sensors import new_model_artifact_sensor
+from ml_release.sensors import build_blocked_run_sensor, new_model_artifact_sensor
 from ml_release.spec import ReleaseSpec, load_spec
 
 # Runs launched from the UI or the sensor run each step in its own process. Forking them from
@@ -36,7 +36,10 @@ def build_definitions(
             build_rollback_job(spec.model.name),
             build_coverage_job(spec),  # every task: tabular and LLM failure modes
         ],
-        sensors=[new_model_artifact_sensor],
+        sensors=[
+            new_model_artifact_sensor,
+            build_blocked_run_sensor(spec.model.name, spec.spec_hash),
+        ],
         executor=STEP_EXECUTOR,
     )
 

@@ -168,8 +168,24 @@ def execute_release(
     result = defs.resolve_job_def(job).execute_in_process(
         instance=instance, raise_on_error=False, run_config=run_config
     )
-    outcome = ReleaseOutcome(run_id=result.run_id)
-    for evaluation in result.get_asset_check_evaluations():
+    return outcome_from_events(result.run_id, result.all_events)
+
+
+def outcome_of_run(instance: dg.DagsterInstance, run_id: str) -> ReleaseOutcome:
+    """The outcome of a finished run from the instance's event log (UI and sensor runs)."""
+    entries = instance.all_logs(run_id)
+    return outcome_from_events(run_id, [e.dagster_event for e in entries if e.dagster_event])
+
+
+def outcome_from_events(run_id: str, events: list) -> ReleaseOutcome:
+    """Gate verdicts, the gated candidate, the decision and the failures from a run's events."""
+    outcome = ReleaseOutcome(run_id=run_id)
+    evaluations = [
+        event.event_specific_data
+        for event in events
+        if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
+    ]
+    for evaluation in evaluations:
         metadata = evaluation.metadata
         verdict = metadata.get("verdict")
         outcome.gates.append(
@@ -184,14 +200,16 @@ def execute_release(
         )
     planned: list[str] = []
     materialized: set[str] = set()
-    for event in result.get_asset_materialization_events():
+    for event in events:
+        if event.event_type != dg.DagsterEventType.ASSET_MATERIALIZATION:
+            continue
         key = event.asset_key.to_user_string()
         materialized.add(key)
         if key == keys.CANDIDATE_MODEL:
             outcome.candidate = _plain_metadata(event)
         elif key in (keys.RELEASE_DECISION, keys.CANARY_ROLLOUT):
             outcome.decision = _plain_metadata(event)
-    for event in result.all_events:
+    for event in events:
         if event.event_type == dg.DagsterEventType.STEP_FAILURE:
             cause = _root_cause(event.step_failure_data.error)
             if cause.cls_name == _CHECK_BLOCKED:

@@ -54,6 +54,7 @@ RELEASE_JOB = "release"
 ROLLBACK_JOB = "rollback"
 CANARY_JOB = "canary"
 ARTIFACT_SENSOR = "new_model_artifact_sensor"
+BLOCKED_RUN_SENSOR = "blocked_release_sensor"
 WAREHOUSE_POOL = "warehouse"
 
 # The LLM release graph (`model.task: llm`): the RAG set, and the report judging the answers.

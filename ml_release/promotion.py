@@ -121,3 +121,27 @@ def apply_decision(
         lineage={**lineage, "baseline": current or "none"},
         **who,
     )
+
+
+def record_blocked(registry: Registry, model: str, spec_hash: str, outcome) -> Event | None:
+    """Ledger `blocked` for a release run that a blocking gate stopped before release_decision.
+
+    `outcome` is the run's `ml_release.jobs.ReleaseOutcome`. Once per run: None when no gate
+    blocked, no candidate was gated, or the ledger already holds this run's block (both
+    `ml-release run` and the run-failure sensor can see one run).
+    """
+    if not (outcome.blocked and outcome.candidate):
+        return None
+    recorded = registry.events(model, ("blocked",))
+    if any(event.lineage.get("run_id") == outcome.run_id for event in recorded):
+        return None
+    return registry.record(
+        model,
+        "blocked",
+        version=outcome.candidate["candidate_version"],
+        digest=outcome.candidate["candidate_digest"],
+        spec_hash=spec_hash,
+        verdicts=outcome.gates,
+        reason="blocked by " + ", ".join(f"{g['gate']} ({g['dataset']})" for g in outcome.blocked),
+        lineage={"run_id": outcome.run_id},
+    )

@@ -16,6 +16,7 @@ import pandas as pd
 from ml_release import keys
 from ml_release.artifacts.skops_io import load_model
 from ml_release.feature_code import load_feature_code
+from ml_release.featurize import check_raw_columns
 from ml_release.identifiers import quote
 from ml_release.spec import ReleaseSpec
 from ml_release.warehouse import Warehouse
@@ -30,6 +31,17 @@ def evaluation_rows(warehouse: Warehouse, spec: ReleaseSpec) -> pd.DataFrame:
     raw_columns = list(code.required_columns)
     log = spec.data.serving_log
     label = spec.data.label
+    any_type = "categorical"  # check_raw_columns checks these columns' presence only
+    needs = {
+        keys.EVALUATION_HOLDOUT: {spec.data.id_column: any_type, label: any_type}
+        | code.required_columns,
+        keys.SERVING_LOG: {log.request_id_column: any_type, log.request_column: any_type}
+        | {label: any_type},
+    }
+    for table, needed in needs.items():  # the feature assets' clear error, not a binder error
+        check_raw_columns(
+            warehouse.columns(table), needed, table, spec.source_for(table).describe()
+        )
     with warehouse.connect() as connection:
         holdout = connection.sql(
             f"SELECT {quote(spec.data.id_column)} AS row_id, {quote(label)} AS label, "

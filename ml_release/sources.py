@@ -19,11 +19,16 @@ from ml_release.warehouse import Warehouse
 PARQUET_MAGIC = b"PAR1"
 
 
-def _check_file(path: Path, file_format: str, dataset: str) -> None:
+def demo_data_command(task: str) -> str:
+    """The command that writes the demo data a spec of model.task `task` reads."""
+    return "ml-release demo-data --task ranking" if task == "ranking" else "ml-release demo-data"
+
+
+def _check_file(path: Path, file_format: str, dataset: str, task: str) -> None:
     if not path.exists():
         raise DataInputError(
             f"{dataset}: source file not found: {path}. Fix: correct `data` in the release "
-            "spec, or create the demo data with `ml-release demo-data`."
+            f"spec, or create the demo data with `{demo_data_command(task)}`."
         )
     if not path.is_file():
         raise DataInputError(f"{dataset}: {path} is not a file")
@@ -57,9 +62,11 @@ def _reader(source: SourceSpec) -> tuple[str, list[object]]:
     return "read_parquet(?)", [source.path]
 
 
-def load_source(warehouse: Warehouse, source: SourceSpec, table: str) -> int:
+def load_source(
+    warehouse: Warehouse, source: SourceSpec, table: str, task: str = "binary_classification"
+) -> int:
     """Copy `source` into warehouse `table` atomically; returns its row count (never 0)."""
-    check_source(source, table)
+    check_source(source, table, task)
     if source.duckdb is not None:
         relation, params = f"src.{quote(source.table or '')}", []
     else:
@@ -87,12 +94,15 @@ def load_source(warehouse: Warehouse, source: SourceSpec, table: str) -> int:
     return rows
 
 
-def check_source(source: SourceSpec, dataset: str) -> None:
-    """Fail fast, before anything runs, when a source file is missing or unreadable."""
+def check_source(source: SourceSpec, dataset: str, task: str = "binary_classification") -> None:
+    """Fail fast, before anything runs, when a source file is missing or unreadable.
+
+    `task` is the spec's model.task: the hint for a missing file names its demo data.
+    """
     if source.duckdb is not None:
-        _check_file(Path(source.duckdb), "duckdb", dataset)
+        _check_file(Path(source.duckdb), "duckdb", dataset, task)
     else:
-        _check_file(Path(source.path or ""), source.file_format, dataset)
+        _check_file(Path(source.path or ""), source.file_format, dataset, task)
 
 
 def fingerprint(source: SourceSpec) -> str:

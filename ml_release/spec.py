@@ -40,10 +40,12 @@ class ModelSpec(SpecModel):
     """The model being released."""
 
     name: str = Field(description="Model name; artifacts live under artifacts/<name>/.")
-    task: Literal["binary_classification", "llm"] = Field(
+    task: Literal["binary_classification", "ranking", "llm"] = Field(
         "binary_classification",
-        description="`binary_classification` (data, features) or `llm` (an LLM application "
-        "gated on its prompt/config and answers; the `llm` section).",
+        description="`binary_classification` (data, features), `ranking` (data with "
+        "`data.query_column`, features; the label is a graded relevance >= 0; the estimator "
+        "is a classifier over the grades, scoring each row by its expected relevance) or `llm` "
+        "(an LLM application gated on its prompt/config and answers; the `llm` section).",
     )
     estimator: Literal["logistic_regression", "hist_gradient_boosting", "random_forest"] = Field(
         "hist_gradient_boosting", description="Estimator trained in the pipeline."
@@ -143,6 +145,14 @@ class EvaluationSpec(SpecModel):
         1000, ge=100, le=20_000, description="Paired bootstrap resamples where no exact method."
     )
     seed: int = Field(0, description="Seed of the bootstrap: verdicts are reproducible.")
+    little_bootstrap_above: int | None = Field(
+        50_000,
+        ge=10_000,
+        description=(
+            "Rows above which PR-AUC and ECE intervals use the bag of little bootstraps "
+            "(subsets of n^0.7 rows) instead of resampling all n rows; null: never."
+        ),
+    )
 
 
 class ServingSpec(SpecModel):
@@ -340,11 +350,10 @@ class ReleaseSpec(SpecModel):
         ]
         if llm and self.canary.enabled:
             problems.append("canary.enabled: canaries serve models, not prompt/configs; remove it")
+        problems += _ranking_problems(self)
         for i, gate in enumerate(self.gates):
-            if (CATALOG[gate.name].family == "llm") != llm:
-                problems.append(
-                    f"gates[{i}]: {gate.name!r} does not apply to model.task {self.model.task}"
-                )
+            if (problem := _task_problem(self.model.task, gate.name)) is not None:
+                problems.append(f"gates[{i}]: {problem}")
             elif llm and gate.name in [g.name for g in self.gates[:i]]:
                 problems.append(f"gates[{i}]: {gate.name!r} is listed twice; merge the entries")
         if problems:
@@ -417,6 +426,50 @@ class ReleaseSpec(SpecModel):
     def gates_for(self, target: str) -> list[GateSpec]:
         """The gates attached to one asset, in spec order."""
         return [g for g in self.gates if g.target == target]
+
+
+# Gate families each task may use; `valid_predictions` (model_quality) serves every model task.
+TASK_FAMILIES = {
+    "binary_classification": ("data_contract", "parity", "model_quality", "serving", "shadow"),
+    "ranking": ("data_contract", "parity", "ranking"),
+    "llm": ("llm",),
+}
+SHARED_GATES = {"valid_predictions": ("binary_classification", "ranking")}
+
+
+def _task_problem(task: str, gate: str) -> str | None:
+    """Why `gate` cannot be used by `task`, with the fix; None when it can."""
+    family = CATALOG[gate].family
+    if task in SHARED_GATES.get(gate, ()) or family in TASK_FAMILIES[task]:
+        return None
+    if task == "ranking" and family == "model_quality":
+        metric = gate.removeprefix("segment_").removesuffix("_vs_baseline")
+        return (
+            f"{gate!r} is a classification gate and does not apply to model.task ranking "
+            f"({metric} needs labels 0/1 and probabilities). Use the ranking gates instead: "
+            "ndcg_at_k_vs_baseline, segment_ndcg_at_k_vs_baseline, min_ndcg_at_k and their "
+            "recall_at_k variants (docs/gates.md#ranking-quality-against-production)"
+        )
+    if task == "ranking":
+        return (
+            f"{gate!r} ({family} gate) is not available for model.task ranking yet: remove it "
+            "(ranking releases are gated offline: data contract, parity and ranking quality)"
+        )
+    if family == "ranking":
+        return f"{gate!r} needs model.task ranking (and data.query_column); remove it"
+    return f"{gate!r} does not apply to model.task {task}"
+
+
+def _ranking_problems(spec: "ReleaseSpec") -> list[str]:
+    ranking = spec.model.task == "ranking"
+    query = spec.data.query_column if spec.data is not None else None
+    if ranking and spec.data is not None and query is None:
+        return ["data.query_column: model.task ranking needs the column naming each row's query"]
+    if ranking and spec.canary.enabled:
+        return ["canary.enabled: canaries are not available for model.task ranking; remove it"]
+    if not ranking and query is not None:
+        return [f"data.query_column is only used by model.task ranking: remove it ({query!r})"]
+    return []
 
 
 def _location(loc: tuple[Any, ...]) -> str:

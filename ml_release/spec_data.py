@@ -105,11 +105,21 @@ class DataSpec(SpecModel):
     timestamp_column: str
     label: str
     segments: list[str] = Field(default_factory=list, description="Segment columns.")
+    query_column: str | None = Field(
+        None,
+        description="`model.task: ranking` only: the column naming each row's query; rows of "
+        "one query are ranked together, and segment columns must be constant within a query.",
+    )
     training: SourceSpec
     evaluation: SourceSpec
     serving_log: ServingLogSpec
 
     _check_columns = field_validator("id_column", "timestamp_column", "label")(identifier_field)
+
+    @field_validator("query_column")
+    @classmethod
+    def _check_query(cls, value: str | None) -> str | None:
+        return None if value is None else check_identifier(value)
 
     @field_validator("segments")
     @classmethod

@@ -2,15 +2,19 @@
 
 The candidate is trained on the raw training snapshot through `FeatureTransformer`, i.e. the
 same feature code that built `training_features`, so one artifact serves raw requests. The
-newest 20 % of the snapshot (by timestamp) is held out for the training metrics.
+newest 20 % of the snapshot (by timestamp) is held out for the training metrics. A ranking
+model (`model.task: ranking`) is the same pipeline classifying relevance grades; it ranks by
+the expected grade.
 """
 
 import numpy as np
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
 from ml_release import keys
+from ml_release.evaluation.ranking_data import check_query_column
 from ml_release.feature_code import load_feature_code
 from ml_release.identifiers import quote
+from ml_release.metrics import ndcg_at_k, recall_at_k
 from ml_release.model import build_pipeline
 from ml_release.spec import ReleaseSpec
 from ml_release.warehouse import Warehouse
@@ -23,9 +27,16 @@ def train_candidate(warehouse: Warehouse, spec: ReleaseSpec, seed: int = 0):
     code = load_feature_code(spec.features.code)
     raw_columns = list(code.required_columns)
     time, label = spec.data.timestamp_column, spec.data.label
+    # The query column is read below; without this check its absence is a DuckDB binder error.
+    query = (
+        [check_query_column(warehouse, spec, keys.TRAINING_SNAPSHOT)]
+        if spec.model.task == "ranking"
+        else []
+    )
+    wanted = list(dict.fromkeys([*raw_columns, label, *query]))
     with warehouse.connect() as connection:
         frame = connection.sql(
-            f"SELECT {', '.join(quote(c) for c in [*raw_columns, label])} "
+            f"SELECT {', '.join(quote(c) for c in wanted)} "
             f"FROM {quote(keys.TRAINING_SNAPSHOT)} ORDER BY {quote(time)}"
         ).df()
     cut = int(len(frame) * (1 - VALIDATION_SHARE))
@@ -41,6 +52,9 @@ def train_candidate(warehouse: Warehouse, spec: ReleaseSpec, seed: int = 0):
         params,
     )
     pipeline.fit(fit[raw_columns], fit[label].to_numpy())
+    if query:
+        metrics = ranking_training_metrics(pipeline, held, raw_columns, label, query[0])
+        return pipeline, {**metrics, "training_rows": len(fit)}
     scores = pipeline.predict_proba(held[raw_columns])[:, 1]
     truth = held[label].to_numpy()
     metrics = {
@@ -52,3 +66,17 @@ def train_candidate(warehouse: Warehouse, spec: ReleaseSpec, seed: int = 0):
         "positive_rate": float(truth.mean()),
     }
     return pipeline, metrics
+
+
+def ranking_training_metrics(pipeline, held, raw_columns: list[str], label: str, query: str):
+    """NDCG@10 and recall@10 of the expected grade on the held-out (newest) rows."""
+    grades = np.asarray(pipeline.classes_, dtype=float)
+    scores = pipeline.predict_proba(held[raw_columns]) @ grades
+    truth, queries = held[label].to_numpy(dtype=float), held[query].astype(str).to_numpy()
+    ndcg, recall = ndcg_at_k(truth, scores, queries, 10), recall_at_k(truth, scores, queries, 10)
+    return {
+        "validation_rows": len(held),
+        "validation_queries": ndcg.support.n,
+        "validation_ndcg_at_10": ndcg.value if ndcg.value is not None else float("nan"),
+        "validation_recall_at_10": recall.value if recall.value is not None else float("nan"),
+    }

@@ -13,6 +13,7 @@ from absl import logging as absl_logging
 from ml_release import keys
 from ml_release.contract.run import store_reference_profile
 from ml_release.demo.generate import DemoData, generate, write_demo_data
+from ml_release.errors import SpecError
 from ml_release.featurize import build_features
 from ml_release.gates.serving import serving_gates
 from ml_release.gates.shadow import shadow_gates
@@ -68,6 +69,15 @@ def write_spec(folder: Path, data: dict) -> Path:
     path = folder / "release.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
+
+
+def spec_error(folder: Path, data: dict) -> str:
+    """The SpecError message of loading `data` written into `folder`; it must name the file."""
+    with pytest.raises(SpecError) as caught:
+        load_spec(write_spec(folder, data))
+    message = str(caught.value)
+    assert str(folder / "release.yaml") in message
+    return message
 
 
 @pytest.fixture()

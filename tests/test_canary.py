@@ -88,6 +88,29 @@ def test_an_error_burst_from_the_25_percent_step_aborts_there_and_returns_traffi
     assert "error_rate" in result.reason
 
 
+def test_the_canary_verdict_carries_every_gate_s_evidence_shape():
+    from ml_release.canary.controller import canary_evidence
+    from ml_release.check_metadata import evidence_metadata
+
+    split = SimulatedSplit(candidate_error=0.08, candidate_error_from_step=1)
+    aborted = run_steps(split, lambda i: split.send(i, FAST.requests_per_step), FAST, {})
+    evidence = canary_evidence(aborted, "canary_analysis", "canary_rollout", "hash")
+    assert evidence.verdict is Verdict.FAIL and evidence.method.startswith("error_rate: ")
+    assert evidence.observed > evidence.baseline + evidence.threshold  # 8 % against 0.2 %
+    assert evidence.interval[0] > evidence.threshold  # the interval lies above the margin
+    assert evidence.support["candidate"] > 0 and evidence.support["production"] > 0
+    assert {row["step_percent"] for row in evidence.rows} == {5, 25}
+    metadata = evidence_metadata(evidence, True, ("v2", "digest"))
+    shared = {"observed", "baseline", "delta", "interval", "threshold", "direction", "support"}
+    assert shared | {"verdict", "spec_hash", "summary", "columns"} <= set(metadata)
+    assert metadata["verdict"] == "fail"
+
+    split = SimulatedSplit(candidate_error=0.002)
+    passed = run_steps(split, lambda i: split.send(i, FAST.requests_per_step), FAST, {})
+    evidence = canary_evidence(passed, "canary_analysis", "canary_rollout", "hash")
+    assert evidence.verdict is Verdict.PASS and evidence.interval[1] <= evidence.threshold
+
+
 def test_a_step_that_never_finishes_fails_after_the_deadline():
     settings = FAST.model_copy(update={"deadline_seconds": 0.3})
     split = SimulatedSplit(candidate_error=0.0)

@@ -1,12 +1,23 @@
 """Each data-contract gate: a passing case, then a failing case built with a scenario injector."""
 
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 
+import duckdb
 import numpy as np
+import pandas as pd
 import pytest
 
 from ml_release import keys
+from ml_release.contract import target_profile
+from ml_release.contract.profile import (
+    Profile,
+    category_counts,
+    column_stats,
+    profile_reference,
+    relation_dtypes,
+    usable_columns,
+)
 from ml_release.contract.run import run_contract, run_parity
 from ml_release.demo import scenarios
 from ml_release.gates.result import Verdict
@@ -213,3 +224,93 @@ def test_an_empty_target_is_inconclusive_never_a_pass(built):
     results = run_contract(warehouse, spec, keys.EVALUATION_FEATURES)
     assert _gate(results, "null_rate_threshold").verdict is Verdict.INCONCLUSIVE
     assert all(r.verdict is not Verdict.PASS for r in results if r.gate != "feature_schema")
+
+
+def _sql_profile(connection, reference, ranges) -> Profile:
+    """The target profile as plain SQL aggregates: the definition profile_target must match."""
+    dtypes = relation_dtypes(connection, "target", [])
+    usable, unavailable = usable_columns({c: p.kind for c, p in reference.columns.items()}, dtypes)
+    edges = {c: reference.columns[c].edges for c, kind in usable.items() if kind == "numeric"}
+    rows, profiles = column_stats(connection, "target", [], usable, dtypes, ranges, edges=edges)
+    categorical = [c for c, kind in usable.items() if kind == "categorical"]
+    for column, counts in category_counts(connection, "target", [], categorical).items():
+        profiles[column].categories = counts
+    return Profile(rows, profiles, unavailable, reference.bins)
+
+
+def _awkward_frame(rng, n: int) -> pd.DataFrame:
+    """Nulls, ±inf, -0.0, values on the bin edges and outside the ranges, huge integers."""
+    edgy = rng.choice([0.0, -0.0, 0.5, 1.0, 2.0, np.nan, np.inf, -np.inf], n)
+    wide = rng.integers(0, 1000, n) * (2**53 + 1)  # beyond 2**53: the DOUBLE cast rounds
+    return pd.DataFrame(
+        {
+            "x": np.where(rng.random(n) < 0.7, rng.normal(1, 1, n), edgy),
+            "clean": rng.uniform(0, 1, n),
+            "empty": np.full(n, np.nan),
+            "small": pd.array(rng.integers(-3, 40, n), dtype="Int32"),
+            "wide": wide,
+            "price": rng.integers(0, 10**6, n) / 1000,
+            "single": rng.normal(0, 1, n).astype("float32"),
+            "kind": pd.array(rng.choice(["a", "b", "c", "d"], n), dtype="string"),
+            "gone": rng.normal(0, 1, n),
+        }
+    ).assign(
+        small=lambda df: df["small"].mask(rng.random(n) < 0.1),
+        kind=lambda df: df["kind"].mask(rng.random(n) < 0.05),
+    )
+
+
+@pytest.mark.parametrize("rows", [5000, 0])
+def test_target_profile_equals_the_sql_aggregates_on_awkward_data(monkeypatch, rows):
+    monkeypatch.setattr(target_profile, "BATCH_ROWS", 700)  # several batches, some all-null
+    rng = np.random.default_rng(7)
+    connection = duckdb.connect()
+    frames = {"reference": _awkward_frame(rng, 4000), "target": _awkward_frame(rng, 5000)}
+    for name, frame in frames.items():
+        connection.register(f"{name}_frame", frame.head(rows) if name == "target" else frame)
+        connection.execute(
+            f"CREATE TABLE {name} AS SELECT * {'EXCLUDE (gone) ' if name == 'target' else ''}"
+            f"REPLACE (CAST(price AS DECIMAL(12, 3)) AS price) FROM {name}_frame"
+        )
+        # pandas NaN arrive as NULL: put real NaN in, and leave `empty` with no finite value.
+        connection.execute(f"UPDATE {name} SET x = 'nan' WHERE rowid % 37 = 0")
+        connection.execute(f"UPDATE {name} SET empty = 'nan' WHERE rowid % 2 = 0")
+    numeric = ["x", "clean", "empty", "small", "wide", "price", "single"]
+    kinds = {c: "numeric" for c in numeric} | {"kind": "categorical", "gone": "numeric"}
+    reference = profile_reference(connection, "reference", [], kinds, 10)
+    reference.columns["small"].edges = [-3.0, 0.0, 0.5, 4.0, 4.0, 39.0]  # on values, repeated
+    reference.columns["x"].edges = [-0.0, 0.5, 1.0, 2.0]
+    # Ranges that some values break (counted again) and some that hold (zero from min and max).
+    ranges = {"x": (0.0, 2.0), "clean": (0.0, 1.0), "small": (0, 30), "wide": (None, 2.0**60)}
+    ranges |= {"price": (1.0, None), "single": (-10.0, 10.0)}
+    fast = target_profile.profile_target(connection, "target", [], reference, ranges)
+    assert asdict(fast) == asdict(_sql_profile(connection, reference, ranges))
+    assert fast.unavailable == {"gone": "column missing"}
+    setting = "SELECT current_setting('preserve_insertion_order')"
+    assert connection.execute(setting).fetchone() == (True,)  # the stream's setting is undone
+    if rows:  # both exact methods ran: by value for `small`, streamed for the others
+        routed = target_profile._small_integer_columns(
+            connection, "target", [], numeric, relation_dtypes(connection, "target", [])
+        )
+        assert routed == ["small"]
+        assert fast.columns["x"].nonfinite > 0 and fast.columns["x"].out_of_range > 0
+        assert fast.columns["empty"].nonnull > 0 and fast.columns["empty"].min is None
+        assert fast.columns["small"].out_of_range > 0 and fast.columns["clean"].out_of_range == 0
+
+
+def test_reference_edges_are_the_same_every_time():
+    # approx_quantile on several threads merges their states in a varying order; the reference
+    # profile computes its edges on one thread, so PSI bins do not move between recomputations.
+    connection = duckdb.connect()
+    connection.execute("SET threads = 2")
+    rng = np.random.default_rng(3)
+    connection.register("frame", pd.DataFrame({"x": rng.lognormal(size=600_000)}))
+    connection.execute("CREATE TABLE reference AS SELECT * FROM frame")
+    edges = {
+        tuple(
+            profile_reference(connection, "reference", [], {"x": "numeric"}, 10).columns["x"].edges
+        )
+        for _ in range(4)
+    }
+    assert len(edges) == 1
+    assert connection.execute("SELECT current_setting('threads')").fetchone() == (2,)

@@ -196,3 +196,41 @@ def test_a_verdict_older_than_its_data_is_stale_for_a_later_decision(make_releas
     failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
     assert "rebuilt after the verdict" in str(failure.step_failure_data.error)
     assert registry.alias(spec.model.name) == promoted
+
+
+def test_a_blocked_run_launched_outside_the_cli_reaches_the_ledger(make_release, home, demo):
+    from ml_release.home import registry_path
+    from ml_release.jobs import execute_release, outcome_of_run
+    from ml_release.promotion import record_blocked
+    from ml_release.registry import Registry
+
+    broken = scenarios.null_flood(demo.evaluation, "annual_income", rate=0.3)
+    spec = make_release(replace(demo, evaluation=broken))
+    defs = build_definitions(spec)
+    with dg.DagsterInstance.ephemeral() as instance:
+        in_process = execute_release(defs, instance)  # as a UI or sensor run: nothing recorded
+        run = instance.get_run_by_id(in_process.run_id)
+        failure = next(
+            e.dagster_event
+            for e in instance.all_logs(run.run_id)
+            if e.dagster_event and e.dagster_event.event_type == dg.DagsterEventType.RUN_FAILURE
+        )
+        # the outcome read back from the event log is the one the CLI sees
+        from_log = outcome_of_run(instance, run.run_id)
+        assert from_log.blocked == in_process.blocked and from_log.candidate
+        sensor = defs.resolve_sensor_def(keys.BLOCKED_RUN_SENSOR)
+        context = dg.build_run_status_sensor_context(
+            sensor_name=keys.BLOCKED_RUN_SENSOR,
+            dagster_instance=instance,
+            dagster_run=run,
+            dagster_event=failure,
+        ).for_run_failure()
+        for _ in range(2):  # a re-evaluated tick records nothing twice
+            sensor(context)
+    registry = Registry(registry_path())
+    [blocked] = registry.events(spec.model.name, ("blocked",))
+    assert blocked.lineage == {"run_id": run.run_id}
+    assert blocked.version == in_process.candidate["candidate_version"]
+    assert "null_rate_threshold (evaluation_features)" in blocked.reason
+    assert record_blocked(registry, spec.model.name, spec.spec_hash, in_process) is None  # CLI
+    assert len(registry.events(spec.model.name, ("blocked",))) == 1

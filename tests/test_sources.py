@@ -6,7 +6,7 @@ import pytest
 from ml_release import keys
 from ml_release.errors import DataInputError
 from ml_release.home import warehouse_path
-from ml_release.sources import load_source
+from ml_release.sources import check_source, load_source
 from ml_release.spec import SourceSpec
 from ml_release.warehouse import Warehouse
 
@@ -47,6 +47,14 @@ def test_duckdb_table_loads(warehouse, tmp_path, demo):
 def test_missing_file(warehouse, tmp_path):
     with pytest.raises(DataInputError, match=r"not found.*missing.parquet"):
         _load(warehouse, tmp_path / "missing.parquet")
+
+
+def test_missing_file_hint_names_the_tasks_demo_data(tmp_path):
+    source = SourceSpec(path=str(tmp_path / "missing.parquet"))
+    with pytest.raises(DataInputError, match=r"`ml-release demo-data`\.$"):
+        check_source(source, keys.EVALUATION_HOLDOUT)
+    with pytest.raises(DataInputError, match=r"`ml-release demo-data --task ranking`\.$"):
+        check_source(source, keys.EVALUATION_HOLDOUT, task="ranking")
 
 
 def test_zero_byte_file(warehouse, tmp_path):

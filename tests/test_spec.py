@@ -7,15 +7,7 @@ import pytest
 from ml_release.errors import SpecError
 from ml_release.identifiers import check_identifier, quote
 from ml_release.spec import load_spec
-from tests.conftest import PROJECT, spec_dict, write_spec
-
-
-def _error(tmp_path, data: dict) -> str:
-    with pytest.raises(SpecError) as caught:
-        load_spec(write_spec(tmp_path, data))
-    message = str(caught.value)
-    assert str(tmp_path / "release.yaml") in message  # names the file
-    return message
+from tests.conftest import PROJECT, spec_dict, spec_error, write_spec
 
 
 def test_project_spec_loads():
@@ -36,7 +28,7 @@ def test_spec_hash_changes_with_the_rules(tmp_path):
 def test_unknown_gate_names_the_path_and_suggests(tmp_path):
     data = spec_dict()
     data["gates"][1]["name"] = "null_rate_treshold"
-    message = _error(tmp_path, data)
+    message = spec_error(tmp_path, data)
     assert "gates[1]" in message
     assert "'null_rate_threshold'" in message  # the suggested fix
 
@@ -44,7 +36,7 @@ def test_unknown_gate_names_the_path_and_suggests(tmp_path):
 def test_unknown_gate_parameter(tmp_path):
     data = spec_dict()
     data["gates"][2]["max_drop"] = 0.1
-    message = _error(tmp_path, data)
+    message = spec_error(tmp_path, data)
     assert "gates[2].max_drop" in message and "unknown key" in message
 
 
@@ -52,27 +44,27 @@ def test_unknown_gate_parameter(tmp_path):
 def test_bad_threshold(tmp_path, value):
     data = spec_dict()
     data["gates"][1]["max_null_rate"] = value
-    assert "gates[1].max_null_rate" in _error(tmp_path, data)
+    assert "gates[1].max_null_rate" in spec_error(tmp_path, data)
 
 
 def test_unknown_column_in_contract(tmp_path):
     data = spec_dict()
     data["contract"]["ranges"]["agee"] = {"min": 0, "max": 1}
-    message = _error(tmp_path, data)
+    message = spec_error(tmp_path, data)
     assert "contract.ranges.agee" in message and "'age'" in message
 
 
 def test_unknown_column_in_gate_columns(tmp_path):
     data = spec_dict()
     data["gates"][4]["columns"] = ["log_incme"]
-    message = _error(tmp_path, data)
+    message = spec_error(tmp_path, data)
     assert "gates[4].columns" in message and "'log_income'" in message
 
 
 def test_min_greater_than_max(tmp_path):
     data = spec_dict()
     data["contract"]["ranges"]["age"] = {"min": 100, "max": 18}
-    assert "contract.ranges.age" in _error(tmp_path, data)
+    assert "contract.ranges.age" in spec_error(tmp_path, data)
 
 
 @pytest.mark.parametrize(
@@ -81,7 +73,7 @@ def test_min_greater_than_max(tmp_path):
 def test_unsafe_identifier(tmp_path, name):
     data = spec_dict()
     data["features"]["numeric"] = [name, *data["features"]["numeric"][1:]]
-    assert "not a safe identifier" in _error(tmp_path, data)
+    assert "not a safe identifier" in spec_error(tmp_path, data)
 
 
 def test_missing_spec_file(tmp_path):
@@ -92,19 +84,19 @@ def test_missing_spec_file(tmp_path):
 def test_missing_feature_code_module(tmp_path):
     data = spec_dict()
     data["features"]["code"] = "no_such_package.features"
-    assert "cannot be imported" in _error(tmp_path, data)
+    assert "cannot be imported" in spec_error(tmp_path, data)
 
 
 def test_duplicate_gate_on_the_same_dataset(tmp_path):
     data = spec_dict()
     data["gates"].append({"name": "feature_schema"})
-    assert "listed twice" in _error(tmp_path, data)
+    assert "listed twice" in spec_error(tmp_path, data)
 
 
 def test_source_needs_one_kind(tmp_path):
     data = spec_dict()
     data["data"]["training"] = {"path": "a.parquet", "duckdb": "b.duckdb", "table": "t"}
-    assert "data.training" in _error(tmp_path, data)
+    assert "data.training" in spec_error(tmp_path, data)
 
 
 def test_invalid_yaml(tmp_path):

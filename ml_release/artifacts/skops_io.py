@@ -71,6 +71,10 @@ ALLOWED_TYPES: tuple[str, ...] = (
     "sklearn._loss.link.Interval",
     "sklearn._loss.link.LogitLink",
     "sklearn._loss.loss.HalfBinomialLoss",
+    # Gradient boosting over several classes (ranking: a classifier over relevance grades).
+    "sklearn._loss._loss.CyHalfMultinomialLoss",
+    "sklearn._loss.link.MultinomialLogit",
+    "sklearn._loss.loss.HalfMultinomialLoss",
 )
 # Node kinds those models use; function, method, partial and operator nodes are never needed.
 ALLOWED_LOADERS = frozenset(

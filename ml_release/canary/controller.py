@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ml_release.canary.analysis import Look, analyze
-from ml_release.gates.result import Verdict
+from ml_release.gates.result import GateResult, Verdict
 from ml_release.serving.router import TrafficSplit
 from ml_release.spec import CanarySpec
 
@@ -29,6 +29,39 @@ class CanaryResult:
         """The step whose look failed, if one did."""
         failed = [look.step for look in self.looks if look.decision is Verdict.FAIL]
         return failed[0] if failed else None
+
+
+def canary_evidence(result: CanaryResult, gate: str, target: str, spec_hash: str) -> GateResult:
+    """The canary's verdict in every gate's evidence shape.
+
+    The headline numbers are those of the deciding comparison at the last look: the first that
+    failed, else the first not passed, else the one closest to its margin. Every comparison at
+    every look is in `rows`. Interval and threshold are in the comparison's contrast units
+    (candidate - production, or of log latency); a rise beyond the margin is the bad direction.
+    """
+    rows = [{"step_percent": look.step, **row} for look in result.looks for row in look.rows()]
+    if not result.looks or not result.looks[-1].results:
+        return GateResult(gate, target, result.verdict, result.reason, "canary", rows=rows)
+    last = result.looks[-1]
+    order = (Verdict.FAIL, Verdict.INCONCLUSIVE, Verdict.PASS)
+    name, deciding = min(
+        last.results.items(),
+        key=lambda item: (order.index(item[1].decision), item[1].margin - item[1].upper),
+    )
+    return GateResult(
+        gate,
+        target,
+        result.verdict,
+        result.reason,
+        f"{name}: {deciding.method} anytime-valid confidence sequence, alpha={deciding.alpha:g}",
+        observed=deciding.candidate,
+        baseline=deciding.production,
+        threshold=deciding.margin,
+        interval=(deciding.lower, deciding.upper),
+        support={"candidate": deciding.n_candidate, "production": deciding.n_production},
+        rows=rows,
+        spec_hash=spec_hash,
+    )
 
 
 def expected_candidate_requests(settings: CanarySpec) -> int:

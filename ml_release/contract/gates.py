@@ -11,8 +11,9 @@ import duckdb
 
 from ml_release.contract.drift import categorical_drift, numeric_drift
 from ml_release.contract.evidence import ContractInputs
-from ml_release.contract.profile import Profile, profile_target
+from ml_release.contract.profile import Profile
 from ml_release.contract.schema import check_feature_schema
+from ml_release.contract.target_profile import profile_target
 from ml_release.contract.values import allowed_ranges, feature_range, null_rate_threshold
 from ml_release.gates.catalog import GateParams
 from ml_release.gates.result import GateResult, Verdict

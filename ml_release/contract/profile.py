@@ -1,9 +1,9 @@
-"""Column profiles computed in DuckDB: three scans for the reference, two for each target.
+"""Column profiles computed in DuckDB SQL: three scans for the reference.
 
 The reference profile (null counts, finite min/max, quantile bin edges with their counts, and
 category counts) is computed once per reference table and stored in the warehouse. A target is
-then profiled with one aggregate query over the same bins (numeric columns) and one
-grouping-sets query (category counts), whatever the number of gates and columns.
+profiled over the same bins by `ml_release.contract.target_profile`, which computes the same
+numbers faster; `column_stats` stays the plain SQL statement of what they mean.
 """
 
 import json
@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 import duckdb
 
-from ml_release.dbfile import one
+from ml_release.dbfile import one, setting
 from ml_release.featurize import is_numeric_type
 from ml_release.identifiers import quote
 
@@ -58,14 +58,18 @@ class Profile:
 FLOAT_TYPES = ("FLOAT", "DOUBLE", "REAL")
 
 
-def _finite(column: str, dtype: str) -> str:
+def finite_value(column: str, dtype: str) -> str:
+    """SQL for the column as DOUBLE, NULL where it is NaN or ±inf."""
     value = f"CAST({quote(column)} AS DOUBLE)"
     if dtype.upper() not in FLOAT_TYPES:
         return value  # integers and decimals are always finite
     return f"CASE WHEN isfinite({value}) THEN {value} END"
 
 
-def _usable(kinds: dict[str, str], dtypes: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+def usable_columns(
+    kinds: dict[str, str], dtypes: dict[str, str]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Split the contract columns into usable ones and unavailable ones (with the reason)."""
     usable, unavailable = {}, {}
     for column, kind in kinds.items():
         if column not in dtypes:
@@ -83,7 +87,7 @@ def relation_dtypes(connection: duckdb.DuckDBPyConnection, relation: str, params
     return {row[0]: row[1] for row in described}
 
 
-def _column_stats(
+def column_stats(
     connection: duckdb.DuckDBPyConnection,
     relation: str,
     params: list,
@@ -93,11 +97,12 @@ def _column_stats(
     edges: dict[str, list[float]] | None = None,
     quantiles: list[float] | None = None,
 ) -> tuple[int, dict[str, ColumnProfile]]:
-    """One aggregate scan of the statistics every contract gate needs.
+    """One aggregate scan of the statistics every contract gate needs, in plain SQL.
 
     Rows; per column the non-null count; per numeric column the finite count, min and max, the
     out-of-range count, counts over the bin `edges` (as cumulative `count_if`, measured faster
     than `histogram(x, edges)` or a grouping-sets aggregate) and, for a reference, quantiles.
+    Targets are profiled by `target_profile.profile_target`, which must give the same numbers.
     """
     inner, outer = [], ["count(*)"]
     for i, (column, kind) in enumerate(usable.items()):
@@ -105,7 +110,7 @@ def _column_stats(
         outer.append(f"count(r{i})")
         if kind != "numeric":
             continue
-        inner.append(f"{_finite(column, dtypes[column])} AS f{i}")
+        inner.append(f"{finite_value(column, dtypes[column])} AS f{i}")
         low, high = ranges.get(column, (None, None))
         bounds = []
         if low is not None:
@@ -195,37 +200,19 @@ def profile_reference(
 ) -> Profile:
     """Profile the reference: statistics and quantile edges, then counts over those edges."""
     dtypes = relation_dtypes(connection, relation, params)
-    usable, unavailable = _usable(kinds, dtypes)
+    usable, unavailable = usable_columns(kinds, dtypes)
     quantiles = [i / bins for i in range(1, bins)]
-    rows, first = _column_stats(
-        connection, relation, params, usable, dtypes, {}, quantiles=quantiles
-    )
+    # approx_quantile's t-digest merges the threads' states in whatever order they finish, so on
+    # several threads the edges move from run to run (5.57316, then 5.57285 on the same rows);
+    # on one thread the same rows always give the same edges, so PSI is reproducible.
+    with setting(connection, "threads", 1):
+        rows, first = column_stats(
+            connection, relation, params, usable, dtypes, {}, quantiles=quantiles
+        )
     edges = {c: p.edges for c, p in first.items() if p.kind == "numeric"}
-    _, profiles = _column_stats(connection, relation, params, usable, dtypes, {}, edges=edges)
+    _, profiles = column_stats(connection, relation, params, usable, dtypes, {}, edges=edges)
     for column, categories in category_counts(
         connection, relation, params, _categorical(usable)
     ).items():
         profiles[column].categories = categories
     return Profile(rows, profiles, unavailable, bins)
-
-
-def profile_target(
-    connection: duckdb.DuckDBPyConnection,
-    relation: str,
-    params: list,
-    reference: Profile,
-    ranges: dict[str, tuple[float | None, float | None]],
-) -> Profile:
-    """Profile a target: one aggregate scan over the reference's bins, one for categories."""
-    dtypes = relation_dtypes(connection, relation, params)
-    kinds = {name: column.kind for name, column in reference.columns.items()}
-    usable, unavailable = _usable(kinds, dtypes)
-    edges = {c: reference.columns[c].edges for c, kind in usable.items() if kind == "numeric"}
-    rows, profiles = _column_stats(
-        connection, relation, params, usable, dtypes, ranges, edges=edges
-    )
-    for column, categories in category_counts(
-        connection, relation, params, _categorical(usable)
-    ).items():
-        profiles[column].categories = categories
-    return Profile(rows, profiles, unavailable, reference.bins)

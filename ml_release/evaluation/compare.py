@@ -3,7 +3,8 @@
 - ROC-AUC: DeLong's test for correlated AUCs (exact method, no resampling).
 - Log loss and Brier score: means of per-row losses, so the paired t interval of the per-row
   differences is exact.
-- Everything else (precision, recall, F1, PR-AUC, ECE): the vectorized paired bootstrap.
+- Everything else (precision, recall, F1, PR-AUC, ECE): the vectorized paired bootstrap; above
+  `little_above` rows, PR-AUC and ECE use the bag of little bootstraps.
 See docs/statistics.md.
 """
 
@@ -38,6 +39,7 @@ def compare(
     threshold: float = 0.5,
     resamples: int = 1000,
     seed: int = 0,
+    little_above: int | None = None,
 ) -> Comparison:
     """Candidate - baseline for `metric` on the same rows, with its interval."""
     y = np.asarray(y, dtype=float)
@@ -59,4 +61,5 @@ def compare(
         n_resamples=resamples,
         seed=seed,
         metric=metric,
+        little_above=little_above,
     )

@@ -3,8 +3,10 @@
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from ml_release import keys
+from ml_release.identifiers import quote
 from ml_release.warehouse import Warehouse
 
 
@@ -27,26 +29,56 @@ class EvalSet:
         return np.flatnonzero(~np.isfinite(s) | (s < 0) | (s > 1))
 
 
+def paired_predictions(
+    warehouse: Warehouse,
+    segments: list[str],
+    extra: tuple[str, ...] = (),
+    eval_set: str | None = None,
+) -> pd.DataFrame:
+    """Candidate and baseline predictions joined on (eval_set, row_id), in row order.
+
+    Columns: eval_set, row_id, the `extra` prediction columns, label, candidate, baseline and
+    `segment__<s>` for every segment; only `eval_set`'s rows when one is given.
+    """
+    columns = [
+        "c.eval_set",
+        "c.row_id",
+        *(f"c.{quote(c)}" for c in extra),
+        "c.label",
+        "c.score AS candidate",
+        "b.score AS baseline",
+        *(f"c.{quote(f'segment__{s}')}" for s in segments),
+    ]
+    where, params = ("WHERE c.eval_set = ? ", [eval_set]) if eval_set is not None else ("", [])
+    return warehouse.frame(
+        f"SELECT {', '.join(columns)} FROM {quote(keys.CANDIDATE_PREDICTIONS)} c "
+        f"JOIN {quote(keys.BASELINE_PREDICTIONS)} b USING (eval_set, row_id) "
+        f"{where}ORDER BY c.eval_set, c.row_id",
+        params,
+    )
+
+
+def paired_arrays(part: pd.DataFrame, segments: list[str]) -> dict[str, object]:
+    """Row ids, both models' scores and segment values of a `paired_predictions` frame."""
+    return {
+        "row_ids": part["row_id"].astype(str).to_numpy(),
+        "candidate": part["candidate"].to_numpy(dtype=float),
+        "baseline": part["baseline"].to_numpy(dtype=float),
+        "segments": {s: part[f"segment__{s}"].astype(str).to_numpy() for s in segments},
+    }
+
+
 def load_eval_sets(
     warehouse: Warehouse, segments: list[str], trivial_baseline: bool
 ) -> dict[str, EvalSet]:
     """Join candidate and baseline predictions on (eval_set, row_id)."""
-    segment_columns = ", ".join(f'c."segment__{s}"' for s in segments)
-    frame = warehouse.frame(
-        f"SELECT c.eval_set, c.row_id, c.label, c.score AS candidate, b.score AS baseline"
-        f"{', ' + segment_columns if segments else ''} "
-        f'FROM "{keys.CANDIDATE_PREDICTIONS}" c JOIN "{keys.BASELINE_PREDICTIONS}" b '
-        "USING (eval_set, row_id) ORDER BY c.eval_set, c.row_id"
-    )
-    sets = {}
-    for name, part in frame.groupby("eval_set", sort=True):
-        sets[str(name)] = EvalSet(
+    frame = paired_predictions(warehouse, segments)
+    return {
+        str(name): EvalSet(
             name=str(name),
-            row_ids=part["row_id"].to_numpy(),
             y=part["label"].to_numpy().astype(int),
-            candidate=part["candidate"].to_numpy(dtype=float),
-            baseline=part["baseline"].to_numpy(dtype=float),
-            segments={s: part[f"segment__{s}"].astype(str).to_numpy() for s in segments},
             trivial_baseline=trivial_baseline,
+            **paired_arrays(part, segments),  # type: ignore[arg-type]
         )
-    return sets
+        for name, part in frame.groupby("eval_set", sort=True)
+    }

@@ -9,6 +9,7 @@ comparisons are against a trivial constant model, which the candidate must beat.
 
 import numpy as np
 
+from ml_release.evaluation import evidence
 from ml_release.evaluation.compare import compare
 from ml_release.evaluation.data import EvalSet
 from ml_release.gates.model_quality import (
@@ -20,15 +21,9 @@ from ml_release.gates.model_quality import (
     VsBaselineParams,
 )
 from ml_release.gates.result import GateResult, Verdict
-from ml_release.metrics import CROSS, compute_metrics
+from ml_release.metrics import compute_metrics
 from ml_release.spec import EvaluationSpec, GateSpec
-from ml_release.stats import Decision, decide, decide_segments, simultaneous_confidence
-
-ALL = "(all)"
-
-
-def _direction(higher: bool) -> str:
-    return "higher_is_better" if higher else "lower_is_better"
+from ml_release.stats import Decision, decide
 
 
 def _invalid(gate: GateSpec, data: EvalSet) -> GateResult | None:
@@ -44,25 +39,7 @@ def _invalid(gate: GateSpec, data: EvalSet) -> GateResult | None:
     return None
 
 
-def _slice_row(column, value, y, comparison, decision) -> dict:
-    return {
-        "column": column,
-        "value": value,
-        "n": len(y),
-        "positives": int(y.sum()),
-        "candidate": comparison.candidate,
-        "baseline": comparison.baseline,
-        "delta": comparison.delta,
-        "low": comparison.low,
-        "high": comparison.high,
-        "method": comparison.method,
-        "verdict": decision.verdict.value,
-        "status": "ok" if decision.verdict is Verdict.PASS else decision.verdict.value,
-        "reason": decision.reason,
-    }
-
-
-def _beat_trivial(comparison, higher: bool):
+def beat_trivial(comparison, higher: bool):
     """Without production: the candidate must be confidently better than a constant model."""
     better = comparison.low > 0 if higher else comparison.high < 0
     worse = comparison.high <= 0 if higher else comparison.low >= 0
@@ -71,7 +48,7 @@ def _beat_trivial(comparison, higher: bool):
         f"must beat a trivial constant model: delta {comparison.delta:+.4f} "
         f"[{comparison.low:+.4f}, {comparison.high:+.4f}]"
     )
-    return Decision(verdict, reason, _direction(higher))
+    return Decision(verdict, reason, evidence.direction(higher))
 
 
 def vs_baseline(gate: GateSpec, metric: str, data: EvalSet, settings: EvaluationSpec):
@@ -89,51 +66,25 @@ def vs_baseline(gate: GateSpec, metric: str, data: EvalSet, settings: Evaluation
         threshold=settings.threshold,
         resamples=settings.bootstrap_resamples,
         seed=settings.seed,
+        little_above=settings.little_bootstrap_above,
     )
     if data.trivial_baseline:
-        decision = _beat_trivial(comparison, higher)
+        decision = beat_trivial(comparison, higher)
     else:
-        decision = decide(
-            comparison,
-            greater_is_better=higher,
-            max_drop=params.max_drop,
-            max_relative_drop=params.max_relative_drop,
-            min_support=params.min_support,
-            support=len(data.y),
-        )
-    row = _slice_row(ALL, ALL, data.y, comparison, decision)
-    return GateResult(
+        decision = evidence.decide_vs_baseline(comparison, params, higher, len(data.y))
+    return evidence.comparison_result(
         gate.name,
         data.name,
-        decision.verdict,
+        comparison,
+        decision,
+        _support(data.y),
         f"{metric} {comparison.delta:+.4f} [{comparison.low:+.4f}, {comparison.high:+.4f}], "
         f"n={len(data.y):,}: {decision.reason}",
         f"{comparison.method}, {params.confidence:.0%} interval",
-        observed=comparison.candidate,
-        baseline=comparison.baseline,
-        threshold=params.max_drop if params.max_drop is not None else params.max_relative_drop,
-        direction=_direction(higher),
-        interval=(comparison.low, comparison.high),
+        threshold=evidence.margin(params),
+        direction=evidence.direction(higher),
         support={"rows": len(data.y), "positives": int(data.y.sum())},
-        rows=[row],
     )
-
-
-def segment_slices(data: EvalSet, columns: list[str], crossings: bool):
-    """(column, value, row mask) for every segment value, and crossings when asked."""
-    for column in columns:
-        values = data.segments[column]
-        for value in np.unique(values):
-            yield column, str(value), values == value
-    if crossings:
-        for i, first in enumerate(columns):
-            for second in columns[i + 1 :]:
-                pairs = np.char.add(
-                    np.char.add(data.segments[first].astype(str), CROSS),
-                    data.segments[second].astype(str),
-                )
-                for value in np.unique(pairs):
-                    yield f"{first}{CROSS}{second}", str(value), pairs == value
 
 
 def segment_vs_baseline(
@@ -145,16 +96,10 @@ def segment_vs_baseline(
     if (invalid := _invalid(gate, data)) is not None:
         return invalid
     if data.trivial_baseline:
-        return GateResult(
-            gate.name,
-            data.name,
-            Verdict.PASS,
-            "no production model yet: segment comparisons do not apply "
-            "(first release: absolute gates and the trivial-model check)",
-            "n/a",
-        )
-    slices, skipped = [], []
-    for column, value, mask in segment_slices(data, params.segments or segments, params.crossings):
+        return evidence.no_production(gate.name, data.name, "trivial-model")
+    judged, skipped = [], []
+    columns = params.segments or segments
+    for column, value, mask in evidence.segment_slices(data.segments, columns, params.crossings):
         y = data.y[mask]
         point = compute_metrics(
             y,
@@ -170,91 +115,45 @@ def segment_vs_baseline(
             min_support=params.min_support,
             names=[metric],
         )[metric]
-        reason = point.undefined_reason or base.undefined_reason
-        if reason:
-            skipped.append(
-                {
-                    "column": column,
-                    "value": value,
-                    "n": int(mask.sum()),
-                    "positives": int(y.sum()),
-                    "status": "not judged",
-                    "reason": reason,
-                }
-            )
+        if reason := point.undefined_reason or base.undefined_reason:
+            skipped.append(evidence.skipped_row(column, value, _support(y), reason))
         else:
-            slices.append((column, value, mask))
-    confidence = simultaneous_confidence(
-        params.confidence,
-        max(1, len(slices)),
-        "none" if params.multiplicity == "none" else "bonferroni",
-    )
-    comparisons = {
-        f"{c}={v}": compare(
+            judged.append((column, value, mask, _support(y)))
+
+    def compare_slice(mask: np.ndarray, confidence: float):
+        return compare(
             metric,
-            data.y[m],
-            data.candidate[m],
-            data.baseline[m],
+            data.y[mask],
+            data.candidate[mask],
+            data.baseline[mask],
             confidence=confidence,
             threshold=settings.threshold,
             resamples=settings.bootstrap_resamples,
             seed=settings.seed,
+            little_above=settings.little_bootstrap_above,
         )
-        for c, v, m in slices
-    }
-    decisions = decide_segments(
-        comparisons,
-        greater_is_better=higher,
-        max_drop=params.max_drop,
-        max_relative_drop=params.max_relative_drop,
-        family_confidence=params.confidence if params.multiplicity != "none" else confidence,
-    )
-    rows = [
-        _slice_row(c, v, data.y[m], comparisons[f"{c}={v}"], decisions[f"{c}={v}"])
-        for c, v, m in slices
-    ]
-    rows.sort(
-        key=lambda r: (
-            r["verdict"] != "fail",
-            r["verdict"] != "inconclusive",
-            r["delta"] if higher else -r["delta"],
-        )
-    )
-    verdicts = {r["verdict"] for r in rows}
-    verdict = (
-        Verdict.FAIL
-        if "fail" in verdicts
-        else Verdict.INCONCLUSIVE
-        if "inconclusive" in verdicts or not rows
-        else Verdict.PASS
-    )
-    named = [r for r in rows if r["verdict"] != "pass"][:5]
-    summary = (
-        "; ".join(
-            f"segment {r['column']}={r['value']} {r['delta']:+.3f} [{r['low']:+.3f}, "
-            f"{r['high']:+.3f}], n={r['n']:,}: {r['verdict']}"
-            for r in named
-        )
-        or f"all {len(rows)} judged segments within the margin"
+
+    rows, confidence = evidence.judge_slices(judged, compare_slice, params, higher)
+    summary = evidence.named_segments(rows, lambda r: f"n={r['n']:,}") or (
+        f"all {len(rows)} judged segments within the margin"
     )
     if skipped:
         summary += f" ({len(skipped)} segments not judged: too small or one class)"
-    worst = rows[0] if rows else {}
-    return GateResult(
+    return evidence.segment_result(
         gate.name,
         data.name,
-        verdict,
+        rows,
+        skipped,
         summary,
         f"per-segment {rows[0]['method'] if rows else 'comparison'} at {confidence:.2%} each "
-        f"({params.multiplicity} over {len(slices)} segments)",
-        observed=worst.get("candidate"),
-        baseline=worst.get("baseline"),
-        threshold=params.max_drop if params.max_drop is not None else params.max_relative_drop,
-        direction=_direction(higher),
-        interval=(worst["low"], worst["high"]) if worst else None,
-        support={"segments": len(slices), "not_judged": len(skipped)},
-        rows=rows + skipped,
+        f"({params.multiplicity} over {len(rows)} segments)",
+        threshold=evidence.margin(params),
+        direction=evidence.direction(higher),
     )
+
+
+def _support(y: np.ndarray) -> dict[str, int]:
+    return {"n": len(y), "positives": int(y.sum())}
 
 
 def floor(gate: GateSpec, metric: str, data: EvalSet, settings: EvaluationSpec):
@@ -285,7 +184,7 @@ def floor(gate: GateSpec, metric: str, data: EvalSet, settings: EvaluationSpec):
         "point estimate on all rows",
         observed=value.value,
         threshold=params.threshold,
-        direction=_direction(higher),
+        direction=evidence.direction(higher),
         support={"rows": value.support.n, "positives": value.support.positives},
     )
 
@@ -303,6 +202,7 @@ def calibration(gate: GateSpec, data: EvalSet, settings: EvaluationSpec):
         confidence=params.confidence,
         resamples=settings.bootstrap_resamples,
         seed=settings.seed,
+        little_above=settings.little_bootstrap_above,
     )
     ceiling = Verdict.PASS if comparison.candidate <= params.max_ece else Verdict.FAIL
     reasons = [f"ECE {comparison.candidate:.4f} vs ceiling {params.max_ece}"]

@@ -6,6 +6,7 @@ The HTML report of each run lands in `ML_RELEASE_HOME/reports/<run id>/`.
 import base64
 import html
 import io
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,18 @@ import pandas as pd
 from ml_release.evaluation.data import EvalSet
 from ml_release.gates.result import GateResult
 from ml_release.metrics import METRICS, compute_metrics, reliability_table
+from ml_release.spec import GateSpec
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What one evaluation report shows: title, gate results, metrics table, images."""
+
+    title: str
+    results: list[GateResult]
+    metrics: pd.DataFrame
+    metrics_key: str  # the report asset's metadata key for `metrics`
+    images: dict[str, bytes]
 
 
 def metrics_table(sets: dict[str, EvalSet], threshold: float) -> pd.DataFrame:
@@ -94,6 +107,17 @@ def forest_plot(result: GateResult, margin: float | None) -> bytes:
     ax.invert_yaxis()
     ax.set_title(f"{result.gate}: candidate - production per segment", fontsize=9)
     return png(fig)
+
+
+def forest_plots(gates: list[GateSpec], results: list[GateResult]) -> dict[str, bytes]:
+    """A forest plot of every segment gate that judged a segment, keyed by gate and target."""
+    return {
+        f"{gate.name} ({result.target})": forest_plot(
+            result, getattr(gate.params, "max_drop", None)
+        )
+        for gate, result in zip(gates, results, strict=True)
+        if gate.name.startswith("segment_") and any("delta" in r for r in result.rows)
+    }
 
 
 def reliability_plot(data: EvalSet, bins: int = 10) -> bytes:

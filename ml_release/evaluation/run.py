@@ -7,16 +7,23 @@ expensive part) and stores them with `ml_release.gates.store`; the checks read t
 from ml_release import keys
 from ml_release.errors import DataInputError
 from ml_release.evaluation import gates
-from ml_release.evaluation.data import EvalSet
+from ml_release.evaluation.data import EvalSet, load_eval_sets
+from ml_release.evaluation.report import (
+    Evaluation,
+    forest_plots,
+    metrics_table,
+    reliability_plot,
+)
 from ml_release.gates.catalog import CATALOG
 from ml_release.gates.model_quality import METRIC_DIRECTIONS
 from ml_release.gates.result import GateResult
 from ml_release.spec import GateSpec, ReleaseSpec
+from ml_release.warehouse import Warehouse
 
 
 def model_gates(spec: ReleaseSpec) -> list[GateSpec]:
-    """The spec's model-quality gates, in spec order."""
-    return [g for g in spec.gates if CATALOG[g.name].family == "model_quality"]
+    """The spec's model-quality (or ranking) gates, in spec order."""
+    return [g for g in spec.gates if CATALOG[g.name].family in ("model_quality", "ranking")]
 
 
 def judge(gate: GateSpec, sets: dict[str, EvalSet], spec: ReleaseSpec) -> GateResult:
@@ -47,4 +54,19 @@ def judge(gate: GateSpec, sets: dict[str, EvalSet], spec: ReleaseSpec) -> GateRe
     return result
 
 
-__all__ = ["judge", "keys", "model_gates"]
+def evaluate(warehouse: Warehouse, spec: ReleaseSpec, trivial_baseline: bool) -> Evaluation:
+    """Every model-quality gate judged on the paired sets, with the metrics and the plots."""
+    sets = load_eval_sets(warehouse, spec.data.segments, trivial_baseline)
+    judged = model_gates(spec)
+    results = [judge(gate, sets, spec) for gate in judged]
+    images = {f"reliability ({name})": reliability_plot(data) for name, data in sets.items()}
+    return Evaluation(
+        f"{spec.model.name}: evaluation",
+        results,
+        metrics_table(sets, spec.evaluation.threshold),
+        "metrics",
+        images | forest_plots(judged, results),
+    )
+
+
+__all__ = ["evaluate", "judge", "keys", "model_gates"]

@@ -14,6 +14,7 @@ from ml_release import keys
 from ml_release.gates.catalog_base import GateDefinition, GateParams, Rate
 from ml_release.gates.llm import llm_gates
 from ml_release.gates.model_quality import model_quality_gates
+from ml_release.gates.ranking import ranking_gates
 from ml_release.gates.serving import serving_gates
 from ml_release.gates.shadow import shadow_gates
 
@@ -185,6 +186,7 @@ CATALOG: dict[str, GateDefinition] = {
             example={"max_mismatch_rate": 0.0, "atol": 1e-6, "rtol": 1e-6},
         ),
         *model_quality_gates(),
+        *ranking_gates(),
         *serving_gates(),
         *shadow_gates(),
         *llm_gates(),
@@ -196,7 +198,7 @@ def gate_target(name: str, params: GateParams) -> str:
     """The asset a gate's check is attached to."""
     if CATALOG[name].family == "parity":
         return keys.SERVING_FEATURES_RECOMPUTED
-    if CATALOG[name].family == "model_quality":
+    if CATALOG[name].family in ("model_quality", "ranking"):
         return keys.EVALUATION_REPORT
     if CATALOG[name].family == "serving":
         return keys.SERVING_REPORT
@@ -211,6 +213,7 @@ FAMILY_TITLES = {
     "data_contract": "Data contract",
     "parity": "Training-serving parity",
     "model_quality": "Model quality against production",
+    "ranking": "Ranking quality against production",
     "serving": "Serving path",
     "shadow": "Shadow replay",
     "llm": "LLM and RAG",

@@ -145,9 +145,11 @@ def model_quality_gates() -> list[GateDefinition]:
             "valid_predictions",
             "model_quality",
             ValidityParams,
-            "Every candidate score is a finite probability; failures name the rows.",
-            verdict_rule="`fail` when any candidate score is NaN, infinite or outside [0, 1], "
-            "with the row ids as examples (the other model gates are then `inconclusive`); "
+            "Every candidate score is a finite probability (ranking: a finite number); "
+            "failures name the rows.",
+            verdict_rule="`fail` when any candidate score is NaN, infinite or outside [0, 1] "
+            "(for `model.task: ranking`, whose scores are real-valued: NaN or infinite), with "
+            "the row ids as examples (the other model gates are then `inconclusive`); "
             "otherwise `pass`.",
             example={"examples": 10},
         ),

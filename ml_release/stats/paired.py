@@ -23,6 +23,7 @@ from functools import partial
 import numpy as np
 from scipy import stats
 
+from ml_release.stats.little import LittlePlan, little_bootstrap_deltas, little_plan
 from ml_release.stats.weighted import (
     WeightedMetric,
     as_binary_arrays,
@@ -194,6 +195,12 @@ def _resample_cells(cells: np.ndarray, n_resamples: int, seed: int) -> np.ndarra
     return counts
 
 
+def _little(metric_fn, groups, little_above, n, positives, n_resamples) -> LittlePlan | None:
+    if not isinstance(metric_fn, WeightedMetric) or groups is not None or little_above is None:
+        return None
+    return little_plan(n, positives, n_resamples) if n > little_above else None
+
+
 def paired_bootstrap_delta(
     y: np.ndarray,
     score_candidate: np.ndarray,
@@ -206,6 +213,7 @@ def paired_bootstrap_delta(
     *,
     metric: str | None = None,
     chunk_size: int | None = None,
+    little_above: int | None = None,
 ) -> Comparison:
     """Paired percentile bootstrap for delta of any metric, vectorized over resamples.
 
@@ -233,6 +241,9 @@ def paired_bootstrap_delta(
         groups: Optional cluster label per row; whole clusters are resampled (row path).
         metric: Name to record; defaults to the metric's own name.
         chunk_size: Resamples evaluated at once on the row path (see `resample_weights`).
+        little_above: Above this many rows, a `WeightedMetric` without cell path or groups
+            uses the bag of little bootstraps (`ml_release.stats.little`) when its subsets
+            would cover at most half the rows; None: always resample all rows.
 
     Returns:
         The comparison, with the replicates of delta in `draws` and the two-sided bootstrap
@@ -265,6 +276,9 @@ def paired_bootstrap_delta(
     if rule is not None:
         on_cells = rule.on_cells(_resample_cells(cells, n_resamples, seed))
         draws = on_cells[0] - on_cells[1]
+    elif plan := _little(metric_fn, groups, little_above, y.size, positives, n_resamples):
+        deviations = little_bootstrap_deltas(y, sc, sb, metric_fn, plan, seed)
+        draws, point = point.delta + deviations, replace(point, method=plan.method)
     else:
         compact = np.uint8 if weighted and metric_fn.takes_counts else np.float64
         weights = resample_weights(y.size, n_resamples, seed, groups, chunk_size, compact)

@@ -1,0 +1,1 @@
+"""Demo of a ranking release (`examples/ranking/release.yaml`): generated search results."""

@@ -1,0 +1,101 @@
+"""What each tabular model task plugs into the evaluation assets (`assets/evaluation.py`).
+
+For every task both models score the same rows and one report judges the pairs. What differs
+is here: which tables the rows come from and how they are read, how a model scores them, which
+scores are unusable, what stands in for production before the first release, how the stored
+predictions look, and how the report is computed.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ml_release import keys
+from ml_release.evaluation import ranking_data
+from ml_release.evaluation.ranking_report import evaluate_ranking
+from ml_release.evaluation.report import Evaluation
+from ml_release.evaluation.run import evaluate
+from ml_release.scoring import (
+    evaluation_rows,
+    invalid_rows,
+    predictions_table,
+    score,
+    training_prior,
+)
+from ml_release.spec import ReleaseSpec
+from ml_release.warehouse import Warehouse
+
+
+@dataclass(frozen=True)
+class EvaluationTask:
+    """One task's scoring and judging functions, and the words its assets show."""
+
+    inputs: tuple[str, ...]  # the tables the evaluation rows are read from
+    rows: Callable[[Warehouse, ReleaseSpec], pd.DataFrame]
+    score: Callable[[Path, ReleaseSpec, pd.DataFrame], np.ndarray]
+    invalid: Callable[[np.ndarray], np.ndarray]  # positions of unusable scores
+    invalid_means: str  # what an unusable score is, for the log
+    trivial: Callable[[Warehouse, ReleaseSpec, pd.DataFrame], tuple[np.ndarray, str]]
+    table: Callable[[pd.DataFrame, np.ndarray, ReleaseSpec], pd.DataFrame]
+    counts: Callable[[pd.DataFrame], dict[str, int]]  # candidate metadata beyond row counts
+    evaluate: Callable[[Warehouse, ReleaseSpec, bool], Evaluation]
+    candidate_description: str
+    baseline_description: str
+
+
+def constant_prior(
+    warehouse: Warehouse, spec: ReleaseSpec, rows: pd.DataFrame
+) -> tuple[np.ndarray, str]:
+    """The trivial classifier: the training positive rate for every row; and its description."""
+    prior = training_prior(warehouse, spec)
+    return np.full(len(rows), prior), f"trivial (constant {prior:.4f}): no production model yet"
+
+
+def seeded_random_ranking(
+    warehouse: Warehouse, spec: ReleaseSpec, rows: pd.DataFrame
+) -> tuple[np.ndarray, str]:
+    """The trivial ranker: a random order seeded by `evaluation.seed`; and its description."""
+    seed = spec.evaluation.seed
+    scores = ranking_data.random_ranking(len(rows), seed)
+    return scores, f"trivial (random ranking, seed {seed}): no production model yet"
+
+
+CLASSIFICATION = EvaluationTask(
+    inputs=(keys.EVALUATION_HOLDOUT, keys.SERVING_LOG),
+    rows=evaluation_rows,
+    score=score,
+    invalid=invalid_rows,
+    invalid_means="not probabilities",
+    trivial=constant_prior,
+    table=predictions_table,
+    counts=lambda rows: {},
+    evaluate=evaluate,
+    candidate_description="The candidate's scores on the holdout and the labelled serving "
+    "requests.",
+    baseline_description="Production's scores on the same rows, or a trivial model's when "
+    "nothing is live.",
+)
+
+RANKING = EvaluationTask(
+    inputs=(keys.EVALUATION_HOLDOUT,),  # the serving log carries no query column
+    rows=ranking_data.ranking_rows,
+    score=ranking_data.expected_relevance,
+    invalid=ranking_data.invalid_scores,
+    invalid_means="NaN or infinite",
+    trivial=seeded_random_ranking,
+    table=ranking_data.ranking_predictions_table,
+    counts=lambda rows: {"queries": int(rows[ranking_data.QUERY].nunique())},
+    evaluate=evaluate_ranking,
+    candidate_description="The candidate's ranking scores (expected relevance) on the "
+    "holdout's queries.",
+    baseline_description="Production's ranking scores on the same rows, or a random ranking "
+    "before the first.",
+)
+
+
+def evaluation_task(spec: ReleaseSpec) -> EvaluationTask:
+    """The evaluation functions of `spec`'s model task."""
+    return RANKING if spec.model.task == "ranking" else CLASSIFICATION
