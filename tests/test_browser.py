@@ -7,7 +7,8 @@ One user story, step by step, on a temporary `ML_RELEASE_HOME` and `DAGSTER_HOME
 3. the asset checks tab shows each gate's verdict and evidence, and the evaluation plots render;
 4. the artifact sensor, turned on in the UI, launches a run for an artifact published with
    `ml-release register` (a candidate that scores NaN);
-5. the checks tab shows the gate that blocked it and its evidence; production did not move;
+5. the checks tab shows the gate that blocked it and its evidence; production did not move, and
+   the daemon's `blocked_release_sensor` writes the block to the ledger (`ml-release history`);
 6. `release_decision`'s history and lineage name the previous known-good version;
 7. the `rollback` job, launched from the UI, moves production back (`ml-release status`).
 
@@ -166,6 +167,11 @@ def _status(env: dict) -> str:
     return status.stdout
 
 
+def _blocked_in_history(env: dict) -> bool:
+    lines = _cli(env, "history").stdout.splitlines()
+    return any("blocked" in line and BLOCKED_VERSION in line for line in lines)
+
+
 def test_release_gates_through_the_dagster_ui(project, dagster_dev, page):
     from playwright.sync_api import expect
 
@@ -241,6 +247,11 @@ def test_release_gates_through_the_dagster_ui(project, dagster_dev, page):
         expect(page.get_by_text(BLOCKED_VERSION, exact=True).first).to_be_visible()
         expect(page.get_by_text("fail", exact=True).first).to_be_visible()  # verdict
         assert f"production {released}, previous" in _status(env)  # production did not move
+        # The daemon's blocked_release_sensor (on by default) writes the block to the ledger.
+        deadline = time.monotonic() + RUN_TIMEOUT
+        while not _blocked_in_history(env) and time.monotonic() < deadline:
+            time.sleep(3)
+        assert _blocked_in_history(env), _cli(env, "history").stdout
 
     with step(page, "06-release-history"):
         _open(page, server, "/assets/release_decision?view=events")

@@ -159,6 +159,15 @@ def test_numeric_drift_fails_on_a_shift_and_plots_it(built):
     assert result.plot_png.startswith(b"\x89PNG")
 
 
+def test_numeric_drift_on_whole_numbers_sees_shifts_not_sub_unit_moves(built):
+    spec, warehouse = built  # age is a whole number of years, std ~12
+    _break(warehouse, scenarios.distribution_shift, "age", strength=0.02)  # +0.25 years
+    assert _row(_evaluate(warehouse, spec, "numeric_drift"), "age")["status"] == "ok"
+    _break(warehouse, scenarios.distribution_shift, "age", strength=0.5)
+    result = _evaluate(warehouse, spec, "numeric_drift")
+    assert result.verdict is Verdict.FAIL and _row(result, "age")["psi"] > 0.2
+
+
 def test_categorical_drift_fails_on_unseen_categories(built):
     spec, warehouse = built
     _break(warehouse, scenarios.unseen_categories, "employment_type", rate=0.1)

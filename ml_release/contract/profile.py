@@ -7,6 +7,7 @@ numbers faster; `column_stats` stays the plain SQL statement of what they mean.
 """
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 
 import duckdb
@@ -102,6 +103,9 @@ def column_stats(
     Rows; per column the non-null count; per numeric column the finite count, min and max, the
     out-of-range count, counts over the bin `edges` (as cumulative `count_if`, measured faster
     than `histogram(x, edges)` or a grouping-sets aggregate) and, for a reference, quantiles.
+    A reference column of whole numbers gets each quantile edge k moved to k + 0.5: bins are
+    (a, b], so the reference's counts are the same, while a target whose values move by less
+    than half a unit (30 → 30.01) stays in its bins instead of every tied value crossing one.
     Targets are profiled by `target_profile.profile_target`, which must give the same numbers.
     """
     inner, outer = [], ["count(*)"]
@@ -129,6 +133,7 @@ def column_stats(
         ]
         if quantiles:
             outer.append(f"approx_quantile(f{i}, {quantiles})")
+            outer.append(f"count_if(f{i} <> floor(f{i}))")  # values that are not whole
     row = list(
         one(
             connection,
@@ -150,8 +155,10 @@ def column_stats(
             cumulative = [int(row.pop(0)) for _ in profile.edges] + [finite]
             profile.counts = [b - a for a, b in zip([0, *cumulative], cumulative, strict=False)]
             if quantiles:
-                cuts = row.pop(0) or []
-                profile.edges = sorted({float(c) for c in cuts if c is not None})
+                cuts = [float(c) for c in row.pop(0) or [] if c is not None]
+                if row.pop(0) == 0:  # whole numbers: cut halfway between them (see below)
+                    cuts = [math.floor(c) + 0.5 for c in cuts]
+                profile.edges = sorted(set(cuts))
                 if not profile.edges and profile.min is not None:
                     profile.edges = [float(profile.min)]
         profiles[column] = profile

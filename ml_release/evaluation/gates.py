@@ -39,15 +39,17 @@ def _invalid(gate: GateSpec, data: EvalSet) -> GateResult | None:
     return None
 
 
-def beat_trivial(comparison, higher: bool):
-    """Without production: the candidate must be confidently better than a constant model."""
+def beat_trivial(comparison, higher: bool, trivial: str = "constant"):
+    """Without production: the candidate must be confidently better than a trivial model."""
     better = comparison.low > 0 if higher else comparison.high < 0
     worse = comparison.high <= 0 if higher else comparison.low >= 0
     verdict = Verdict.PASS if better else Verdict.FAIL if worse else Verdict.INCONCLUSIVE
-    reason = (
-        f"must beat a trivial constant model: delta {comparison.delta:+.4f} "
-        f"[{comparison.low:+.4f}, {comparison.high:+.4f}]"
-    )
+    reason = {
+        Verdict.PASS: f"better than a trivial {trivial} model, as a first release must be",
+        Verdict.FAIL: f"not better than a trivial {trivial} model: a first release must be",
+        Verdict.INCONCLUSIVE: f"cannot be told from a trivial {trivial} model yet: the interval "
+        "contains 0, and a first release must be better",
+    }[verdict]
     return Decision(verdict, reason, evidence.direction(higher))
 
 

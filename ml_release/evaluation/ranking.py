@@ -10,7 +10,7 @@ Without production the global gates compare with a random ranking, which the can
 beat; segment gates do not apply. Method: docs/statistics.md#ranking.
 """
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -113,8 +113,7 @@ def vs_baseline(gate: GateSpec, metric: str, data: RankingSet) -> GateResult:
     comparison = table.compare(everything, params.confidence)
     higher = RANKING_DIRECTIONS[metric]
     if data.trivial_baseline and comparison.defined and support["positives"] >= params.min_support:
-        decision = beat_trivial(comparison, higher)
-        decision = replace(decision, reason=decision.reason.replace("constant", "random"))
+        decision = beat_trivial(comparison, higher, trivial="random-ranking")
     else:
         decision = evidence.decide_vs_baseline(comparison, params, higher, support["positives"])
     return evidence.comparison_result(
