@@ -10,7 +10,6 @@ from assets.serving import candidate_and_production
 from ml_release import keys
 from ml_release.canary.controller import canary_evidence
 from ml_release.canary.rollout import Candidate, rollout
-from ml_release.check_metadata import evidence_metadata
 from ml_release.feature_code import load_feature_code
 from ml_release.gates.result import Verdict
 from ml_release.home import release_home, temp_dir
@@ -119,7 +118,10 @@ def build_canary_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
                     severity=dg.AssetCheckSeverity.ERROR,
                     description=result.reason,
                     metadata={
-                        **evidence_metadata(evidence, True, (version, digest)),
+                        **evidence.evidence(),
+                        keys.CANDIDATE_VERSION: version,
+                        keys.CANDIDATE_DIGEST: digest,
+                        "summary": dg.MetadataValue.md(evidence.markdown()),
                         "failed_step": result.failed_step or -1,
                         "steps": dg.MetadataValue.md(table),
                     },

@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import PROJECT
 
-GLUE = {"definitions.py", "keys.py", "sensors.py", "jobs.py", "check_metadata.py"}
+GLUE = {"definitions.py", "keys.py", "sensors.py", "jobs.py"}
 
 
 def _imports(path: Path) -> set[str]:

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
+from ml_release import keys
+
 
 class Verdict(StrEnum):
     """What a gate concluded."""
@@ -72,6 +74,28 @@ class GateResult:
         if data.get("interval") is not None:
             data["interval"] = tuple(data["interval"])
         return cls(**data)
+
+    def evidence(self) -> dict[str, Any]:
+        """The headline evidence every gate shares, as plain values for check metadata.
+
+        Numbers that are missing or not finite are text ("None", "nan"), never a wrong number.
+        """
+
+        def number(value: float | None) -> float | str:
+            return float(value) if value is not None and math.isfinite(value) else str(value)
+
+        return {
+            "verdict": self.verdict.value,
+            "method": self.method,
+            "observed": number(self.observed),
+            "baseline": number(self.baseline),
+            "delta": number(self.delta),
+            "threshold": number(self.threshold),
+            "direction": self.direction,
+            "interval": str(self.interval) if self.interval else "n/a",
+            "support": dict(self.support),
+            keys.SPEC_HASH: self.spec_hash,
+        }
 
     def markdown(self) -> str:
         """A short Markdown summary for people: verdict, headline numbers, failing rows."""
