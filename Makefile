@@ -32,9 +32,10 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -m 'demo or quiet'  # alone: latency verdicts need a quiet machine
 
 # The Dagster UI on 127.0.0.1 (no authentication: never expose it without a proxy in front).
+# DAGSTER_HOME follows ML_RELEASE_HOME (default: .ml_release/ here): the instance `ml-release` uses.
 ui: $(STAMP)
-	DAGSTER_HOME=$${DAGSTER_HOME:-$(CURDIR)/.ml_release/dagster} $(BIN)/python -c 'from ml_release.jobs import ensure_instance; from ml_release.home import dagster_home; ensure_instance(dagster_home())'
-	DAGSTER_HOME=$${DAGSTER_HOME:-$(CURDIR)/.ml_release/dagster} $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	$(BIN)/python -c 'from ml_release.instance import ensure_instance; from ml_release.home import dagster_home; ensure_instance(dagster_home())'
+	DAGSTER_HOME=$$($(BIN)/python -c 'from ml_release.home import dagster_home; print(dagster_home())') $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 bench: $(STAMP)
 	$(BIN)/python bench/contract.py

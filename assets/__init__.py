@@ -7,15 +7,19 @@ from assets.data import build_data_assets
 from assets.evaluation import build_evaluation_assets
 from assets.features import build_feature_assets
 from assets.llm import build_llm_assets
-from assets.models import build_model_assets
+from assets.models import build_model_assets, production_model_spec
 from assets.release import build_release_assets
 from assets.serving import build_serving_assets
 from assets.shadow import build_shadow_assets
 from ml_release.spec import ReleaseSpec
 
 
-def build_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
-    """Every asset of the release graph for `spec`."""
+def build_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition | dg.AssetSpec]:
+    """Every asset of the release graph for `spec`, and `production_model`."""
+    return [*_gated_assets(spec), production_model_spec(spec)]
+
+
+def _gated_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
     if spec.model.task == "llm":
         return [*build_llm_assets(spec), *build_release_assets(spec)]
     if spec.model.task == "ranking":

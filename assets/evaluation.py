@@ -1,32 +1,30 @@
 """Evaluation assets: both models score the same rows; the report compares them, paired.
 
 One builder serves every tabular task: `ml_release.evaluation.tasks` says how the task's rows
-are read, scored and judged.
+are read, scored and judged. Every asset here is partitioned by candidate digest: a run scores
+and judges its own candidate, into tables keyed by that digest.
 """
 
 from pathlib import Path
 
 import dagster as dg
 
+from assets.partitions import candidates
 from ml_release import keys
 from ml_release.evaluation.report import html_report, image_markdown, worst_segments_markdown
+from ml_release.evaluation.steps import judge_candidate, score_baseline, score_candidate
 from ml_release.evaluation.tasks import EvaluationTask, evaluation_task
 from ml_release.gates.store import store_results
-from ml_release.jobs import latest_candidate
-from ml_release.registry import PRODUCTION
 from ml_release.spec import ReleaseSpec
+from ml_release.subjects import candidate_ref, production_ref
 
 
-def _store(context, table: str, frame, extra: dict) -> dg.MaterializeResult:
-    rows = context.resources.warehouse.get().replace_from_frame(table, frame)
-    counts = frame.groupby("eval_set").size().to_dict()
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": rows,
-            **{f"rows.{k}": int(v) for k, v in counts.items()},
-            **extra,
-        }
-    )
+def _metadata(scored) -> dict:
+    return {
+        "dagster/row_count": scored.rows,
+        "table": scored.table,
+        **{f"rows.{name}": count for name, count in scored.per_set.items()},
+    }
 
 
 def build_evaluation_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
@@ -40,49 +38,43 @@ def build_prediction_assets(spec: ReleaseSpec, task: EvaluationTask) -> list[dg.
     common = {
         "deps": [keys.CANDIDATE_MODEL, *task.inputs],
         "group_name": keys.EVALUATION_GROUP,
+        "partitions_def": candidates(spec),
         "pool": keys.WAREHOUSE_POOL,
-        "required_resource_keys": {"warehouse", "model_registry"},
+        "required_resource_keys": {"warehouse", "model_registry", "artifact_store"},
         "kinds": {"duckdb", "scikit-learn"},
     }
 
     @dg.asset(name=keys.CANDIDATE_PREDICTIONS, description=task.candidate_description, **common)
     def candidate_predictions(context: dg.AssetExecutionContext):
-        version, digest = latest_candidate(context.instance)
-        registered = context.resources.model_registry.get().version(spec.model.name, version)
-        rows = task.rows(context.resources.warehouse.get(), spec)
-        scores = task.score(Path(registered.path), spec, rows)
-        bad = task.invalid(scores)
-        if len(bad):
-            context.log.warning(f"{len(bad)} scores are {task.invalid_means}")
-        return _store(
-            context,
-            keys.CANDIDATE_PREDICTIONS,
-            task.table(rows, scores, spec),
-            {
-                keys.CANDIDATE_VERSION: version,
-                keys.CANDIDATE_DIGEST: digest,
-                "invalid_scores": len(bad),
-                **task.counts(rows),
-            },
+        registry, store = context.resources.model_registry.get(), context.resources.artifact_store
+        candidate = candidate_ref(
+            registry, Path(store.path), spec.model.name, context.partition_key
+        )
+        scored = score_candidate(task, context.resources.warehouse.get(), spec, candidate)
+        if scored.invalid:
+            context.log.warning(f"{scored.invalid} scores are {task.invalid_means}")
+        return dg.MaterializeResult(
+            metadata={
+                **_metadata(scored),
+                keys.CANDIDATE_VERSION: candidate.version,
+                keys.CANDIDATE_DIGEST: candidate.digest,
+                "invalid_scores": scored.invalid,
+            }
         )
 
     @dg.asset(name=keys.BASELINE_PREDICTIONS, description=task.baseline_description, **common)
     def baseline_predictions(context: dg.AssetExecutionContext):
-        registry = context.resources.model_registry.get()
+        registry, store = context.resources.model_registry.get(), context.resources.artifact_store
+        production = production_ref(registry, Path(store.path), spec.model.name)
         warehouse = context.resources.warehouse.get()
-        rows = task.rows(warehouse, spec)
-        production = registry.alias(spec.model.name, PRODUCTION)
-        if production is None:
-            scores, kind = task.trivial(warehouse, spec, rows)
-        else:
-            registered = registry.version(spec.model.name, production)
-            scores = task.score(Path(registered.path), spec, rows)
-            kind = f"production {production}"
-        return _store(
-            context,
-            keys.BASELINE_PREDICTIONS,
-            task.table(rows, scores, spec),
-            {"baseline": kind, "baseline_version": production or "none"},
+        scored, kind = score_baseline(task, warehouse, spec, context.partition_key, production)
+        return dg.MaterializeResult(
+            metadata={
+                **_metadata(scored),
+                "baseline": kind,
+                keys.BASELINE_VERSION: production.version if production else "none",
+                keys.BASELINE_DIGEST: production.digest if production else "none",
+            }
         )
 
     return [candidate_predictions, baseline_predictions]
@@ -95,6 +87,7 @@ def build_report_asset(spec: ReleaseSpec, task: EvaluationTask) -> dg.AssetsDefi
         name=keys.EVALUATION_REPORT,
         deps=[keys.CANDIDATE_PREDICTIONS, keys.BASELINE_PREDICTIONS],
         group_name=keys.EVALUATION_GROUP,
+        partitions_def=candidates(spec),
         pool=keys.WAREHOUSE_POOL,
         required_resource_keys={"warehouse", "report_store"},
         kinds={"duckdb", "html"},
@@ -102,21 +95,16 @@ def build_report_asset(spec: ReleaseSpec, task: EvaluationTask) -> dg.AssetsDefi
     def evaluation_report(context: dg.AssetExecutionContext):
         """Candidate against production on the same rows, per segment, with intervals."""
         warehouse = context.resources.warehouse.get()
-        baseline = context.instance.get_latest_materialization_event(
-            dg.AssetKey(keys.BASELINE_PREDICTIONS)
-        )
-        baseline_meta = baseline.asset_materialization.metadata if baseline else {}
-        kind = getattr(baseline_meta.get("baseline"), "value", "unknown")
-        trivial = getattr(baseline_meta.get("baseline_version"), "value", "none") == "none"
-        report = task.evaluate(warehouse, spec, trivial)
+        report = judge_candidate(task, warehouse, spec, context.partition_key)
         store_results(warehouse, context.run.run_id, report.results)
         folder = Path(context.resources.report_store.path) / context.run.run_id
         folder.mkdir(parents=True, exist_ok=True)
         page = folder / "evaluation.html"
         page.write_text(html_report(report.title, report.metrics, report.results, report.images))
+        baseline = report.results[0].baseline_digest if report.results else "none"
         return dg.MaterializeResult(
             metadata={
-                "baseline": kind,
+                keys.BASELINE_DIGEST: baseline or "none",
                 "gates": dg.MetadataValue.md(
                     "\n".join(
                         f"- **{r.gate}** ({r.target}): {r.verdict.value} - {r.summary}"

@@ -6,30 +6,31 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from assets.partitions import candidates
 from ml_release import keys
+from ml_release.candidates import candidate_of_partition
 from ml_release.evaluation.report import image_markdown
 from ml_release.gates.store import store_results
 from ml_release.home import release_home
-from ml_release.jobs import latest_candidate
-from ml_release.llm.candidate import gate_candidate, read_config
+from ml_release.llm.candidate import read_config
 from ml_release.llm.dataset import load_rag_set
 from ml_release.llm.gates import judge, llm_gates
 from ml_release.llm.page import gates_markdown, html_page, table_markdown
 from ml_release.llm.report import distribution_plot
 from ml_release.llm.run import evaluate_release
-from ml_release.registry import PRODUCTION
 from ml_release.spec import ReleaseSpec
+from ml_release.subjects import candidate_ref, production_ref
 
 ANSWERS_TABLE = "llm_answers"
 
 
 class PromptCandidateConfig(dg.Config):
-    """Which prompt/config to gate."""
+    """Which artifact the run's candidate comes from, when it is not registered yet."""
 
     artifact: str = Field(
         "",
-        description="Artifact folder (set by the sensor) or prompt/config file to gate; "
-        "empty: the spec's llm.candidate.",
+        description="Artifact folder holding the run's candidate (set by the sensor); empty: "
+        "the registered prompt/config whose digest is the run's partition.",
     )
 
 
@@ -70,31 +71,29 @@ def build_llm_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
     @dg.asset(
         name=keys.CANDIDATE_MODEL,
         group_name=keys.MODELS_GROUP,
-        required_resource_keys={"model_registry", "artifact_store"},
+        partitions_def=candidates(spec),
+        required_resource_keys={"model_registry", "artifact_store", "artifact_inbox"},
         pool=keys.WAREHOUSE_POOL,
         kinds={"json"},
     )
     def candidate_model(context: dg.AssetExecutionContext, config: PromptCandidateConfig):
-        """The candidate prompt/config, stored and registered; identified by its digest."""
-        source = (
-            Path(config.artifact)
-            if config.artifact
-            else llm.path(llm.candidate, spec.source.parent, release_home())
-        )
-        candidate, prompt = gate_candidate(
-            source,
-            spec.model.name,
-            Path(context.resources.artifact_store.path),
+        """The run's candidate prompt/config (partition = its digest), verified."""
+        candidate = candidate_of_partition(
+            spec,
+            context.partition_key,
             context.resources.model_registry.get(),
-            spec.spec_hash,
+            Path(context.resources.artifact_store.path),
+            context.resources.artifact_inbox.folders(),
+            config.artifact,
         )
+        prompt = read_config(candidate.folder, candidate.digest)
         context.log.info(f"candidate prompt {candidate.version} ({candidate.digest[:12]})")
         return dg.MaterializeResult(
             metadata={
                 keys.CANDIDATE_VERSION: candidate.version,
                 keys.CANDIDATE_DIGEST: candidate.digest,
                 keys.PROMPT_VERSION: prompt.version,
-                "source": str(source),
+                "source": candidate.source,
                 "llm_model": prompt.model,
                 "newly_registered": candidate.newly_registered,
                 "artifact": dg.MetadataValue.path(str(candidate.folder)),
@@ -107,24 +106,31 @@ def build_llm_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
         name=keys.LLM_EVALUATION_REPORT,
         deps=[keys.CANDIDATE_MODEL, keys.RAG_CORPUS, keys.RAG_QUESTIONS],
         group_name=keys.EVALUATION_GROUP,
+        partitions_def=candidates(spec),
         pool=keys.WAREHOUSE_POOL,
-        required_resource_keys={"warehouse", "model_registry", "report_store", "llm_client"},
+        required_resource_keys={
+            "warehouse",
+            "model_registry",
+            "artifact_store",
+            "report_store",
+            "llm_client",
+        },
         kinds={"duckdb", "html"},
     )
     def llm_evaluation_report(context: dg.AssetExecutionContext):
         """Candidate and production prompt/configs on the same questions, per route."""
         registry = context.resources.model_registry.get()
-        version, _digest = latest_candidate(context.instance)
-        candidate = read_config(Path(registry.version(spec.model.name, version).path))
-        live = registry.alias(spec.model.name, PRODUCTION)
-        production = (
-            read_config(Path(registry.version(spec.model.name, live).path)) if live else None
-        )
+        store = Path(context.resources.artifact_store.path)
+        ref = candidate_ref(registry, store, spec.model.name, context.partition_key)
+        candidate = read_config(ref.folder, ref.digest)
+        live = production_ref(registry, store, spec.model.name)
+        production = read_config(live.folder, live.digest) if live else None
+        rag = load_rag_set(_rag_path(spec))
         gates = llm_gates(spec)
         client = context.resources.llm_client
         needs_judge = any(g.name == "llm_judge_faithfulness" for g in gates)
         report = evaluate_release(
-            load_rag_set(_rag_path(spec)),
+            rag,
             candidate,
             production,
             client.client(),
@@ -132,12 +138,16 @@ def build_llm_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
             client.judge() if needs_judge else None,
         )
         results = [judge(gate, report, spec) for gate in gates]
+        for result in results:
+            result.baseline_digest = live.digest if live else "none"
+            result.data_version = rag.fingerprint
         warehouse = context.resources.warehouse.get()
         store_results(warehouse, context.run.run_id, results)
         frames = [report.candidate.assign(role="candidate")]
         if report.production is not None:
             frames.append(report.production.assign(role="production"))
-        warehouse.replace_from_frame(ANSWERS_TABLE, pd.concat(frames, ignore_index=True))
+        table = f"{ANSWERS_TABLE}__{ref.digest[:24]}"  # one table per candidate, like predictions
+        warehouse.replace_from_frame(table, pd.concat(frames, ignore_index=True))
         plot = distribution_plot(report)
         folder = Path(context.resources.report_store.path) / context.run.run_id
         folder.mkdir(parents=True, exist_ok=True)
@@ -145,7 +155,8 @@ def build_llm_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
         page.write_text(html_page(f"{spec.model.name}: LLM evaluation", report, results, plot))
         return dg.MaterializeResult(
             metadata={
-                "production": live or "none (first release)",
+                "production": live.version if live else "none (first release)",
+                keys.BASELINE_DIGEST: live.digest if live else "none",
                 keys.PROMPT_VERSION: candidate.version,
                 "gates": dg.MetadataValue.md(gates_markdown(results)),
                 "per_route": dg.MetadataValue.md(table_markdown(report.route_table())),

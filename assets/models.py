@@ -1,20 +1,23 @@
-"""Model assets: the candidate a release run gates."""
+"""Model assets: the candidate a release run gates, and what is in production."""
 
 from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
 
+from assets.partitions import candidates
 from ml_release import keys
-from ml_release.candidates import import_candidate, train_and_store
+from ml_release.candidates import candidate_of_partition
 from ml_release.spec import ReleaseSpec
 
 
 class CandidateConfig(dg.Config):
-    """Which candidate to gate."""
+    """Which artifact the run's candidate comes from, when it is not registered yet."""
 
     artifact: str = Field(
-        "", description="Artifact folder to gate (set by the sensor); empty: train from the spec."
+        "",
+        description="Artifact folder holding the run's candidate (set by the sensor); empty: "
+        "the registered version whose digest is the run's partition.",
     )
 
 
@@ -24,32 +27,47 @@ def build_model_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
     @dg.asset(
         name=keys.CANDIDATE_MODEL,
         group_name=keys.MODELS_GROUP,
-        deps=[keys.TRAINING_SNAPSHOT, keys.TRAINING_FEATURES],
-        required_resource_keys={"warehouse", "model_registry", "artifact_store"},
+        partitions_def=candidates(spec),
+        required_resource_keys={"model_registry", "artifact_store", "artifact_inbox"},
         pool=keys.WAREHOUSE_POOL,
         kinds={"scikit-learn", "skops"},
     )
     def candidate_model(context: dg.AssetExecutionContext, config: CandidateConfig):
-        """The candidate model: trained from the spec or imported; identified by its digest."""
-        registry = context.resources.model_registry.get()
-        root = Path(context.resources.artifact_store.path)
-        if config.artifact:
-            candidate = import_candidate(Path(config.artifact), root, registry)
-        else:
-            candidate = train_and_store(context.resources.warehouse.get(), spec, root, registry)
+        """The run's candidate (partition = its digest), verified against the registry."""
+        candidate = candidate_of_partition(
+            spec,
+            context.partition_key,
+            context.resources.model_registry.get(),
+            Path(context.resources.artifact_store.path),
+            context.resources.artifact_inbox.folders(),
+            config.artifact,
+        )
         manifest = candidate.manifest
         context.log.info(f"candidate {candidate.version} ({candidate.digest[:12]})")
         return dg.MaterializeResult(
             metadata={
                 keys.CANDIDATE_VERSION: candidate.version,
                 keys.CANDIDATE_DIGEST: candidate.digest,
-                "source": "artifact" if config.artifact else f"trained {spec.model.estimator}",
+                "source": candidate.source,
                 "newly_registered": candidate.newly_registered,
+                "training_data_fingerprint": manifest.training_data_fingerprint or "unknown",
                 "artifact": dg.MetadataValue.path(str(candidate.folder)),
                 "manifest": dg.MetadataValue.json(manifest.model_dump(mode="json")),
-                **candidate.metrics,
             },
             data_version=dg.DataVersion(candidate.digest),
         )
 
     return [candidate_model]
+
+
+def production_model_spec(spec: ReleaseSpec) -> dg.AssetSpec:
+    """`production_model`: materialized by every promotion, override and rollback."""
+    deps = [keys.RELEASE_DECISION] + ([keys.CANARY_ROLLOUT] if spec.canary.enabled else [])
+    return dg.AssetSpec(
+        keys.PRODUCTION_MODEL,
+        deps=deps,
+        group_name=keys.RELEASE_GROUP,
+        description="What is in production: each promotion, override and rollback, with the "
+        "version, digest, what it replaced, why, its ledger entry and the rollback target.",
+        kinds={"skops"},
+    )

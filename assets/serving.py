@@ -4,27 +4,34 @@ from pathlib import Path
 
 import dagster as dg
 
+from assets.partitions import candidates
 from ml_release import keys
 from ml_release.evaluation.report import image_markdown
 from ml_release.feature_code import load_feature_code
 from ml_release.gates.store import store_results
 from ml_release.home import temp_dir
-from ml_release.jobs import latest_candidate
-from ml_release.registry import PRODUCTION
 from ml_release.serving.gates import judge, serving_gates
 from ml_release.serving.report import batch_table, latency_plot, latency_table
 from ml_release.serving.run import request_rows, run_serving_checks
+from ml_release.sources import data_version
 from ml_release.spec import ReleaseSpec
+from ml_release.subjects import ModelRef, candidate_ref, production_ref
 
 
-def candidate_and_production(context, spec: ReleaseSpec):
-    """(version, artifact folder) of this run's candidate and of production (or None)."""
-    version, _digest = latest_candidate(context.instance)
+def candidate_and_production(context, spec: ReleaseSpec) -> tuple[ModelRef, ModelRef | None]:
+    """This run's candidate (its partition's digest) and production now, both verified."""
     registry = context.resources.model_registry.get()
-    name = spec.model.name
-    candidate = (version, Path(registry.version(name, version).path))
-    live = registry.alias(name, PRODUCTION)
-    return candidate, (live, Path(registry.version(name, live).path)) if live else None
+    store = Path(context.resources.artifact_store.path)
+    candidate = candidate_ref(registry, store, spec.model.name, context.partition_key)
+    return candidate, production_ref(registry, store, spec.model.name)
+
+
+def stamp(results, production: ModelRef | None, warehouse, spec: ReleaseSpec) -> None:
+    """Mark every result with the production model it compared against and the data."""
+    version = data_version(warehouse, load_feature_code(spec.features.code).version)
+    for result in results:
+        result.baseline_digest = production.digest if production else "none"
+        result.data_version = version
 
 
 def build_serving_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
@@ -37,6 +44,7 @@ def build_serving_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
         name=keys.SERVING_REPORT,
         deps=[keys.CANDIDATE_MODEL, keys.EVALUATION_HOLDOUT],
         group_name=keys.EVALUATION_GROUP,
+        partitions_def=candidates(spec),
         required_resource_keys={"warehouse", "model_registry", "artifact_store", "serving_runtime"},
         kinds={"mlserver", "scikit-learn"},
     )
@@ -60,11 +68,13 @@ def build_serving_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
             progress=context.log.info,
         )
         results = [judge(gate, report, spec) for gate in gates]
+        stamp(results, production, warehouse, spec)
         store_results(warehouse, context.run.run_id, results)
         table = latency_table(report)
         return dg.MaterializeResult(
             metadata={
-                "production": production[0] if production else "none",
+                "production": production.version if production else "none",
+                keys.BASELINE_DIGEST: production.digest if production else "none",
                 "gates": dg.MetadataValue.md(
                     "\n".join(f"- **{r.gate}**: {r.verdict.value} - {r.summary}" for r in results)
                 ),

@@ -5,7 +5,8 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from assets.serving import candidate_and_production
+from assets.partitions import candidates
+from assets.serving import candidate_and_production, stamp
 from ml_release import keys
 from ml_release.feature_code import load_feature_code
 from ml_release.gates.store import store_results
@@ -39,6 +40,7 @@ def build_shadow_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
         name=keys.SHADOW_REPORT,
         deps=[keys.CANDIDATE_MODEL, keys.SERVING_LOG],
         group_name=keys.EVALUATION_GROUP,
+        partitions_def=candidates(spec),
         required_resource_keys={"warehouse", "model_registry", "artifact_store", "serving_runtime"},
         kinds={"mlserver", "scikit-learn"},
     )
@@ -62,11 +64,13 @@ def build_shadow_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
             progress=context.log.info,
         )
         results = [judge(gate, report, spec) for gate in gates]
+        stamp(results, production, warehouse, spec)
         store_results(warehouse, context.run.run_id, results)
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": len(requests),
-                "production": production[0] if production else "none",
+                "production": production.version if production else "none",
+                keys.BASELINE_DIGEST: production.digest if production else "none",
                 "gates": dg.MetadataValue.md(
                     "\n".join(f"- **{r.gate}**: {r.verdict.value} - {r.summary}" for r in results)
                 ),

@@ -4,11 +4,12 @@ from pathlib import Path
 
 import dagster as dg
 
-from checks.metadata import check_result
+from checks.metadata import check_result, run_candidate
 from ml_release import keys
 from ml_release.contract.run import run_contract, run_parity
+from ml_release.feature_code import load_feature_code
 from ml_release.gates.catalog import CATALOG
-from ml_release.jobs import latest_candidate
+from ml_release.sources import data_version
 from ml_release.spec import GateSpec, ReleaseSpec
 
 
@@ -27,14 +28,17 @@ def _contract_check(spec: ReleaseSpec, target: str, gates: list[GateSpec]):
         name=f"{target}_data_contract",
         specs=[_spec(g, [keys.CONTRACT_REFERENCE, keys.CANDIDATE_MODEL]) for g in gates],
         description=f"Data-contract gates of {target} against {keys.CONTRACT_REFERENCE}.",
-        required_resource_keys={"warehouse", "report_store"},
+        required_resource_keys={"warehouse", "report_store", "model_registry"},
         pool=keys.WAREHOUSE_POOL,
     )
     def _check(context: dg.AssetCheckExecutionContext):
-        results = run_contract(context.resources.warehouse.get(), spec, target)
+        candidate = run_candidate(context, spec)
+        warehouse = context.resources.warehouse.get()
+        results = run_contract(warehouse, spec, target)
         reports = Path(context.resources.report_store.path) / context.run.run_id
-        candidate = latest_candidate(context.instance)
+        version = data_version(warehouse, load_feature_code(spec.features.code).version)
         for gate, result in zip(gates, results, strict=True):
+            result.data_version = version
             context.log.info(f"{gate.name} on {target}: {result.verdict.value}: {result.summary}")
             yield check_result(result, gate, spec, candidate, reports)
 
@@ -46,13 +50,16 @@ def _parity_check(spec: ReleaseSpec, gate: GateSpec):
         name="training_serving_parity_check",
         specs=[_spec(gate, [keys.SERVING_LOG, keys.CANDIDATE_MODEL])],
         description="Logged serving features against the shared feature code, row by row.",
-        required_resource_keys={"warehouse"},
+        required_resource_keys={"warehouse", "model_registry"},
         pool=keys.WAREHOUSE_POOL,
     )
     def _check(context: dg.AssetCheckExecutionContext):
-        result = run_parity(context.resources.warehouse.get(), spec, gate.params)  # type: ignore[arg-type]
+        candidate = run_candidate(context, spec)
+        warehouse = context.resources.warehouse.get()
+        result = run_parity(warehouse, spec, gate.params)  # type: ignore[arg-type]
+        result.data_version = data_version(warehouse, load_feature_code(spec.features.code).version)
         context.log.info(f"{gate.name}: {result.verdict.value}: {result.summary}")
-        yield check_result(result, gate, spec, latest_candidate(context.instance))
+        yield check_result(result, gate, spec, candidate)
 
     return _check
 

@@ -7,10 +7,9 @@ that finds no result for its run fails.
 
 import dagster as dg
 
-from checks.metadata import check_result
+from checks.metadata import check_result, run_candidate
 from ml_release.gates.catalog import CATALOG
 from ml_release.gates.store import load_results
-from ml_release.jobs import latest_candidate
 from ml_release.spec import GateSpec, ReleaseSpec
 
 
@@ -30,9 +29,10 @@ def build_stored_checks(
             for g in gates
         ],
         description=f"{kind} gates judged by {asset} in this run.",
-        required_resource_keys={"warehouse"},
+        required_resource_keys={"warehouse", "model_registry"},
     )
     def _check(context: dg.AssetCheckExecutionContext):
+        candidate = run_candidate(context, spec)
         results = load_results(context.resources.warehouse.get(), context.run.run_id)
         missing = [g.name for g in gates if g.name not in results]
         if missing:
@@ -40,7 +40,6 @@ def build_stored_checks(
                 f"{asset} stored no result for {', '.join(missing)} in this run: "
                 f"materialize {asset} and its checks in the same run"
             )
-        candidate = latest_candidate(context.instance)
         for gate in gates:
             result = results[gate.name]
             context.log.info(f"{gate.name}: {result.verdict.value}: {result.summary}")

@@ -1,22 +1,26 @@
-"""Getting the candidate a release run gates: trained from the spec, or an existing artifact.
+"""The candidate a release gates, prepared before its run: one run, one digest.
 
-Either way the candidate ends up verified in the artifact store and registered, and is
-identified from then on by its digest.
+A release run gates exactly one candidate, known by its artifact digest before the run starts
+(the run's Dagster partition). `prepare_candidate` gets it there: it trains one from the spec,
+or admits an artifact folder (refused at the door when unsafe, see `ml_release.intake`), or,
+for an LLM spec, writes a prompt/config file as an artifact; then places it in the store and
+registers it. Nothing inside the run ever asks which candidate is newest.
 """
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ml_release import keys
-from ml_release.artifacts import Manifest
+from ml_release.artifacts import Manifest, read_manifest
 from ml_release.artifacts.writer import write_artifact
-from ml_release.feature_code import load_feature_code
+from ml_release.errors import IntegrityError
+from ml_release.home import release_home
+from ml_release.intake import admit
 from ml_release.registry import Registry
 from ml_release.sources import fingerprint
 from ml_release.spec import ReleaseSpec
-from ml_release.store import register_stored, store_artifact
-from ml_release.training import train_candidate
-from ml_release.warehouse import Warehouse
+from ml_release.store import import_artifact, version_of
+from ml_release.subjects import model_ref
 
 
 @dataclass(frozen=True)
@@ -27,38 +31,118 @@ class Candidate:
     folder: Path
     version: str
     newly_registered: bool
+    source: str
     metrics: dict[str, float] = field(default_factory=dict)
 
     @property
     def digest(self) -> str:
-        """sha256 of the model file: the candidate's identity."""
+        """sha256 of the payload: the candidate's identity and its run's partition key."""
         return self.manifest.sha256
 
 
-def train_and_store(
-    warehouse: Warehouse, spec: ReleaseSpec, store_root: Path, registry: Registry
-) -> Candidate:
+def train_and_store(spec: ReleaseSpec, store_root: Path, registry: Registry) -> Candidate:
     """Train the spec's pipeline, write its artifact into the store, register it."""
-    pipeline, metrics = train_candidate(warehouse, spec)
+    from ml_release.feature_code import load_feature_code
+    from ml_release.training import train_candidate
+
+    pipeline, metrics = train_candidate(spec)
     code = load_feature_code(spec.features.code)
-    staging = store_root / ".staging"
-    staging.mkdir(parents=True, exist_ok=True)
     written = write_artifact(
         pipeline,
-        staging,
+        store_root / ".staging",
         name=spec.model.name,
         features=[{"name": c, "dtype": k} for c, k in code.required_columns.items()],
         training_data_fingerprint=fingerprint(spec.source_for(keys.TRAINING_SNAPSHOT)),
         spec_hash=spec.spec_hash,
         feature_code_version=code.version,
     )
-    manifest, folder = store_artifact(written, store_root, move=True)
-    registered, created = register_stored(registry, manifest, folder)
-    return Candidate(manifest, folder, registered.version, created, metrics)
+    registered, created, folder = import_artifact(written, store_root, registry, move=True)
+    return Candidate(
+        read_manifest(folder),
+        folder,
+        registered.version,
+        created,
+        f"trained {spec.model.estimator}",
+        metrics,
+    )
 
 
-def import_candidate(source: Path, store_root: Path, registry: Registry) -> Candidate:
-    """Verify an artifact folder, copy it into the store, register it."""
-    manifest, folder = store_artifact(source, store_root, move=False)
-    registered, created = register_stored(registry, manifest, folder)
-    return Candidate(manifest, folder, registered.version, created)
+def import_candidate(
+    source: Path,
+    spec: ReleaseSpec,
+    store_root: Path,
+    registry: Registry,
+    quarantine_root: Path,
+    *,
+    way_in: str,
+    move: bool = False,
+) -> Candidate:
+    """Admit an artifact folder (refused at the door when unsafe), store it, register it."""
+    admit(source, spec.model.name, registry, quarantine_root, source=way_in, copy=not move)
+    registered, created, folder = import_artifact(source, store_root, registry, move=move)
+    return Candidate(read_manifest(folder), folder, registered.version, created, "artifact")
+
+
+def prepare_candidate(
+    spec: ReleaseSpec,
+    source: Path | None,
+    store_root: Path,
+    registry: Registry,
+    quarantine_root: Path,
+) -> Candidate:
+    """The candidate of `ml-release run`: `source` (folder, or prompt/config file) or trained."""
+    if spec.model.task == "llm":
+        from ml_release.llm.candidate import gate_candidate
+
+        llm = spec.llm
+        assert llm is not None  # the spec validator requires it for task llm
+        path = source or llm.path(llm.candidate, spec.source.parent, release_home())
+        return gate_candidate(path, spec, store_root, registry, quarantine_root)
+    if source is None:
+        return train_and_store(spec, store_root, registry)
+    return import_candidate(
+        source, spec, store_root, registry, quarantine_root, way_in="run --candidate"
+    )
+
+
+def candidate_of_partition(
+    spec: ReleaseSpec,
+    digest: str,
+    registry: Registry,
+    store_root: Path,
+    inbox: tuple[Path, Path],
+    artifact: str = "",
+) -> Candidate:
+    """The candidate a release run gates: the registered version with the run's `digest`.
+
+    A run the sensor launched names the artifact in `incoming/` (`artifact`): it is admitted
+    again (the folder may have changed since the tick looked), moved into the store and
+    registered here, in the run. `inbox` is (incoming, quarantine).
+
+    Raises:
+        NotFoundError: `digest` is not registered and no artifact was given.
+        IntegrityError: The artifact given does not have the run's digest, or is unsafe.
+    """
+    if registry.by_digest(spec.model.name, digest) is None and artifact:
+        incoming, quarantine_root = inbox
+        path = Path(artifact).resolve()
+        from_inbox = incoming.resolve() in path.parents
+        candidate = import_candidate(
+            path,
+            spec,
+            store_root,
+            registry,
+            quarantine_root,
+            way_in="sensor" if from_inbox else "run config",
+            move=from_inbox,
+        )
+        if candidate.digest != digest:
+            raise IntegrityError(
+                f"{artifact} holds digest {candidate.digest[:12]}, but this run gates "
+                f"{digest[:12]}: launch the run for the artifact's own partition"
+            )
+        return candidate
+    ref = model_ref(
+        registry, store_root, spec.model.name, version_of(registry, spec.model.name, digest).version
+    )
+    return Candidate(read_manifest(ref.folder), ref.folder, ref.version, False, "registered")

@@ -12,8 +12,8 @@ import assets
 import checks
 import resources
 from ml_release.home import spec_path
-from ml_release.jobs import build_coverage_job, build_rollback_job, release_jobs
-from ml_release.sensors import build_blocked_run_sensor, new_model_artifact_sensor
+from ml_release.jobs import build_coverage_job, build_rollback_job, build_train_job, release_jobs
+from ml_release.sensors import build_artifact_sensor, build_blocked_run_sensor
 from ml_release.spec import ReleaseSpec, load_spec
 
 # Runs launched from the UI or the sensor run each step in its own process. Forking them from
@@ -27,19 +27,20 @@ def build_definitions(
     spec: ReleaseSpec, resource_overrides: dict[str, dg.ConfigurableResource] | None = None
 ) -> dg.Definitions:
     """Definitions for one release spec, on the embedded defaults unless overridden."""
+    jobs = release_jobs(spec.canary.enabled)
+    release = next(job for job in jobs if job.name == "release")
+    training = [build_train_job(spec)] if spec.model.task != "llm" else []
     return dg.Definitions(
         assets=assets.build_assets(spec),
         asset_checks=checks.build_checks(spec),
         resources={**resources.local_resources(spec), **(resource_overrides or {})},
         jobs=[
-            *release_jobs(spec.canary.enabled),
+            *jobs,
+            *training,
             build_rollback_job(spec.model.name),
             build_coverage_job(spec),  # every task: tabular and LLM failure modes
         ],
-        sensors=[
-            new_model_artifact_sensor,
-            build_blocked_run_sensor(spec.model.name, spec.spec_hash),
-        ],
+        sensors=[build_artifact_sensor(spec), build_blocked_run_sensor(spec, release)],
         executor=STEP_EXECUTOR,
     )
 

@@ -1,29 +1,75 @@
-"""Crash points for fault-injection tests: a process dies at a named step, nothing else.
+"""Fault points: named steps where a test can inject a fault (a crash, a killed server).
 
-Active only when `ML_RELEASE_CRASH_AT` names the step; tests use it to kill a promotion or a
-rollback at each step and check that the registry is consistent after a restart.
+Production code calls `fault_point(name, **context)` at the steps the reliability suite targets
+(each step of a promotion, an override and a rollback; each canary step). It does nothing unless
+a test installed a hook in this process with `install(hook)`; nothing is read from the
+environment, so no setting can make a deployed process crash on purpose. Tests that kill a
+process at a step run a small driver that installs `CrashAt(step)` and then calls the command.
 """
 
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
-CRASH_ENV = "ML_RELEASE_CRASH_AT"
 CRASH_EXIT_CODE = 86
 
-
-def crash_point(name: str) -> None:
-    """Exit the process immediately (no cleanup, no commit) if the test asked to die here."""
-    if os.environ.get(CRASH_ENV) == name:
-        os._exit(CRASH_EXIT_CODE)
+FaultHook = Callable[..., None]
+_hooks: list[FaultHook] = []
 
 
-KILL_CANDIDATE_ENV = "ML_RELEASE_KILL_CANDIDATE_AT"
+def fault_point(name: str, **context: Any) -> None:
+    """Give every installed hook the chance to inject a fault at step `name`."""
+    for hook in tuple(_hooks):
+        hook(name, **context)
 
 
-def candidate_crash_due(step: float) -> bool:
-    """True when `ML_RELEASE_KILL_CANDIDATE_AT` names this canary step (a percent).
+@contextmanager
+def installed(hook: FaultHook) -> Iterator[FaultHook]:
+    """Install `hook` for the duration of the block."""
+    _hooks.append(hook)
+    try:
+        yield hook
+    finally:
+        _hooks.remove(hook)
 
-    The canary then kills the candidate's server before sending the step's traffic, as a
-    crashed pod would die: the demo and the tests use it to show the abort path.
-    """
-    value = os.environ.get(KILL_CANDIDATE_ENV)
-    return value is not None and float(value) == float(step)
+
+def install(hook: FaultHook) -> None:
+    """Install `hook` for the rest of this process (test drivers that are about to crash)."""
+    _hooks.append(hook)
+
+
+class CrashAt:
+    """Exit the process at once (no clean-up, no commit) when step `step` is reached."""
+
+    def __init__(self, step: str) -> None:
+        self.step = step
+
+    def __call__(self, name: str, **_: Any) -> None:
+        """Exit when `name` is the step."""
+        if name == self.step:
+            os._exit(CRASH_EXIT_CODE)
+
+
+class Recorder:
+    """Remember every step reached, in order (tests check which steps a command passes)."""
+
+    def __init__(self) -> None:
+        self.steps: list[str] = []
+
+    def __call__(self, name: str, **_: Any) -> None:
+        """Remember `name`."""
+        self.steps.append(name)
+
+
+class KillCandidateAt:
+    """Kill the candidate's model server before the canary step of `percent` % (a dead pod)."""
+
+    def __init__(self, percent: float) -> None:
+        self.percent = float(percent)
+
+    def __call__(self, name: str, **context: Any) -> None:
+        """Kill the candidate server before the chosen step."""
+        if name == "canary:before_step" and float(context["step"]) == self.percent:
+            context["log"](f"fault injected: the candidate server is killed at {self.percent:g} %")
+            context["candidate_server"].process.kill()

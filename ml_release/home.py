@@ -1,6 +1,14 @@
-"""Where ml-release keeps its state: the `ML_RELEASE_HOME` folder and its well-known paths."""
+"""Where ml-release keeps its state: the `ML_RELEASE_HOME` folder and its well-known paths.
+
+The home belongs to a project, not to the current directory: without `ML_RELEASE_HOME` it is
+`.ml_release/` in the spec's project root (the nearest folder above the spec holding
+`workspace.yaml`, else the spec's own folder). So `ml-release --spec path/to/release.yaml run`
+from anywhere opens that project's registry, never an empty one.
+"""
 
 import os
+import socket
+import time
 from pathlib import Path
 
 import psutil
@@ -11,9 +19,25 @@ DEFAULT_HOME = ".ml_release"
 DEFAULT_SPEC = "release.yaml"
 
 
+STALE_TEMP_SECONDS = 24 * 3600.0
+WORKSPACE_FILE = "workspace.yaml"
+
+
+def project_root(spec: Path) -> Path:
+    """The project a spec belongs to: the nearest folder holding workspace.yaml, else its own."""
+    folder = Path(spec).resolve().parent
+    for candidate in (folder, *folder.parents):
+        if (candidate / WORKSPACE_FILE).is_file():
+            return candidate
+    return folder
+
+
 def release_home() -> Path:
-    """The state folder: `$ML_RELEASE_HOME`, else `.ml_release/` under the current directory."""
-    return Path(os.environ.get(HOME_ENV) or Path.cwd() / DEFAULT_HOME).resolve()
+    """The state folder: `$ML_RELEASE_HOME`, else `.ml_release/` in the spec's project root."""
+    configured = os.environ.get(HOME_ENV)
+    if configured:
+        return Path(configured).resolve()
+    return project_root(spec_path()) / DEFAULT_HOME
 
 
 def spec_path() -> Path:
@@ -26,20 +50,38 @@ def warehouse_path(home: Path | None = None) -> Path:
     return (home or release_home()) / "warehouse.duckdb"
 
 
+def _host() -> str:
+    return socket.gethostname().replace(".", "_") or "localhost"
+
+
+def _abandoned(leftover: Path, host: str, now: float) -> bool:
+    # `<name>.<host>.<pid>.<suffix>.partial`: another host's file on a shared volume is left
+    # alone until it is a day old; on this host, only when its process is gone.
+    parts = leftover.name.split(".")
+    try:
+        age = now - leftover.lstat().st_mtime
+    except FileNotFoundError:
+        return False
+    if len(parts) < 5 or parts[-4] != host:
+        return age > STALE_TEMP_SECONDS
+    owner = parts[-3]
+    return not (owner.isdigit() and psutil.pid_exists(int(owner)))
+
+
 def temp_dir(home: Path | None = None) -> Path:
     """Scratch space for partial writes, cleared of files left by processes that died."""
     path = (home or release_home()) / "tmp"
     path.mkdir(parents=True, exist_ok=True)
+    host, now = _host(), time.time()
     for leftover in path.glob("*.partial"):
-        owner = leftover.name.split(".")[-3] if leftover.name.count(".") >= 3 else ""
-        if not (owner.isdigit() and psutil.pid_exists(int(owner))):
+        if _abandoned(leftover, host, now):
             leftover.unlink(missing_ok=True)
     return path
 
 
 def temp_file(name: str, suffix: str, home: Path | None = None) -> Path:
-    """A scratch path owned by this process (`name.<pid>.<suffix>.partial`)."""
-    return temp_dir(home) / f"{name}.{os.getpid()}.{suffix}.partial"
+    """A scratch path owned by this process (`name.<host>.<pid>.<suffix>.partial`)."""
+    return temp_dir(home) / f"{name}.{_host()}.{os.getpid()}.{suffix}.partial"
 
 
 def reports_dir(home: Path | None = None) -> Path:

@@ -1,4 +1,9 @@
-"""Dagster jobs of ml-release, and running the release job in-process for the CLI."""
+"""Dagster jobs of ml-release, and running the release job in-process for the CLI.
+
+Every release run gates one candidate: the run is launched for the candidate's partition (its
+artifact digest), which the launcher adds first (`ml-release run`, the artifact sensor, the
+UI's partition picker). `execute_release` is what the CLI and the coverage runner call.
+"""
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,34 +23,44 @@ from ml_release.errors import (
     EXIT_OK,
 )
 from ml_release.home import release_home, reports_dir
-from ml_release.rollback import rollback
+from ml_release.instance import add_candidate, production_materialization
+from ml_release.rollback import next_known_good, rollback
 from ml_release.spec import ReleaseSpec
 
 
 class RollbackConfig(dg.Config):
     """Where to roll back to, and why (both end up in the ledger)."""
 
-    to: str = Field("", description="Version to restore; empty: the `previous` alias.")
+    to: str = Field("", description="Version to restore; empty: the last known-good version.")
     reason: str = Field("rollback launched from the Dagster UI", description="Why.")
+    override: bool = Field(
+        False, description="Restore `to` although it is not known-good (recorded as such)."
+    )
 
 
 def build_rollback_job(model: str) -> dg.JobDefinition:
     """The `rollback` job: `production` back to a verified known-good version."""
 
-    @dg.op(required_resource_keys={"model_registry"})
+    @dg.op(required_resource_keys={"model_registry", "artifact_store"})
     def rollback_production(context: dg.OpExecutionContext, config: RollbackConfig) -> None:
-        """Verify the target artifact, move the aliases, record the event."""
+        """Verify the target artifact, move the alias, record the event."""
+        registry = context.resources.model_registry.get()
+        store = Path(context.resources.artifact_store.path)
         outcome = rollback(
-            context.resources.model_registry.get(),
+            registry,
+            store,
             model,
             to=config.to or None,
             reason=config.reason,
             actor="dagster",
+            override=config.override,
         )
         if outcome.already_done:
-            context.log.info(f"{model} {outcome.target} is already in production")
-        else:
-            context.log.info(f"{model} production is now {outcome.target}")
+            context.log.info(f"{model}: nothing to do: {outcome.note}")
+            return
+        target = next_known_good(registry, store, model)
+        context.log_event(production_materialization(outcome.event, target))
+        context.log.info(f"{model} production is now {outcome.target}")
 
     @dg.job(name=keys.ROLLBACK_JOB, description="Roll production back to a known-good version.")
     def rollback_job():
@@ -54,14 +69,47 @@ def build_rollback_job(model: str) -> dg.JobDefinition:
     return rollback_job
 
 
+def build_train_job(spec: ReleaseSpec) -> dg.JobDefinition:
+    """The `train_candidate` job: train the spec's model and publish it for the sensor."""
+
+    @dg.op(name="train_and_publish")
+    def train_and_publish(context: dg.OpExecutionContext) -> None:
+        """Train the spec's pipeline and publish it into incoming/ (the sensor gates it)."""
+        from ml_release.feature_code import load_feature_code
+        from ml_release.publish import publish_candidate
+        from ml_release.sources import fingerprint
+        from ml_release.training import train_candidate
+
+        model, metrics = train_candidate(spec)
+        folder = publish_candidate(
+            model,
+            spec,
+            training_data_fingerprint=fingerprint(spec.source_for(keys.TRAINING_SNAPSHOT)),
+        )
+        code = load_feature_code(spec.features.code)
+        context.log.info(
+            f"published {folder.name} (feature code {code.version}); "
+            f"{keys.ARTIFACT_SENSOR} gates it: {metrics}"
+        )
+
+    @dg.job(
+        name=keys.TRAIN_JOB,
+        description="Train the spec's model and publish it into incoming/ for the sensor to gate.",
+    )
+    def train_job():
+        train_and_publish()
+
+    return train_job
+
+
 def release_jobs(canary: bool) -> list:
     """The `release` job (every asset but the canary) and, with canaries, the `canary` job."""
-    everything = dg.AssetSelection.all()
+    gated = dg.AssetSelection.all() - dg.AssetSelection.assets(keys.PRODUCTION_MODEL)
     if not canary:
-        return [_release_job(everything)]
+        return [_release_job(gated)]
     rollout = dg.AssetSelection.assets(keys.CANARY_ROLLOUT)
     return [
-        _release_job(everything - rollout),
+        _release_job(gated - rollout),
         dg.define_asset_job(
             name=keys.CANARY_JOB,
             selection=rollout,
@@ -74,25 +122,18 @@ def _release_job(selection: dg.AssetSelection):
     return dg.define_asset_job(
         name=keys.RELEASE_JOB,
         selection=selection,
-        description="Materialize the release graph and run every gate of the release spec.",
+        description="Gate one candidate (the run's partition: its digest) against every rule "
+        "of the release spec, and promote it if every must_pass gate passes.",
     )
 
-
-INSTANCE_CONFIG = """\
-# Written by ml-release: the Dagster instance shared by `ml-release run` and `dagster dev`.
-# Steps that touch the DuckDB warehouse run one at a time across runs (DuckDB allows one
-# writing process per file).
-concurrency:
-  pools:
-    default_limit: 1
-telemetry:
-  enabled: false
-"""
 
 _EXIT_BY_ERROR = {
     "DatabaseLockedError": EXIT_CONFLICT,
     "ConflictError": EXIT_CONFLICT,
+    "StaleVerdicts": EXIT_CONFLICT,
     "IntegrityError": EXIT_INTEGRITY,
+    "UnsafeArtifactError": EXIT_INTEGRITY,
+    "WrongModelError": EXIT_INTEGRITY,
 }
 _CHECK_BLOCKED = "DagsterAssetCheckFailedError"
 
@@ -102,9 +143,12 @@ class ReleaseOutcome:
     """What a release run concluded: gate verdicts, failed steps, and the exit code."""
 
     run_id: str
+    partition: str = ""  # the candidate digest the run gated
+    prepared: str = ""  # how the candidate came to be, for the verdict table
     candidate: dict = field(default_factory=dict)
     decision: dict = field(default_factory=dict)
     refusal: str = ""
+    stale: str = ""
     gates: list[dict] = field(default_factory=list)
     failures: list[dict] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
@@ -116,31 +160,14 @@ class ReleaseOutcome:
 
     @property
     def exit_code(self) -> int:
-        """0 every blocking gate passed, 1 blocked by a gate, 2/3 an error stopped the run."""
+        """0 every blocking gate passed, 1 blocked by a gate, 2-4 an error stopped the run."""
         if self.failures:
             return max(_EXIT_BY_ERROR.get(f["error"], EXIT_BAD_INPUT) for f in self.failures)
+        if self.stale:
+            return EXIT_CONFLICT
         if not self.decision and not self.blocked:
             return EXIT_BLOCKED  # nothing was promoted and no gate said why: never a pass
         return EXIT_BLOCKED if self.blocked or self.refusal else EXIT_OK
-
-
-def latest_candidate(instance: dg.DagsterInstance) -> tuple[str | None, str | None]:
-    """(version, digest) of the latest `candidate_model` materialization: what is being gated."""
-    event = instance.get_latest_materialization_event(dg.AssetKey(keys.CANDIDATE_MODEL))
-    if event is None or event.asset_materialization is None:
-        return None, None
-    metadata = event.asset_materialization.metadata
-    version, digest = metadata.get(keys.CANDIDATE_VERSION), metadata.get(keys.CANDIDATE_DIGEST)
-    return getattr(version, "value", None), getattr(digest, "value", None)
-
-
-def ensure_instance(dagster_home: Path) -> dg.DagsterInstance:
-    """The persistent local Dagster instance, created with the warehouse pool limit if new."""
-    dagster_home.mkdir(parents=True, exist_ok=True)
-    config = dagster_home / "dagster.yaml"
-    if not config.exists():
-        config.write_text(INSTANCE_CONFIG)
-    return dg.DagsterInstance.from_config(str(dagster_home))
 
 
 def _root_cause(error: Any) -> Any:
@@ -157,92 +184,155 @@ def _plain_metadata(event: Any) -> dict:
 def execute_release(
     defs: dg.Definitions,
     instance: dg.DagsterInstance,
+    spec: ReleaseSpec,
+    digest: str,
     candidate_artifact: str = "",
     log_level: str = "CRITICAL",
     job: str = keys.RELEASE_JOB,
 ) -> ReleaseOutcome:
-    """Run the release (or canary) job in this process and collect every verdict and failure."""
+    """Run the release (or canary) job for candidate `digest` in this process."""
+    add_candidate(instance, spec.model.name, digest)
     run_config: dict = {"loggers": {"console": {"config": {"log_level": log_level}}}}
-    if job == keys.RELEASE_JOB:
+    if job == keys.RELEASE_JOB and candidate_artifact:
         run_config["ops"] = {keys.CANDIDATE_MODEL: {"config": {"artifact": candidate_artifact}}}
     result = defs.resolve_job_def(job).execute_in_process(
-        instance=instance, raise_on_error=False, run_config=run_config
+        instance=instance, raise_on_error=False, run_config=run_config, partition_key=digest
     )
-    return outcome_from_events(result.run_id, result.all_events)
+    outcome = outcome_from_events(result.run_id, result.all_events)
+    outcome.partition = digest
+    return outcome
+
+
+def release_in_process(
+    spec: ReleaseSpec,
+    candidate: Path | None = None,
+    defs: dg.Definitions | None = None,
+    instance: dg.DagsterInstance | None = None,
+) -> ReleaseOutcome:
+    """What `ml-release run` does: prepare the candidate, gate it in its own run, record.
+
+    The candidate is trained from the spec, or `candidate` (an artifact folder, or for an LLM
+    spec a prompt/config file) is admitted; it is registered before the run starts, so the run
+    is launched for its digest. A run stopped by a gate or an error is recorded in the ledger,
+    and `production_model` catches up with the ledger.
+    """
+    from ml_release.candidates import prepare_candidate
+    from ml_release.home import artifacts_dir, dagster_home, quarantine_dir, registry_path
+    from ml_release.instance import ensure_instance, sync_production
+    from ml_release.promotion import record_outcome
+    from ml_release.registry import Registry
+
+    if defs is None:
+        from ml_release.definitions import build_definitions
+
+        defs = build_definitions(spec)
+    instance = instance or ensure_instance(dagster_home())
+    registry = Registry(registry_path())
+    prepared = prepare_candidate(spec, candidate, artifacts_dir(), registry, quarantine_dir())
+    outcome = execute_release(defs, instance, spec, prepared.digest)
+    outcome.prepared = f"{prepared.version} (sha256 {prepared.digest[:12]}, {prepared.source})"
+    record_outcome(registry, spec.model.name, spec.spec_hash, outcome)
+    sync_production(instance, registry, spec.model.name, artifacts_dir())
+    return outcome
 
 
 def outcome_of_run(instance: dg.DagsterInstance, run_id: str) -> ReleaseOutcome:
     """The outcome of a finished run from the instance's event log (UI and sensor runs)."""
     entries = instance.all_logs(run_id)
-    return outcome_from_events(run_id, [e.dagster_event for e in entries if e.dagster_event])
+    outcome = outcome_from_events(run_id, [e.dagster_event for e in entries if e.dagster_event])
+    run = instance.get_run_by_id(run_id)
+    outcome.partition = (run.tags.get(keys.PARTITION_TAG, "") if run else "") or ""
+    return outcome
+
+
+def _gate_row(evaluation: Any) -> dict:
+    metadata = evaluation.metadata
+    verdict = metadata.get("verdict")
+    return {
+        "gate": evaluation.check_name,
+        "dataset": evaluation.asset_key.to_user_string(),
+        "verdict": verdict.value if verdict else ("pass" if evaluation.passed else "fail"),
+        "passed": evaluation.passed,
+        "blocking": evaluation.severity == dg.AssetCheckSeverity.ERROR,
+        "summary": evaluation.description or "",
+    }
 
 
 def outcome_from_events(run_id: str, events: list) -> ReleaseOutcome:
     """Gate verdicts, the gated candidate, the decision and the failures from a run's events."""
     outcome = ReleaseOutcome(run_id=run_id)
-    evaluations = [
-        event.event_specific_data
-        for event in events
-        if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
-    ]
-    for evaluation in evaluations:
-        metadata = evaluation.metadata
-        verdict = metadata.get("verdict")
-        outcome.gates.append(
-            {
-                "gate": evaluation.check_name,
-                "dataset": evaluation.asset_key.to_user_string(),
-                "verdict": verdict.value if verdict else ("pass" if evaluation.passed else "fail"),
-                "passed": evaluation.passed,
-                "blocking": evaluation.severity == dg.AssetCheckSeverity.ERROR,
-                "summary": evaluation.description or "",
-            }
-        )
     planned: list[str] = []
     materialized: set[str] = set()
     for event in events:
-        if event.event_type != dg.DagsterEventType.ASSET_MATERIALIZATION:
-            continue
-        key = event.asset_key.to_user_string()
-        materialized.add(key)
-        if key == keys.CANDIDATE_MODEL:
-            outcome.candidate = _plain_metadata(event)
-        elif key in (keys.RELEASE_DECISION, keys.CANARY_ROLLOUT):
-            outcome.decision = _plain_metadata(event)
-    for event in events:
-        if event.event_type == dg.DagsterEventType.STEP_FAILURE:
+        kind = event.event_type
+        if kind == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+            outcome.gates.append(_gate_row(event.event_specific_data))
+        elif kind == dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED:
+            planned.append(event.asset_key.to_user_string())
+        elif kind == dg.DagsterEventType.ASSET_MATERIALIZATION:
+            key = event.asset_key.to_user_string()
+            materialized.add(key)
+            if key == keys.CANDIDATE_MODEL:
+                outcome.candidate = _plain_metadata(event)
+            elif key in (keys.RELEASE_DECISION, keys.CANARY_ROLLOUT):
+                outcome.decision = _plain_metadata(event)
+        elif kind == dg.DagsterEventType.STEP_FAILURE:
             cause = _root_cause(event.step_failure_data.error)
+            message = cause.message.split(": ", 1)[-1].strip()
             if cause.cls_name == _CHECK_BLOCKED:
                 continue  # a blocking gate said no: reported with the gates, not as an error
             if cause.cls_name == "PromotionRefused":
-                outcome.refusal = cause.message.split(": ", 1)[-1].strip()
-                continue
-            outcome.failures.append(
-                {"step": event.step_key, "error": cause.cls_name, "message": cause.message.strip()}
-            )
-        elif event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED:
-            planned.append(event.asset_key.to_user_string())
+                outcome.refusal = message
+            elif cause.cls_name == "StaleVerdicts":
+                outcome.stale = message
+            else:
+                outcome.failures.append(
+                    {"step": event.step_key, "error": cause.cls_name, "message": message}
+                )
     outcome.skipped = [key for key in planned if key not in materialized]
     return outcome
 
 
 def execute_in_ephemeral_instance(
     defs: dg.Definitions,
-    candidate_artifact: str = "",
+    spec: ReleaseSpec,
+    candidate_artifact: str,
     canary: bool = False,
     before_canary: Callable[[], None] = lambda: None,
 ) -> tuple[ReleaseOutcome, ReleaseOutcome | None]:
     """The release job on a throwaway in-memory instance (coverage runs: nothing persists).
 
-    With `canary`, a candidate the release gated ("awaiting canary") then goes through the
-    canary job on the same instance, after `before_canary()`.
+    The candidate is the artifact folder `candidate_artifact`; the run is its partition. With
+    `canary`, a candidate the release gated ("awaiting canary") then goes through the canary
+    job on the same instance, after `before_canary()`.
     """
+    from ml_release.artifacts import read_manifest
+
+    digest = read_manifest(Path(candidate_artifact)).sha256
     with dg.DagsterInstance.ephemeral() as instance:
-        release = execute_release(defs, instance, candidate_artifact)
+        release = execute_release(defs, instance, spec, digest, candidate_artifact)
         if not canary or release.decision.get("decision") != "awaiting canary":
             return release, None
         before_canary()
-        return release, execute_release(defs, instance, job=keys.CANARY_JOB)
+        return release, execute_release(defs, instance, spec, digest, job=keys.CANARY_JOB)
+
+
+def execute_for_coverage(
+    spec: ReleaseSpec,
+    candidate_folder: Path,
+    *,
+    canary: bool = False,
+    before_canary: Callable[[], None] = lambda: None,
+    responses: Path | None = None,
+) -> tuple[ReleaseOutcome, ReleaseOutcome | None]:
+    """The release execution the coverage runner is given: one ephemeral run per mode.
+
+    `responses` (LLM specs): the recorded answers the run's LLM client replays.
+    """
+    from ml_release.definitions import build_definitions, build_replay_definitions
+
+    defs = build_replay_definitions(spec, responses) if responses else build_definitions(spec)
+    return execute_in_ephemeral_instance(defs, spec, str(candidate_folder), canary, before_canary)
 
 
 class CoverageConfig(dg.Config):
@@ -268,6 +358,7 @@ def build_coverage_job(spec: ReleaseSpec) -> dg.JobDefinition:
         result = run_coverage(
             spec,
             workdir,
+            execute_for_coverage,
             modes=config.modes or None,
             sweep=config.sweep,
             all_gates=config.all_gates,

@@ -27,8 +27,10 @@ FEATURE_SOURCES = {
     SERVING_FEATURES_RECOMPUTED: SERVING_LOG,
 }
 
-# Model and release assets.
+# Model and release assets. `production_model` is what production is; every promotion,
+# override and rollback materializes it.
 CANDIDATE_MODEL = "candidate_model"
+PRODUCTION_MODEL = "production_model"
 RELEASE_DECISION = "release_decision"
 CANARY_ROLLOUT = "canary_rollout"
 CANDIDATE_PREDICTIONS = "candidate_predictions"
@@ -37,10 +39,23 @@ EVALUATION_REPORT = "evaluation_report"
 SERVING_REPORT = "serving_report"
 SHADOW_REPORT = "shadow_report"
 
-# Metadata keys every gate result carries to tie it to the candidate it judged.
+# Metadata keys every gate result carries to tie it to what it judged: the candidate, the
+# production model it compared against, the spec and the data.
 CANDIDATE_DIGEST = "candidate_digest"
 CANDIDATE_VERSION = "candidate_version"
+BASELINE_DIGEST = "baseline_digest"
+BASELINE_VERSION = "baseline_version"
+DATA_VERSION = "data_version"
 SPEC_HASH = "spec_hash"
+
+# Every release run gates one candidate: its Dagster partition key is the candidate's digest.
+PARTITION_TAG = "dagster/partition"
+
+
+def candidates_partitions(model: str) -> str:
+    """Name of the dynamic partitions (one per candidate digest) of `model`'s release assets."""
+    return f"{model}_candidates"
+
 
 # Datasets a data-contract gate may target; the reference is always the training features.
 CONTRACT_DATASETS = (EVALUATION_FEATURES, SERVING_FEATURES_RECOMPUTED)
@@ -51,6 +66,7 @@ PROFILES_TABLE = "_reference_profiles"
 
 # Jobs and concurrency pools.
 RELEASE_JOB = "release"
+TRAIN_JOB = "train_candidate"
 ROLLBACK_JOB = "rollback"
 CANARY_JOB = "canary"
 ARTIFACT_SENSOR = "new_model_artifact_sensor"

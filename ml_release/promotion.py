@@ -2,14 +2,25 @@
 
 Dagster's blocking checks stop downstream steps within one run only. Before `production`
 moves, `judge_promotion` takes the latest recorded verdict of every `must_pass` gate for this
-exact candidate digest and refuses when any is missing, failed, or stale (made under another
-spec, or before its dataset was last rebuilt).
+exact candidate digest and refuses when any is missing or failed. A verdict is about a pair:
+every comparison verdict names the baseline digest it compared against, and the candidate is
+promoted only from exactly that baseline (compare-and-set). When production moved since the
+candidate was judged, or the verdicts were made under another spec or on other data, the
+outcome is `stale`: nothing moves, and the release must be re-run.
 """
 
 from dataclasses import dataclass, field
 
-from ml_release.errors import PromotionRefused
+from ml_release.errors import EXIT_CONFLICT, ConflictError, PromotionRefused, ReleaseError
 from ml_release.registry import PRODUCTION, Event, Registry
+
+NO_BASELINE = "none"  # a first release: judged against a trivial model
+
+
+class StaleVerdicts(ReleaseError):
+    """The verdicts are about another baseline, spec or data than what is current."""
+
+    exit_code = EXIT_CONFLICT
 
 
 @dataclass(frozen=True)
@@ -24,6 +35,8 @@ class GateVerdict:
     spec_hash: str | None
     evaluated_at: float
     run_id: str
+    baseline_digest: str | None = None  # None: the gate compares nothing (a data gate)
+    data_version: str | None = None
 
 
 @dataclass
@@ -32,7 +45,18 @@ class PromotionDecision:
 
     promote: bool
     problems: list[str] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)
     verdicts: list[dict] = field(default_factory=list)
+    baseline_digest: str | None = None  # what every comparison verdict was judged against
+
+    @property
+    def is_stale(self) -> bool:
+        """Nothing failed, but the verdicts no longer describe what would ship."""
+        return not self.problems and bool(self.stale)
+
+
+def _baselines(judged: list[GateVerdict]) -> set[str]:
+    return {v.baseline_digest for v in judged if v.baseline_digest is not None}
 
 
 def judge_promotion(
@@ -40,38 +64,71 @@ def judge_promotion(
     history: dict[tuple[str, str], list[GateVerdict]],
     digest: str,
     spec_hash: str,
-    rebuilt_at: dict[str, float],
+    production_digest: str | None,
+    data_version: str | None = None,
 ) -> PromotionDecision:
-    """Judge the `required` (dataset, gate) pairs from their recorded `history` (newest first).
+    """Judge the `required` (dataset, gate) pairs from their recorded `history`.
 
-    `rebuilt_at` holds, per dataset, when it was last materialized: a verdict older than its
-    data says nothing about the data the candidate would ship with.
+    Args:
+        required: The spec's must_pass gates as (dataset, gate).
+        history: Recorded verdicts per pair, any order.
+        digest: The candidate's artifact digest.
+        spec_hash: The current spec's hash.
+        production_digest: The digest production has now (None before the first release).
+        data_version: The current data version; verdicts made on other data are stale.
     """
     decision = PromotionDecision(promote=True)
+    latest: list[GateVerdict] = []
     for dataset, gate in required:
         name = f"{gate} on {dataset}"
         mine = [v for v in history.get((dataset, gate), []) if v.candidate_digest == digest]
         if not mine:
             decision.problems.append(f"{name}: no verdict for candidate {digest[:12]}")
             continue
-        latest = max(mine, key=lambda v: v.evaluated_at)
+        verdict = max(mine, key=lambda v: v.evaluated_at)
+        latest.append(verdict)
         decision.verdicts.append(
             {
                 "dataset": dataset,
                 "gate": gate,
-                "verdict": latest.verdict,
-                "passed": latest.passed,
-                "run_id": latest.run_id,
+                "verdict": verdict.verdict,
+                "passed": verdict.passed,
+                "run_id": verdict.run_id,
+                "baseline_digest": verdict.baseline_digest,
             }
         )
-        if latest.spec_hash != spec_hash:
-            decision.problems.append(f"{name}: stale, judged under another release spec")
-        elif latest.evaluated_at < rebuilt_at.get(dataset, 0.0):
-            decision.problems.append(f"{name}: stale, {dataset} was rebuilt after the verdict")
-        elif not latest.passed:
-            decision.problems.append(f"{name}: {latest.verdict}")
-    decision.promote = not decision.problems
+        if not verdict.passed:
+            decision.problems.append(f"{name}: {verdict.verdict}")
+        elif verdict.spec_hash != spec_hash:
+            decision.stale.append(f"{name}: judged under another release spec")
+        elif data_version and verdict.data_version and verdict.data_version != data_version:
+            decision.stale.append(f"{name}: judged on other data than the current datasets")
+    baselines = _baselines(latest)
+    now = production_digest or NO_BASELINE
+    if len(baselines) > 1:
+        decision.stale.append(
+            "the gates compared against different production models "
+            f"({', '.join(sorted(b[:12] for b in baselines))}): production moved during the run"
+        )
+    elif baselines:
+        decision.baseline_digest = baselines.pop()
+        if decision.baseline_digest != now:
+            decision.stale.append(
+                f"production moved from {decision.baseline_digest[:12]} to {now[:12]} since "
+                "the candidate was judged"
+            )
+    decision.promote = not decision.problems and not decision.stale
     return decision
+
+
+def _expected_version(registry: Registry, model: str, baseline_digest: str | None) -> str | None:
+    current = registry.alias(model, PRODUCTION)
+    if baseline_digest is None:  # no comparison gate: promote from whatever is live
+        return current
+    if baseline_digest == NO_BASELINE:
+        return None
+    found = registry.by_digest(model, baseline_digest)
+    return found.version if found else None
 
 
 def apply_decision(
@@ -85,63 +142,87 @@ def apply_decision(
     lineage: dict,
     actor: str = "",
 ) -> Event | None:
-    """Promote, or record the block and raise PromotionRefused. None: already in production."""
-    who = {"actor": actor} if actor else {}
-    if not decision.promote:
-        registry.record(
-            model,
-            "blocked",
-            version=version,
-            digest=digest,
-            spec_hash=spec_hash,
-            verdicts=decision.verdicts,
-            lineage=lineage,
-            reason="; ".join(decision.problems),
-            **who,
-        )
+    """Promote from the judged baseline, or record why not and raise; None: already live.
+
+    Raises:
+        PromotionRefused: A must_pass verdict is missing or failed (recorded as `blocked`).
+        StaleVerdicts: Production moved, or the verdicts are about another spec or data
+            (recorded as `stale`); re-run the release.
+    """
+    record = {
+        "version": version,
+        "digest": digest,
+        "spec_hash": spec_hash,
+        "verdicts": decision.verdicts,
+        "lineage": lineage,
+        "actor": actor,
+    }
+    if decision.problems:
+        registry.record(model, "blocked", reason="; ".join(decision.problems), **record)
         raise PromotionRefused(
             f"{model} {version} ({digest[:12]}) is not promoted:\n  - "
             + "\n  - ".join(decision.problems)
         )
-    current = registry.alias(model, PRODUCTION)
+    if decision.stale:
+        raise _stale(registry, model, version, "; ".join(decision.stale), record)
+    expected = _expected_version(registry, model, decision.baseline_digest)
     reason = (
         "first release: no baseline, absolute gates only"
-        if current is None
-        else f"every must_pass gate passed; replaces {current}"
+        if expected is None
+        else f"every must_pass gate passed against {expected}; replaces it"
     )
-    return registry.move_production(
-        model,
-        version,
-        expected=current,
-        event="promoted",
-        step="promote",
-        reason=reason,
-        spec_hash=spec_hash,
-        verdicts=decision.verdicts,
-        lineage={**lineage, "baseline": current or "none"},
-        **who,
+    try:
+        return registry.move_production(
+            model,
+            version,
+            expected=expected,
+            event="promoted",
+            step="promote",
+            reason=reason,
+            spec_hash=spec_hash,
+            verdicts=decision.verdicts,
+            lineage={**lineage, "baseline": expected or NO_BASELINE},
+            actor=actor,
+        )
+    except ConflictError as exc:
+        raise _stale(registry, model, version, str(exc), record) from None
+
+
+def _stale(registry: Registry, model: str, version: str, why: str, record: dict) -> StaleVerdicts:
+    registry.record(model, "stale", reason=why, **record)
+    return StaleVerdicts(
+        f"stale: {model} {version} was not promoted: {why}. Nothing changed; re-run the "
+        "release to judge it against what is in production now."
     )
 
 
-def record_blocked(registry: Registry, model: str, spec_hash: str, outcome) -> Event | None:
-    """Ledger `blocked` for a release run that a blocking gate stopped before release_decision.
+def record_outcome(registry: Registry, model: str, spec_hash: str, outcome) -> Event | None:
+    """Ledger `blocked` or `errored` for a release run that stopped before release_decision.
 
-    `outcome` is the run's `ml_release.jobs.ReleaseOutcome`. Once per run: None when no gate
-    blocked, no candidate was gated, or the ledger already holds this run's block (both
-    `ml-release run` and the run-failure sensor can see one run).
+    `outcome` is the run's `ml_release.jobs.ReleaseOutcome`. Once per run: None when the run
+    reached a decision (which recorded itself), or the ledger already holds this run.
     """
-    if not (outcome.blocked and outcome.candidate):
+    digest = outcome.candidate.get("candidate_digest") or outcome.partition
+    if outcome.decision or outcome.refusal or outcome.stale or not digest:
         return None
-    recorded = registry.events(model, ("blocked",))
-    if any(event.lineage.get("run_id") == outcome.run_id for event in recorded):
+    if outcome.blocked:
+        event = "blocked"
+        reason = "blocked by " + ", ".join(f"{g['gate']} ({g['dataset']})" for g in outcome.blocked)
+    elif outcome.failures:
+        event = "errored"
+        first = outcome.failures[0]
+        reason = f"{first['step']} failed ({first['error']}): {first['message'][:300]}"
+    else:
+        return None
+    if any(e.lineage.get("run_id") == outcome.run_id for e in registry.events(model, (event,))):
         return None
     return registry.record(
         model,
-        "blocked",
-        version=outcome.candidate["candidate_version"],
-        digest=outcome.candidate["candidate_digest"],
+        event,
+        version=outcome.candidate.get("candidate_version"),
+        digest=digest,
         spec_hash=spec_hash,
         verdicts=outcome.gates,
-        reason="blocked by " + ", ".join(f"{g['gate']} ({g['dataset']})" for g in outcome.blocked),
+        reason=reason,
         lineage={"run_id": outcome.run_id},
     )

@@ -8,12 +8,14 @@ artifact appears in `incoming/` in one rename, complete, for `new_model_artifact
 from pathlib import Path
 from typing import Any
 
-from ml_release.artifacts import read_manifest, safe_path
+from ml_release.artifacts import safe_path
 from ml_release.artifacts.skops_io import loads_checked
 from ml_release.artifacts.writer import write_artifact
-from ml_release.errors import DataInputError
+from ml_release.errors import DataInputError, IntegrityError
 from ml_release.feature_code import load_feature_code
 from ml_release.home import incoming_dir
+from ml_release.intake import admit, refuse
+from ml_release.registry import Registry
 from ml_release.spec import ReleaseSpec
 from ml_release.store import place_artifact
 
@@ -54,19 +56,39 @@ def publish_candidate(
     )
 
 
-def publish_path(path: Path, spec: ReleaseSpec, version: str | None = None) -> Path:
+def publish_path(
+    path: Path,
+    spec: ReleaseSpec,
+    registry: Registry,
+    quarantine_root: Path,
+    version: str | None = None,
+) -> Path:
     """Publish an artifact folder, a `.skops` model or a prompt/config into `incoming/`.
 
-    An artifact folder is copied as is; a prompt/config file (YAML or JSON) is accepted when the
-    spec is an LLM spec (`model.task: llm`).
+    Refused at the door first (`ml_release.intake`): an unsafe or corrupt artifact, another
+    model's, or a version label registered with another digest never reaches `incoming/`; a
+    copy goes to quarantine/ with its reason and the ledger records a `refused` event. A
+    prompt/config file (YAML or JSON) is accepted when the spec is an LLM spec.
+
+    Raises:
+        IntegrityError: The artifact is unsafe, corrupt or another model's (exit 4).
+        ConflictError: Its version is registered with another digest (exit 3).
     """
-    if path.is_dir():
-        manifest = read_manifest(path)
+    if path.is_dir() and not path.is_symlink():
+        manifest = admit(
+            path, spec.model.name, registry, quarantine_root, source="register", copy=True
+        )
         target = safe_path(incoming_dir(), f"{manifest.name}-{manifest.version}")
         place_artifact(path, target)
         return target
     if path.is_file() and path.suffix == ".skops":
-        model = loads_checked(path.read_bytes(), str(path))
+        try:
+            model = loads_checked(path.read_bytes(), str(path))
+        except IntegrityError as exc:
+            refuse(
+                path, exc, spec.model.name, registry, quarantine_root, source="register", copy=True
+            )
+            raise
         return publish_candidate(model, spec, version=version)
     if path.is_file() and path.suffix in (".yaml", ".yml", ".json") and spec.llm is not None:
         from ml_release.llm.candidate import write_config

@@ -23,8 +23,8 @@ def verdict_table(title: str, gates: list[dict]) -> Table:
     return table
 
 
-def print_outcome(console: Console, title: str, outcome) -> None:
-    """Print the verdict table, failed steps, and the one-line conclusion."""
+def print_outcome(console: Console, title: str, outcome, home: str = "") -> None:
+    """Print the verdict table, failed steps, and the one-line conclusion (and the home)."""
     if outcome.gates:
         console.print(verdict_table(title, outcome.gates))
     for failure in outcome.failures:
@@ -33,6 +33,8 @@ def print_outcome(console: Console, title: str, outcome) -> None:
     if outcome.skipped:
         console.print(f"not run (upstream blocked or failed): {', '.join(outcome.skipped)}")
     candidate = outcome.candidate
+    if outcome.prepared and not candidate:
+        console.print(f"candidate: {outcome.prepared}", highlight=False)
     if candidate:
         console.print(
             f"candidate: {candidate.get('candidate_version')} "
@@ -40,6 +42,8 @@ def print_outcome(console: Console, title: str, outcome) -> None:
         )
     if outcome.refusal:
         console.print(f"[bold red]promotion refused[/]: {outcome.refusal}", highlight=False)
+    if outcome.stale:
+        console.print(f"[bold yellow]{outcome.stale}[/]", highlight=False)
     if outcome.failures:
         verdict = "[bold red]ERROR[/]: the release could not be judged"
     elif outcome.blocked:
@@ -47,6 +51,8 @@ def print_outcome(console: Console, title: str, outcome) -> None:
         verdict = f"[bold red]BLOCKED[/] by {names}; production unchanged"
     elif outcome.refusal:
         verdict = "[bold red]BLOCKED[/] at promotion; production unchanged"
+    elif outcome.stale:
+        verdict = "[bold yellow]STALE[/]: production moved since the candidate was judged; re-run"
     elif outcome.decision:
         decision = outcome.decision
         version = decision.get("candidate_version")
@@ -62,56 +68,87 @@ def print_outcome(console: Console, title: str, outcome) -> None:
     else:
         verdict = "[bold red]NOT RELEASED[/]: the release decision did not run"
     console.print(f"{verdict}  (run {outcome.run_id}, exit code {outcome.exit_code})")
+    if home:
+        console.print(home, highlight=False)
 
 
 def _when(event) -> str:
     return event.recorded_at.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
+HISTORY_STYLE = {
+    "promoted": "green",
+    "overridden": "magenta",
+    "rolled_back": "yellow",
+    "blocked": "red",
+    "refused": "red",
+    "errored": "red",
+    "stale": "yellow",
+    "gated": "cyan",
+    "canary_aborted": "red",
+}
+
+
 def history_table(model: str, registry) -> Table:
-    """The production timeline of `model` from the ledger."""
-    from ml_release.registry import PRODUCTION_EVENTS
+    """Production's timeline and every run's outcome, numbered in order, from the ledger."""
+    from ml_release.registry import PRODUCTION_EVENTS, RUN_EVENTS
 
     table = Table(title=f"{model}: production history", title_justify="left")
-    for column in ("#", "when", "event", "production", "before", "actor", "reason"):
+    for column in ("#", "ledger", "when", "event", "version", "production before", "actor"):
         table.add_column(column, overflow="fold")
-    for event in registry.events(model, (*PRODUCTION_EVENTS, "blocked")):
-        style = {"promoted": "green", "rolled_back": "yellow", "blocked": "red"}[event.event]
+    table.add_column("reason", overflow="fold")
+    moves = set(PRODUCTION_EVENTS)
+    for number, event in enumerate(registry.events(model, (*PRODUCTION_EVENTS, *RUN_EVENTS)), 1):
+        version = event.version or "-"
         table.add_row(
-            str(event.seq),
+            str(number),
+            f"#{event.seq}",
             _when(event),
-            f"[{style}]{event.event}[/]",
-            event.version if event.event != "blocked" else f"({event.version} refused)",
-            event.from_version or "-",
+            f"[{HISTORY_STYLE.get(event.event, 'white')}]{event.event}[/]",
+            version if event.event in moves else f"({version} not live)",
+            event.from_version or "-" if event.event in moves else "",
             event.actor,
             event.reason or "",
         )
     return table
 
 
-def status_table(model: str, registry, latest: int = 5) -> Table:
-    """Production, previous, and the latest registered versions with their last verdict."""
-    from ml_release.registry import PREVIOUS, PRODUCTION
+def status_table(model: str, registry, store_root, latest: int = 5) -> Table:
+    """Production and the rollback target, verified, then the latest registered versions.
 
-    production, previous = registry.alias(model, PRODUCTION), registry.alias(model, PREVIOUS)
+    The production and rollback-target rows are always shown, however old they are.
+    """
+    from ml_release.registry import PRODUCTION
+    from ml_release.rollback import artifact_problem, next_known_good
+
+    production = registry.alias(model, PRODUCTION)
+    target = next_known_good(registry, store_root, model) if production else None
     last_event: dict[str, object] = {}
-    for event in registry.events(model, ("promoted", "blocked", "rolled_back")):
-        last_event[event.version] = event
+    for event in registry.events(model):
+        if event.event != "registered" and event.version:
+            last_event[event.version] = event
     table = Table(
-        title=f"{model}: production {production or '(none)'}, previous {previous or '(none)'}",
+        title=f"{model}: production {production or '(none)'}, rollback target {target or '(none)'}",
         title_justify="left",
     )
-    for column in ("version", "digest", "registered", "alias", "last verdict"):
+    for column in ("version", "digest", "registered", "role", "artifact", "last event"):
         table.add_column(column, overflow="fold")
-    for version in registry.versions(model)[-latest:]:
-        alias = {production: "production", previous: "previous"}.get(version.version, "")
+    versions = registry.versions(model)
+    pinned = [v for v in versions if v.version in (production, target)]
+    shown = pinned + [v for v in versions[-latest:] if v not in pinned]
+    for version in shown:
+        role = {production: "production", target: "rollback target"}.get(version.version, "")
+        check = "-"
+        if role:
+            problem = artifact_problem(registry, store_root, model, version.version)
+            check = "[green]verified[/]" if not problem else f"[red]{problem}[/]"
         event = last_event.get(version.version)
-        verdict = f"{event.event}: {event.reason}" if event else "not gated yet"
         table.add_row(
             version.version,
             version.digest[:12],
             version.registered_at.astimezone().strftime("%Y-%m-%d %H:%M"),
-            alias,
-            verdict,
+            role,
+            check,
+            f"{event.event}: {event.reason}" if event else "not gated yet",
         )
     return table

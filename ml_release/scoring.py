@@ -70,9 +70,11 @@ def evaluation_rows(warehouse: Warehouse, spec: ReleaseSpec) -> pd.DataFrame:
     return frame
 
 
-def score(folder: Path, spec: ReleaseSpec, rows: pd.DataFrame) -> np.ndarray:
-    """P(label = 1) from the artifact at `folder` (safe-loaded) for every row."""
-    model = load_model(folder, feature_code=spec.features.code)
+def score(
+    folder: Path, spec: ReleaseSpec, rows: pd.DataFrame, digest: str | None = None
+) -> np.ndarray:
+    """P(label = 1) from the artifact at `folder` (safe-loaded, `digest` checked) per row."""
+    model = load_model(folder, feature_code=spec.features.code, digest=digest)
     raw_columns = list(load_feature_code(spec.features.code).required_columns)
     classes = list(model.classes_)
     if 1 not in classes:

@@ -1,14 +1,16 @@
-"""Sensors: a release run per new model artifact, and the ledger entry of a blocked run.
+"""Sensors: a release run per new model artifact, and the ledger entry of a stopped run.
 
 `new_model_artifact_sensor`: one release run per new artifact dropped into `incoming/`. Each
-tick copies every complete artifact into the store (idempotent) and requests a run with
-`run_key` = digest, pointing at the stored copy; the digest goes into the cursor. Because the
-cursor and the run requests are committed together with the tick, a restarted daemon or a
-re-evaluated tick never launches a second run for a digest, and a folder leaves `incoming/`
-only after the tick that requested its run was committed.
+tick admits every complete artifact (refused at the door when unsafe: quarantined, `refused`
+in the ledger), adds its digest as a partition and requests the run for that partition with
+`run_key` = digest, pointing at the folder; the run itself moves it into the store. The digest
+goes into the cursor. Because the cursor, the new partitions and the run requests are
+committed together with the tick, a restarted daemon or a re-evaluated tick never launches a
+second run for a digest.
 
-`blocked_release_sensor`: the ledger's `blocked` event for runs launched from the UI or by the
-sensor above (`ml-release run` records its own).
+`blocked_release_sensor`: the ledger's `blocked` (or `errored`) event for runs launched from
+the UI or by the sensor above that stopped before their decision (`ml-release run` records
+its own).
 """
 
 import json
@@ -18,13 +20,12 @@ import time
 import dagster as dg
 
 from ml_release import keys
-from ml_release.errors import ReleaseError
-from ml_release.home import artifacts_dir, incoming_dir, quarantine_dir, registry_path
-from ml_release.incoming import GRACE_SECONDS, quarantine, scan_incoming
+from ml_release.errors import ConflictError, IntegrityError
+from ml_release.incoming import GRACE_SECONDS, scan_incoming
+from ml_release.intake import admit
 from ml_release.jobs import outcome_of_run
-from ml_release.promotion import record_blocked
-from ml_release.registry import Registry
-from ml_release.store import store_artifact
+from ml_release.promotion import record_outcome
+from ml_release.spec import ReleaseSpec
 
 MAX_REMEMBERED = 10_000
 
@@ -34,77 +35,113 @@ def _load_cursor(cursor: str | None) -> tuple[list[str], dict[str, float]]:
     return list(data.get("requested", [])), dict(data.get("first_seen", {}))
 
 
-@dg.sensor(
-    name=keys.ARTIFACT_SENSOR,
-    job_name=keys.RELEASE_JOB,
-    minimum_interval_seconds=15,
-    description="Gates every complete model artifact published into ML_RELEASE_HOME/incoming.",
-)
-def new_model_artifact_sensor(context: dg.SensorEvaluationContext):
-    """One release run per new artifact digest in `incoming/`; invalid ones are quarantined."""
-    requested, first_seen = _load_cursor(context.cursor)
-    scan = scan_incoming(
-        incoming_dir(), quarantine_dir(), set(requested), first_seen, time.time(), GRACE_SECONDS
+def build_artifact_sensor(spec: ReleaseSpec) -> dg.SensorDefinition:
+    """`new_model_artifact_sensor` for `spec`'s model."""
+    model = spec.model.name
+
+    @dg.sensor(
+        name=keys.ARTIFACT_SENSOR,
+        job_name=keys.RELEASE_JOB,
+        minimum_interval_seconds=15,
+        description="Gates every complete model artifact published into ML_RELEASE_HOME/incoming.",
     )
-    for folder, reason in scan.quarantined:
-        context.log.warning(f"quarantined {folder.name}: {reason}")
-    for folder, reason in scan.waiting:
-        context.log.info(f"waiting for {folder.name}: {reason}")
-    for folder in scan.done:
-        shutil.rmtree(folder, ignore_errors=True)  # its run was requested by a committed tick
-    runs, quarantined = [], len(scan.quarantined)
-    for manifest, folder in scan.ready:
-        if manifest.sha256 in requested:
-            continue  # the same model under a second name: one run per digest
-        try:
-            _, stored = store_artifact(folder, artifacts_dir())
-        except ReleaseError as exc:  # e.g. a version reused with another digest
-            target = quarantine(folder, str(exc), quarantine_dir())
-            context.log.warning(f"quarantined {folder.name} as {target.name}: {exc}")
-            quarantined += 1
-            continue
-        runs.append(
-            dg.RunRequest(
-                run_key=manifest.sha256,
-                run_config={"ops": {keys.CANDIDATE_MODEL: {"config": {"artifact": str(stored)}}}},
-                tags={
-                    "ml_release/candidate_digest": manifest.sha256,
-                    "ml_release/candidate_version": manifest.version,
-                },
+    def new_model_artifact_sensor(
+        context: dg.SensorEvaluationContext,
+        model_registry: dg.ConfigurableResource,
+        artifact_inbox: dg.ConfigurableResource,
+    ) -> dg.SensorResult:
+        """One release run per new artifact digest in `incoming/`; unsafe ones are refused."""
+        registry = model_registry.get()  # type: ignore[attr-defined]
+        incoming, quarantine = artifact_inbox.folders()  # type: ignore[attr-defined]
+        requested, first_seen = _load_cursor(context.cursor)
+        scan = scan_incoming(
+            incoming, quarantine, set(requested), first_seen, time.time(), GRACE_SECONDS
+        )
+        for folder, reason in scan.quarantined:
+            context.log.warning(f"quarantined {folder.name}: {reason}")
+        for folder, reason in scan.waiting:
+            context.log.info(f"waiting for {folder.name}: {reason}")
+        for folder in scan.done:
+            digest = _digest_of(folder)
+            if digest and registry.by_digest(model, digest) is not None:
+                shutil.rmtree(folder, ignore_errors=True)  # its run stored a copy already
+        runs, refused = [], len(scan.quarantined)
+        for manifest, folder in scan.ready:
+            if manifest.sha256 in requested:
+                continue  # the same model under a second name: one run per digest
+            try:
+                admit(folder, model, registry, quarantine, source="sensor", copy=False)
+            except (IntegrityError, ConflictError) as exc:
+                context.log.warning(f"refused {folder.name}: {exc}")
+                refused += 1
+                continue
+            runs.append(
+                dg.RunRequest(
+                    run_key=manifest.sha256,
+                    partition_key=manifest.sha256,
+                    run_config={
+                        "ops": {keys.CANDIDATE_MODEL: {"config": {"artifact": str(folder)}}}
+                    },
+                    tags={keys.CANDIDATE_VERSION: manifest.version},
+                )
             )
+            requested.append(manifest.sha256)
+        cursor = json.dumps(
+            {"requested": requested[-MAX_REMEMBERED:], "first_seen": scan.first_seen}
         )
-        requested.append(manifest.sha256)
-    context.update_cursor(
-        json.dumps({"requested": requested[-MAX_REMEMBERED:], "first_seen": scan.first_seen})
-    )
-    if not runs:
-        return dg.SkipReason(
-            f"no new artifact ({len(scan.waiting)} waiting, {quarantined} quarantined)"
+        if not runs:
+            return dg.SensorResult(
+                skip_reason=f"no new artifact ({len(scan.waiting)} waiting, {refused} quarantined)",
+                cursor=cursor,
+            )
+        return dg.SensorResult(
+            run_requests=runs,
+            cursor=cursor,
+            dynamic_partitions_requests=[
+                dg.AddDynamicPartitionsRequest(
+                    partitions_def_name=keys.candidates_partitions(model),
+                    partition_keys=[run.partition_key for run in runs],
+                )
+            ],
         )
-    return runs
+
+    return new_model_artifact_sensor
 
 
-def build_blocked_run_sensor(model: str, spec_hash: str) -> dg.SensorDefinition:
-    """A run-failure sensor that records a gate-blocked release run in the ledger.
+def _digest_of(folder) -> str | None:
+    from ml_release.artifacts import read_manifest
 
-    `release_decision` records promotions and refusals, but when a blocking gate stops the run
-    it never runs. `ml-release run` records that block itself; this sensor does it for runs
-    launched from the UI or by `new_model_artifact_sensor` (once per run either way).
+    try:
+        return read_manifest(folder).sha256
+    except (IntegrityError, OSError):
+        return None
+
+
+def build_blocked_run_sensor(spec: ReleaseSpec, release_job) -> dg.SensorDefinition:
+    """A run-failure sensor that records a blocked or failed release run in the ledger.
+
+    `release_decision` records promotions, refusals and stale verdicts, but when a blocking
+    gate (or an error) stops the run it never runs. `ml-release run` records that itself; this
+    sensor does it for runs launched from the UI or by `new_model_artifact_sensor` (once per
+    run either way).
     """
+    model = spec.model.name
 
     @dg.run_failure_sensor(
         name=keys.BLOCKED_RUN_SENSOR,
+        monitored_jobs=[release_job],
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Records in the ledger which gates blocked a failed release run.",
+        description="Records in the ledger which gates blocked (or what error stopped) a failed "
+        "release run.",
     )
-    def blocked_release_sensor(context: dg.RunFailureSensorContext):
-        """Ledger `blocked` for a release run that a blocking gate stopped."""
-        run = context.dagster_run
-        if run.job_name != keys.RELEASE_JOB:
-            return
-        outcome = outcome_of_run(context.instance, run.run_id)
-        event = record_blocked(Registry(registry_path()), model, spec_hash, outcome)
+    def blocked_release_sensor(
+        context: dg.RunFailureSensorContext, model_registry: dg.ConfigurableResource
+    ):
+        """Ledger `blocked` or `errored` for a release run that stopped before its decision."""
+        outcome = outcome_of_run(context.instance, context.dagster_run.run_id)
+        registry = model_registry.get()  # type: ignore[attr-defined]
+        event = record_outcome(registry, model, spec.spec_hash, outcome)
         if event is not None:
-            context.log.info(f"ledger: {model} {event.version} {event.reason}")
+            context.log.info(f"ledger: {model} {event.version} {event.event}: {event.reason}")
 
     return blocked_release_sensor

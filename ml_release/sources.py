@@ -6,7 +6,9 @@ expected, what was found, and what to do. Nothing partial is left in the warehou
 """
 
 import hashlib
+import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 
@@ -15,6 +17,9 @@ from ml_release.errors import DataInputError
 from ml_release.identifiers import quote
 from ml_release.spec import SourceSpec
 from ml_release.warehouse import Warehouse
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PARQUET_MAGIC = b"PAR1"
 
@@ -62,11 +67,19 @@ def _reader(source: SourceSpec) -> tuple[str, list[object]]:
     return "read_parquet(?)", [source.path]
 
 
+SOURCES_TABLE = "_loaded_sources"
+
+
 def load_source(
     warehouse: Warehouse, source: SourceSpec, table: str, task: str = "binary_classification"
 ) -> int:
-    """Copy `source` into warehouse `table` atomically; returns its row count (never 0)."""
+    """Copy `source` into warehouse `table` atomically; returns its row count (never 0).
+
+    The source's fingerprint is recorded with the table in the same transaction
+    (`loaded_fingerprint`), so every verdict can say which data it judged.
+    """
     check_source(source, table, task)
+    digest = fingerprint(source)
     if source.duckdb is not None:
         relation, params = f"src.{quote(source.table or '')}", []
     else:
@@ -86,12 +99,57 @@ def load_source(
                 )
             if source.duckdb is not None:
                 connection.execute("DETACH src")
+            connection.execute(
+                f"CREATE TABLE IF NOT EXISTS {SOURCES_TABLE} "
+                "(dataset VARCHAR PRIMARY KEY, fingerprint VARCHAR, loaded_at TIMESTAMPTZ)"
+            )
+            connection.execute(
+                f"INSERT INTO {SOURCES_TABLE} VALUES (?, ?, now()) ON CONFLICT (dataset) "
+                "DO UPDATE SET fingerprint = excluded.fingerprint, loaded_at = excluded.loaded_at",
+                [table, digest],
+            )
     except duckdb.Error as exc:
         raise DataInputError(
             f"{table}: {source.describe()} cannot be read as {source.file_format or 'a table'}: "
             f"{str(exc).splitlines()[0]}. Fix: re-export the file or correct `data` in the spec."
         ) from None
     return rows
+
+
+def read_columns(source: SourceSpec, columns: list[str], dataset: str) -> "pd.DataFrame":
+    """`columns` of a source as a DataFrame, read directly (not through the warehouse).
+
+    Raises:
+        DataInputError: The file is missing or unreadable, or lacks a column (named, with the
+            columns it has).
+    """
+    check_source(source, dataset)
+    connection = duckdb.connect()
+    try:
+        if source.duckdb is not None:
+            connection.execute("ATTACH ? AS src (READ_ONLY)", [source.duckdb])
+            relation, params = f"src.{quote(source.table or '')}", []
+        else:
+            relation, params = _reader(source)
+        present = [
+            row[0]
+            for row in connection.execute(f"DESCRIBE SELECT * FROM {relation}", params).fetchall()
+        ]
+        missing = [c for c in columns if c not in present]
+        if missing:
+            raise DataInputError(
+                f"{dataset}: {source.describe()} has no column {', '.join(map(repr, missing))}. "
+                f"Present: {', '.join(present)}. Fix: export the column, or correct the spec."
+            )
+        selected = ", ".join(quote(c) for c in columns)
+        return connection.execute(f"SELECT {selected} FROM {relation}", params).df()
+    except duckdb.Error as exc:
+        raise DataInputError(
+            f"{dataset}: {source.describe()} cannot be read as {source.file_format or 'a table'}: "
+            f"{str(exc).splitlines()[0]}. Fix: re-export the file or correct `data` in the spec."
+        ) from None
+    finally:
+        connection.close()
 
 
 def check_source(source: SourceSpec, dataset: str, task: str = "binary_classification") -> None:
@@ -103,6 +161,28 @@ def check_source(source: SourceSpec, dataset: str, task: str = "binary_classific
         _check_file(Path(source.duckdb), "duckdb", dataset, task)
     else:
         _check_file(Path(source.path or ""), source.file_format, dataset, task)
+
+
+def loaded_fingerprints(warehouse: Warehouse) -> dict[str, str]:
+    """Dataset -> fingerprint of the source each warehouse table was last loaded from."""
+    if not warehouse.exists(SOURCES_TABLE):
+        return {}
+    with warehouse.connect() as connection:
+        rows = connection.execute(f"SELECT dataset, fingerprint FROM {SOURCES_TABLE}").fetchall()
+    return dict(rows)
+
+
+def data_version(warehouse: Warehouse, code_version: str = "") -> str | None:
+    """One version for the data a release judges: the loaded sources and the feature code.
+
+    Content-addressed, so two runs over the same files agree (a concurrent run does not make
+    the other's verdicts stale); None before any dataset was loaded.
+    """
+    loaded = loaded_fingerprints(warehouse)
+    if not loaded:
+        return None
+    text = json.dumps({"sources": loaded, "feature_code": code_version}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def fingerprint(source: SourceSpec) -> str:

@@ -1,5 +1,7 @@
 """Training a candidate from the release spec: the pipeline around the shared feature code.
 
+Training reads the training source itself (not the warehouse), so a candidate is trained,
+stored and registered, and known by its digest, before the release run that gates it starts.
 The candidate is trained on the raw training snapshot through `FeatureTransformer`, i.e. the
 same feature code that built `training_features`, so one artifact serves raw requests. The
 newest 20 % of the snapshot (by timestamp) is held out for the training metrics. A ranking
@@ -11,34 +13,31 @@ import numpy as np
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
 from ml_release import keys
-from ml_release.evaluation.ranking_data import check_query_column
+from ml_release.errors import DataInputError
 from ml_release.feature_code import load_feature_code
-from ml_release.identifiers import quote
 from ml_release.metrics import ndcg_at_k, recall_at_k
 from ml_release.model import build_pipeline
+from ml_release.sources import read_columns
 from ml_release.spec import ReleaseSpec
-from ml_release.warehouse import Warehouse
 
 VALIDATION_SHARE = 0.2
 
 
-def train_candidate(warehouse: Warehouse, spec: ReleaseSpec, seed: int = 0):
-    """Fit the spec's pipeline; returns (pipeline, training metrics)."""
+def train_candidate(spec: ReleaseSpec, seed: int = 0):
+    """Fit the spec's pipeline on its training source; returns (pipeline, training metrics)."""
     code = load_feature_code(spec.features.code)
     raw_columns = list(code.required_columns)
     time, label = spec.data.timestamp_column, spec.data.label
-    # The query column is read below; without this check its absence is a DuckDB binder error.
-    query = (
-        [check_query_column(warehouse, spec, keys.TRAINING_SNAPSHOT)]
-        if spec.model.task == "ranking"
-        else []
-    )
-    wanted = list(dict.fromkeys([*raw_columns, label, *query]))
-    with warehouse.connect() as connection:
-        frame = connection.sql(
-            f"SELECT {', '.join(quote(c) for c in wanted)} "
-            f"FROM {quote(keys.TRAINING_SNAPSHOT)} ORDER BY {quote(time)}"
-        ).df()
+    query = [spec.data.query_column] if spec.model.task == "ranking" else []
+    wanted = list(dict.fromkeys([*raw_columns, label, *query, time]))
+    frame = read_columns(spec.source_for(keys.TRAINING_SNAPSHOT), wanted, keys.TRAINING_SNAPSHOT)
+    frame = frame.sort_values(time, kind="stable").reset_index(drop=True)
+    if frame[label].isna().any():
+        raise DataInputError(
+            f"{keys.TRAINING_SNAPSHOT}: {int(frame[label].isna().sum())} row(s) of "
+            f"{spec.source_for(keys.TRAINING_SNAPSHOT).describe()} have no label {label!r}. "
+            "Fix: drop unlabelled rows from the training export."
+        )
     cut = int(len(frame) * (1 - VALIDATION_SHARE))
     fit, held = frame.iloc[:cut], frame.iloc[cut:]
     params = dict(spec.model.params)

@@ -8,6 +8,8 @@ from pydantic import Field
 
 from ml_release.home import (
     artifacts_dir,
+    incoming_dir,
+    quarantine_dir,
     registry_path,
     release_home,
     reports_dir,
@@ -57,6 +59,17 @@ class ArtifactStoreResource(dg.ConfigurableResource):
     path: str = Field(description="Root folder of `<model>/<version>/` artifacts.")
 
 
+class ArtifactInboxResource(dg.ConfigurableResource):
+    """Where candidates arrive (`incoming/`, watched by the sensor) and refusals go."""
+
+    incoming: str = Field(description="Folder training jobs publish candidates into.")
+    quarantine: str = Field(description="Folder refused artifacts are moved to, with a reason.")
+
+    def folders(self) -> tuple[Path, Path]:
+        """(incoming, quarantine)."""
+        return Path(self.incoming), Path(self.quarantine)
+
+
 class ServingRuntimeResource(dg.ConfigurableResource):
     """The serving runtime (MLServer in its own virtualenv, built on first use)."""
 
@@ -88,5 +101,8 @@ def local_resources(spec: ReleaseSpec | None = None) -> dict[str, dg.Configurabl
         "report_store": ReportStoreResource(path=str(reports_dir())),
         "model_registry": ModelRegistryResource(path=str(registry_path())),
         "artifact_store": ArtifactStoreResource(path=str(artifacts_dir())),
+        "artifact_inbox": ArtifactInboxResource(
+            incoming=str(incoming_dir()), quarantine=str(quarantine_dir())
+        ),
         "serving_runtime": ServingRuntimeResource(runtime_dir=str(runtime_root())),
     }

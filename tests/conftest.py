@@ -120,3 +120,33 @@ def read_table(warehouse: Warehouse, table: str) -> pd.DataFrame:
     """A warehouse table as a DataFrame."""
     with duckdb.connect(str(warehouse.path)) as connection:
         return connection.sql(f'SELECT * FROM "{table}"').df()
+
+
+def gate(spec: ReleaseSpec, defs=None, instance=None, job=None, candidate=None):
+    """Prepare a candidate (trained, or `candidate`) and run `job` (default: every asset but
+    production_model) for its partition; returns (digest, result)."""
+    import dagster as dg
+
+    from ml_release.candidates import prepare_candidate
+    from ml_release.home import artifacts_dir, quarantine_dir, registry_path
+    from ml_release.instance import add_candidate
+    from ml_release.registry import Registry
+
+    if defs is None:
+        from ml_release.definitions import build_definitions
+
+        defs = build_definitions(spec)
+    instance = instance or dg.DagsterInstance.ephemeral()
+    registry = Registry(registry_path())
+    prepared = prepare_candidate(spec, candidate, artifacts_dir(), registry, quarantine_dir())
+    add_candidate(instance, spec.model.name, prepared.digest)
+    if job is None:
+        everything = dg.AssetSelection.all() - dg.AssetSelection.assets(keys.PRODUCTION_MODEL)
+        job = dg.define_asset_job("everything", selection=everything)
+    if not isinstance(job, str):
+        defs = dg.Definitions.merge(defs, dg.Definitions(jobs=[job]))
+        job = job.name
+    result = defs.resolve_job_def(job).execute_in_process(
+        instance=instance, raise_on_error=False, partition_key=prepared.digest
+    )
+    return prepared.digest, result

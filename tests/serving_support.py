@@ -48,3 +48,11 @@ def server_options(app: Path, **limits) -> ServerOptions:
         extra_paths=feature_code_paths("tests.feature_variants", app),
         **limits,
     )
+
+
+def ref(version: str, folder: Path):
+    """A stored artifact as the serving code takes it: version, folder, registry digest."""
+    from ml_release.artifacts import read_manifest
+    from ml_release.subjects import ModelRef
+
+    return ModelRef(version, folder, read_manifest(folder).sha256)

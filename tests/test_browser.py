@@ -2,15 +2,18 @@
 
 One user story, step by step, on a temporary `ML_RELEASE_HOME` and `DAGSTER_HOME`:
 
-1. the asset graph shows the five groups;
-2. "Materialize all" releases the spec's candidate; the run succeeds and production moves;
+1. the asset graph shows the five groups and `production_model`;
+2. with the artifact sensor turned on in the UI, the `train_candidate` job launched from the UI
+   publishes the spec's model; the sensor adds its partition and launches its release run; the
+   run succeeds and production moves;
 3. the asset checks tab shows each gate's verdict and evidence, and the evaluation plots render;
-4. the artifact sensor, turned on in the UI, launches a run for an artifact published with
-   `ml-release register` (a candidate that scores NaN);
+4. the sensor launches a run for an artifact published with `ml-release register` (a candidate
+   that scores NaN);
 5. the checks tab shows the gate that blocked it and its evidence; production did not move, and
    the daemon's `blocked_release_sensor` writes the block to the ledger (`ml-release history`);
-6. `release_decision`'s history and lineage name the previous known-good version;
-7. the `rollback` job, launched from the UI, moves production back (`ml-release status`).
+6. `production_model`'s history names the known-good version and what replaced it;
+7. the `rollback` job, launched from the UI, moves production back (`ml-release status`) and
+   materializes `production_model`.
 
 Screenshots of every step go to `$ML_RELEASE_BROWSER_SHOTS` (default `reports/browser/`), also
 when a step fails. Production started on a small gradient-boosting model released with
@@ -30,7 +33,7 @@ import pytest
 import yaml
 
 from ml_release.demo.generate import generate, write_demo_data
-from ml_release.jobs import INSTANCE_CONFIG
+from ml_release.instance import INSTANCE_CONFIG
 from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, DagsterDev
 from tests.conftest import PROJECT, spec_dict
 
@@ -182,28 +185,38 @@ def test_release_gates_through_the_dagster_ui(project, dagster_dev, page):
 
     with step(page, "01-asset-graph"):
         _open(page, server, "/asset-groups")
-        materialize = page.get_by_role("button", name="Materialize all")
-        expect(materialize).to_be_visible()
         page.keyboard.press("Alt+e")  # expand all groups
         for group in GROUPS:
             expect(page.get_by_role("button", name=group, exact=False).first).to_be_visible()
-        expect(page.get_by_text("release_decision", exact=True).first).to_be_visible()
-        expect(page.get_by_text("training_snapshot", exact=True).first).to_be_visible()
+        for asset in ("release_decision", "training_snapshot", "production_model"):
+            expect(page.get_by_text(asset, exact=True).first).to_be_visible()
         page.mouse.move(0, 0)
         page.wait_for_timeout(2000)  # let the materialization states colour the nodes
 
-    with step(page, "02-release-run"):
+    with step(page, "02-train-and-release"):
+        _open(page, server, f"/locations/{LOCATION}/sensors/new_model_artifact_sensor")
+        switch = page.get_by_role("checkbox").first
+        expect(switch).not_to_be_checked()
+        page.locator("label").filter(has=switch).click()  # the input itself is hidden
+        expect(switch).to_be_checked()
         before = {r["runId"] for r in server.runs()}
-        materialize.click()
-        expect(page.get_by_text("Launched run").first).to_be_visible()
-        run = server.wait_for_run(lambda r: r["runId"] not in before, RUN_TIMEOUT)
+        _open(page, server, f"/locations/{LOCATION}/jobs/train_candidate/playground")
+        page.get_by_role("button", name="Launch run").click()
+        trained = server.wait_for_run(
+            lambda r: r["runId"] not in before and r["jobName"] == "train_candidate", RUN_TIMEOUT
+        )
+        assert trained["status"] == "SUCCESS", trained
+        run = server.wait_for_run(
+            lambda r: r["runId"] not in before and r["jobName"] == "release", RUN_TIMEOUT
+        )
+        assert run["tags"].get("dagster/sensor_name") == "new_model_artifact_sensor", run
         assert run["status"] == "SUCCESS", run
         _open(page, server, f"/runs/{run['runId']}")
         expect(page.get_by_text("Success", exact=True).first).to_be_visible()
         expect(page.get_by_text("release_decision").first).to_be_visible()
         promoted = _status(env)
-        assert f"previous {project['known_good']}" in promoted, promoted
-        released = re.search(r"production (\S+), previous", promoted).group(1)
+        assert f"rollback target {project['known_good']}" in promoted, promoted
+        released = re.search(r"production (\S+), rollback target", promoted).group(1)
 
     with step(page, "03-gate-checks"):
         _open(page, server, "/assets/evaluation_report?view=checks")
@@ -223,16 +236,10 @@ def test_release_gates_through_the_dagster_ui(project, dagster_dev, page):
         assert plot.evaluate("img => img.naturalWidth") > 100  # the PNG decoded
 
     with step(page, "04-sensor-run"):
-        _open(page, server, f"/locations/{LOCATION}/sensors/new_model_artifact_sensor")
-        switch = page.get_by_role("checkbox").first
-        expect(switch).not_to_be_checked()
-        page.locator("label").filter(has=switch).click()  # the input itself is hidden
-        expect(switch).to_be_checked()
         registered = _cli(env, "register", str(project["blocked"]))
         assert registered.returncode == 0, registered.stdout + registered.stderr
         sensed = server.wait_for_run(
-            lambda r: r["tags"].get("ml_release/candidate_version") == BLOCKED_VERSION,
-            RUN_TIMEOUT,
+            lambda r: r["tags"].get("candidate_version") == BLOCKED_VERSION, RUN_TIMEOUT
         )
         assert sensed["tags"].get("dagster/sensor_name") == "new_model_artifact_sensor", sensed
         assert sensed["status"] == "FAILURE", sensed  # a blocking check failed
@@ -246,21 +253,22 @@ def test_release_gates_through_the_dagster_ui(project, dagster_dev, page):
         expect(page.get_by_text("Failed", exact=True).first).to_be_visible()
         expect(page.get_by_text(BLOCKED_VERSION, exact=True).first).to_be_visible()
         expect(page.get_by_text("fail", exact=True).first).to_be_visible()  # verdict
-        assert f"production {released}, previous" in _status(env)  # production did not move
+        assert f"production {released}, rollback target" in _status(env)  # did not move
         # The daemon's blocked_release_sensor (on by default) writes the block to the ledger.
         deadline = time.monotonic() + RUN_TIMEOUT
         while not _blocked_in_history(env) and time.monotonic() < deadline:
             time.sleep(3)
         assert _blocked_in_history(env), _cli(env, "history").stdout
 
-    with step(page, "06-release-history"):
-        _open(page, server, "/assets/release_decision?view=events")
+    with step(page, "06-production-history"):
+        _open(page, server, "/assets/production_model?view=events")
         expect(page.get_by_text(project["known_good"]).first).to_be_visible()
+        expect(page.get_by_text(released).first).to_be_visible()
         expect(page.get_by_text("replaced", exact=True).first).to_be_visible()
-        expect(page.get_by_text("lineage", exact=True).first).to_be_visible()  # run, data versions
-        page.screenshot(path=str(SHOTS / "06-release-history-events.png"))
-        _open(page, server, "/assets/release_decision?view=lineage")
-        expect(page.get_by_text("candidate_model").first).to_be_visible()
+        expect(page.get_by_text("rollback_target", exact=True).first).to_be_visible()
+        page.screenshot(path=str(SHOTS / "06-production-history-events.png"))
+        _open(page, server, "/assets/production_model?view=lineage")
+        expect(page.get_by_text("release_decision").first).to_be_visible()
 
     with step(page, "07-rollback"):
         _open(page, server, f"/locations/{LOCATION}/jobs/rollback/playground")
@@ -273,6 +281,8 @@ def test_release_gates_through_the_dagster_ui(project, dagster_dev, page):
         expect(page.get_by_text(moved).first).to_be_visible()
         status = _status(env)
         assert f"production {project['known_good']}" in status, status
+        _open(page, server, "/assets/production_model?view=events")
+        expect(page.get_by_text("rolled_back").first).to_be_visible()
 
     elapsed = time.monotonic() - started
     print(f"browser steps took {elapsed:.0f} s; screenshots in {SHOTS}")

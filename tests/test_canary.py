@@ -177,6 +177,8 @@ def served(tmp_path_factory, demo):
 
 @pytest.fixture()
 def setup(served, demo, tmp_path):
+    from tests.serving_support import ref
+
     """A registry with production = prod, the spec, and the logged traffic."""
     import pandas as pd
 
@@ -204,7 +206,7 @@ def setup(served, demo, tmp_path):
             spec,
             registry,
             Candidate(name, manifest.sha256, folders[name]),
-            ("prod", folders["prod"]),
+            ref("prod", folders["prod"]),
             root,
             traffic,
             dict(REQUIRED_COLUMNS),

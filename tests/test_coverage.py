@@ -14,6 +14,7 @@ from ml_release.coverage.report import sweep_lines
 from ml_release.coverage.run import run_coverage
 from ml_release.demo.features import REQUIRED_COLUMNS
 from ml_release.home import artifacts_dir, registry_path
+from ml_release.jobs import execute_for_coverage
 from ml_release.registry import Registry
 from tests.conftest import spec_dict, write_spec
 
@@ -97,7 +98,9 @@ def test_a_gate_that_blocks_everything_blocks_the_control(make_release, tmp_path
     spec = write_spec(tmp_path, data)
     from ml_release.spec import load_spec
 
-    result = run_coverage(load_spec(spec), tmp_path / "work", modes=["range_anomaly"])
+    result = run_coverage(
+        load_spec(spec), tmp_path / "work", execute_for_coverage, modes=["range_anomaly"]
+    )
 
     assert result.control.caught and "min_roc_auc" in result.control.blocked_by
     assert result.exit_code == 1
@@ -107,7 +110,9 @@ def test_a_gate_that_blocks_everything_blocks_the_control(make_release, tmp_path
 def test_the_sweep_finds_the_weakest_blocked_strength(make_release, tmp_path):
     spec = make_release()
 
-    result = run_coverage(spec, tmp_path / "work", modes=["distribution_shift"], sweep=True)
+    result = run_coverage(
+        spec, tmp_path / "work", execute_for_coverage, modes=["distribution_shift"], sweep=True
+    )
 
     runs = result.sweeps["distribution_shift"]
     strengths = [r.strength for r in runs]

@@ -6,6 +6,7 @@ Kept apart from tests/test_coverage.py so that pytest-xdist runs the two files o
 import pytest
 
 from ml_release.coverage.run import run_coverage
+from ml_release.jobs import execute_for_coverage
 
 
 @pytest.mark.slow
@@ -13,7 +14,12 @@ from ml_release.coverage.run import run_coverage
 def test_serving_modes_are_blocked_by_the_serving_gates(make_release, tmp_path):
     spec = make_release(serving=True)
 
-    result = run_coverage(spec, tmp_path / "work", modes=["memory_growth", "incompatible_library"])
+    result = run_coverage(
+        spec,
+        tmp_path / "work",
+        execute_for_coverage,
+        modes=["memory_growth", "incompatible_library"],
+    )
 
     assert not result.control.caught, [
         (g["gate"], g["summary"]) for g in result.control.gates if not g["passed"]
@@ -37,7 +43,9 @@ def test_a_canary_error_burst_aborts_the_canary_and_the_control_is_promoted(make
     }
     spec = make_release(canary=canary)
 
-    result = run_coverage(spec, tmp_path / "work", modes=["canary_error_burst"])
+    result = run_coverage(
+        spec, tmp_path / "work", execute_for_coverage, modes=["canary_error_burst"]
+    )
 
     assert result.control.promoted and not result.control.caught, [
         g["summary"] for g in result.control.gates if not g["passed"]

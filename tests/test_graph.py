@@ -11,8 +11,8 @@ import pytest
 from ml_release import keys
 from ml_release.definitions import build_definitions
 from ml_release.demo import scenarios
-from ml_release.jobs import ensure_instance
-from tests.conftest import PROJECT, spec_dict, write_spec
+from ml_release.instance import ensure_instance
+from tests.conftest import PROJECT, gate, spec_dict, write_spec
 
 
 def _with_probe(spec):
@@ -24,15 +24,12 @@ def _with_probe(spec):
         ran.append(True)
 
     defs = build_definitions(spec)
-    return dg.Definitions.merge(defs, dg.Definitions(assets=[downstream_probe])), ran
+    return (spec, dg.Definitions.merge(defs, dg.Definitions(assets=[downstream_probe]))), ran
 
 
-def _run(defs):
-    job = dg.define_asset_job("everything", selection=dg.AssetSelection.all())
-    merged = dg.Definitions.merge(defs, dg.Definitions(jobs=[job]))
-    return merged.resolve_job_def("everything").execute_in_process(
-        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
-    )
+def _run(spec_and_defs):
+    spec, defs = spec_and_defs
+    return gate(spec, defs)[1]
 
 
 def _checks(result):
@@ -69,9 +66,9 @@ def test_failing_must_pass_gate_stops_downstream(make_release, demo):
 
 def test_must_pass_false_only_warns(make_release, demo):
     data = spec_dict()
-    for gate in data["gates"]:
-        if gate["name"] == "null_rate_threshold":
-            gate["must_pass"] = False
+    for entry in data["gates"]:
+        if entry["name"] == "null_rate_threshold":
+            entry["must_pass"] = False
     broken = scenarios.null_flood(demo.evaluation, "annual_income", rate=0.3)
     defs, ran = _with_probe(make_release(replace(demo, evaluation=broken), gates=data["gates"]))
     result = _run(defs)
@@ -99,12 +96,20 @@ def test_bad_input_fails_the_step_and_nothing_downstream_runs(make_release, home
 @pytest.mark.slow
 def test_multiprocess_run_from_the_workspace_does_not_hit_the_duckdb_lock(home, tmp_path, demo):
     """A run launched like the UI launches it: default multiprocess executor, workspace.yaml."""
+    import json
+
+    from ml_release.candidates import prepare_candidate
     from ml_release.demo.generate import write_demo_data
+    from ml_release.home import artifacts_dir, quarantine_dir
+    from ml_release.instance import add_candidate
+    from ml_release.spec import load_spec
 
     write_demo_data(home / "demo", demo)
     spec_file = write_spec(tmp_path, spec_dict())
+    spec = load_spec(spec_file)
     dagster_home = tmp_path / "instance"
-    ensure_instance(dagster_home)
+    candidate = prepare_candidate(spec, None, artifacts_dir(), _registry(), quarantine_dir())
+    add_candidate(ensure_instance(dagster_home), spec.model.name, candidate.digest)
     env = {**os.environ, "ML_RELEASE_SPEC": str(spec_file), "DAGSTER_HOME": str(dagster_home)}
     completed = subprocess.run(
         [
@@ -119,6 +124,8 @@ def test_multiprocess_run_from_the_workspace_does_not_hit_the_duckdb_lock(home, 
             ".",
             "-j",
             keys.RELEASE_JOB,
+            "--tags",
+            json.dumps({keys.PARTITION_TAG: candidate.digest}),
         ],
         cwd=PROJECT,
         env=env,
@@ -133,9 +140,8 @@ def test_multiprocess_run_from_the_workspace_does_not_hit_the_duckdb_lock(home, 
     assert "RUN_SUCCESS" in output
 
 
-def _job(defs, name, selection):
-    job = dg.define_asset_job(name, selection=selection)
-    return dg.Definitions.merge(defs, dg.Definitions(jobs=[job])).resolve_job_def(name)
+def _job(name, selection):
+    return dg.define_asset_job(name, selection=selection)
 
 
 def _registry():
@@ -150,13 +156,11 @@ def test_release_decision_alone_in_a_later_run_refuses_after_a_failed_gate(make_
     spec = make_release(replace(demo, evaluation=broken))
     defs = build_definitions(spec)
     instance = dg.DagsterInstance.ephemeral()
-    first = _job(defs, "everything", dg.AssetSelection.all()).execute_in_process(
-        instance=instance, raise_on_error=False
-    )
+    digest, first = gate(spec, defs, instance)
     materialized = {e.asset_key.to_user_string() for e in first.get_asset_materialization_events()}
     assert keys.CANDIDATE_MODEL in materialized and keys.RELEASE_DECISION not in materialized
-    alone = _job(defs, "decision_only", dg.AssetSelection.assets(keys.RELEASE_DECISION))
-    second = alone.execute_in_process(instance=instance, raise_on_error=False)
+    alone = _job("decision_only", dg.AssetSelection.assets(keys.RELEASE_DECISION))
+    _, second = gate(spec, defs, instance, alone)  # the same candidate: the same digest
     assert not second.success
     failure = next(e for e in second.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
     assert "null_rate_threshold on evaluation_features: fail" in str(
@@ -164,73 +168,73 @@ def test_release_decision_alone_in_a_later_run_refuses_after_a_failed_gate(make_
     )
     registry = _registry()
     assert registry.alias(spec.model.name) is None
-    assert registry.events(spec.model.name, ("blocked",))
+    assert registry.events(spec.model.name, ("blocked",))[0].digest == digest
 
 
-def test_a_verdict_older_than_its_data_is_stale_for_a_later_decision(make_release):
+def test_verdicts_on_other_data_are_stale_for_a_later_decision(make_release, home, demo):
     spec = make_release()
     defs = build_definitions(spec)
     instance = dg.DagsterInstance.ephemeral()
-    assert (
-        _job(defs, "everything", dg.AssetSelection.all())
-        .execute_in_process(instance=instance)
-        .success
+    judge_only = _job(
+        "judge_only",
+        dg.AssetSelection.all()
+        - dg.AssetSelection.assets(keys.RELEASE_DECISION, keys.PRODUCTION_MODEL),
     )
-    registry = _registry()
-    promoted = registry.alias(spec.model.name)
-    assert promoted is not None
-    lineage = registry.events(spec.model.name, ("promoted",))[0].lineage
-    assert lineage["baseline"] == "none" and lineage["data_version.training_snapshot"]
-    # The holdout is rebuilt without its checks: the old verdicts no longer describe it.
-    rebuild = _job(
-        defs,
-        "rebuild",
+    digest, judged = gate(spec, defs, instance, judge_only)
+    assert judged.success
+    # The holdout changes and is reloaded without its checks: the verdicts no longer describe
+    # the data, so a later decision for the same candidate refuses them as stale.
+    changed = demo.evaluation.sample(frac=0.9, random_state=1)
+    changed.to_parquet(home / "demo" / "evaluation_holdout.parquet", index=False)
+    reload = _job(
+        "reload",
         dg.AssetSelection.assets(
             keys.EVALUATION_HOLDOUT, keys.EVALUATION_FEATURES
         ).without_checks(),
     )
-    assert rebuild.execute_in_process(instance=instance).success
-    decision = _job(defs, "decision_only", dg.AssetSelection.assets(keys.RELEASE_DECISION))
-    result = decision.execute_in_process(instance=instance, raise_on_error=False)
+    merged = dg.Definitions.merge(defs, dg.Definitions(jobs=[reload]))
+    assert merged.resolve_job_def("reload").execute_in_process(instance=instance).success
+    decision = _job("decision_only", dg.AssetSelection.assets(keys.RELEASE_DECISION))
+    result = gate(spec, defs, instance, decision)[1]
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
-    assert "rebuilt after the verdict" in str(failure.step_failure_data.error)
-    assert registry.alias(spec.model.name) == promoted
+    assert "judged on other data" in str(failure.step_failure_data.error)
+    registry = _registry()
+    assert registry.alias(spec.model.name) is None
+    assert registry.events(spec.model.name, ("stale",))[0].digest == digest
 
 
 def test_a_blocked_run_launched_outside_the_cli_reaches_the_ledger(make_release, home, demo):
-    from ml_release.home import registry_path
-    from ml_release.jobs import execute_release, outcome_of_run
-    from ml_release.promotion import record_blocked
-    from ml_release.registry import Registry
+    from ml_release.jobs import outcome_of_run
+    from ml_release.promotion import record_outcome
 
     broken = scenarios.null_flood(demo.evaluation, "annual_income", rate=0.3)
     spec = make_release(replace(demo, evaluation=broken))
     defs = build_definitions(spec)
     with dg.DagsterInstance.ephemeral() as instance:
-        in_process = execute_release(defs, instance)  # as a UI or sensor run: nothing recorded
-        run = instance.get_run_by_id(in_process.run_id)
+        digest, result = gate(spec, defs, instance, keys.RELEASE_JOB)  # as a UI or sensor run
+        run = instance.get_run_by_id(result.run_id)
         failure = next(
             e.dagster_event
             for e in instance.all_logs(run.run_id)
             if e.dagster_event and e.dagster_event.event_type == dg.DagsterEventType.RUN_FAILURE
         )
-        # the outcome read back from the event log is the one the CLI sees
         from_log = outcome_of_run(instance, run.run_id)
-        assert from_log.blocked == in_process.blocked and from_log.candidate
+        assert from_log.blocked and from_log.partition == digest
         sensor = defs.resolve_sensor_def(keys.BLOCKED_RUN_SENSOR)
         context = dg.build_run_status_sensor_context(
             sensor_name=keys.BLOCKED_RUN_SENSOR,
             dagster_instance=instance,
             dagster_run=run,
             dagster_event=failure,
+            resources={"model_registry": defs.resources["model_registry"]},
         ).for_run_failure()
         for _ in range(2):  # a re-evaluated tick records nothing twice
             sensor(context)
-    registry = Registry(registry_path())
+    registry = _registry()
     [blocked] = registry.events(spec.model.name, ("blocked",))
-    assert blocked.lineage == {"run_id": run.run_id}
-    assert blocked.version == in_process.candidate["candidate_version"]
+    assert blocked.lineage == {"run_id": run.run_id} and blocked.digest == digest
+    assert blocked.version == from_log.candidate["candidate_version"]
     assert "null_rate_threshold (evaluation_features)" in blocked.reason
-    assert record_blocked(registry, spec.model.name, spec.spec_hash, in_process) is None  # CLI
+    assert record_outcome(registry, spec.model.name, spec.spec_hash, from_log) is None  # CLI
     assert len(registry.events(spec.model.name, ("blocked",))) == 1

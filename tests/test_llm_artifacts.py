@@ -46,17 +46,23 @@ def test_the_same_version_with_another_prompt_is_a_conflict(tmp_path):
 
 
 def test_gating_a_prompt_file_registers_it_once(tmp_path):
+    spec = load_spec(PROJECT / "examples" / "rag" / "release.yaml")
     registry = Registry(tmp_path / "registry.duckdb")
-    first, config = gate_candidate(PROMPT, "support_assistant", tmp_path / "a", registry, "h")
-    again, _ = gate_candidate(PROMPT, "support_assistant", tmp_path / "a", registry, "h")
+    store, quarantine = tmp_path / "a", tmp_path / "q"
+    first = gate_candidate(PROMPT, spec, store, registry, quarantine)
+    again = gate_candidate(PROMPT, spec, store, registry, quarantine)
+    config = read_config(first.folder, first.digest)
     assert first.newly_registered and not again.newly_registered
     assert first.version == config.version == "support-v1"
+    other = spec.model_copy(update={"model": spec.model.model_copy(update={"name": "other_app"})})
     with pytest.raises(DataInputError, match=r"not the spec's model\.name"):
-        gate_candidate(PROMPT, "other_app", tmp_path / "b", registry, "h")
+        gate_candidate(PROMPT, other, tmp_path / "b", registry, quarantine)
 
 
 def test_register_publishes_a_prompt_file_into_incoming(home):
+    from ml_release.home import quarantine_dir, registry_path
+
     spec = load_spec(PROJECT / "examples" / "rag" / "release.yaml")
-    folder = publish_path(PROMPT, spec)
+    folder = publish_path(PROMPT, spec, Registry(registry_path()), quarantine_dir())
     assert folder.parent.name == "incoming"
     assert read_manifest(folder).version == "support-v1"

@@ -8,13 +8,13 @@ import pytest
 
 from ml_release import keys
 from ml_release.definitions import build_definitions
-from ml_release.home import registry_path
-from ml_release.jobs import execute_release
+from ml_release.home import artifacts_dir, registry_path
+from ml_release.jobs import release_in_process
 from ml_release.llm.candidate import read_config
 from ml_release.llm.history import production_at
 from ml_release.publish import publish_path
-from ml_release.registry import PREVIOUS, PRODUCTION, Registry
-from ml_release.rollback import rollback
+from ml_release.registry import PRODUCTION, Registry
+from ml_release.rollback import next_known_good, rollback
 from ml_release.spec import load_spec
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -33,14 +33,20 @@ def released(home):
     instance = dg.DagsterInstance.ephemeral()
     sources = {
         "support-v1": PROMPTS / "support-v1.yaml",
-        "support-v2": publish_path(PROMPTS / "support-v2.yaml", spec),
+        "support-v2": publish_path(
+            PROMPTS / "support-v2.yaml", spec, Registry(registry_path()), tmp_quarantine(home)
+        ),
         "support-v3": PROMPTS / "support-v3.yaml",
     }
     outcomes, times = {}, {}
     for version, source in sources.items():
-        outcomes[version] = execute_release(defs, instance, str(source))
+        outcomes[version] = release_in_process(spec, source, defs, instance)
         times[version] = datetime.now(UTC)
     return spec, outcomes, Registry(registry_path()), times
+
+
+def tmp_quarantine(home):
+    return home / "quarantine"
 
 
 def _verdicts(outcome) -> dict[str, str]:
@@ -76,11 +82,11 @@ def test_good_candidate_promoted_and_bad_blocked_then_rollback(released):
 
     assert production_at(registry, name, times["support-v1"]) == "support-v1"
     assert production_at(registry, name, times["support-v3"]) == "support-v2"
-    outcome = rollback(registry, name, reason="test")
+    outcome = rollback(registry, artifacts_dir(), name, reason="test")
     assert outcome.target == "support-v1"
     live = registry.version(name, registry.alias(name, PRODUCTION))
-    assert read_config(Path(live.path)).version == "support-v1"
-    assert registry.alias(name, PREVIOUS) == "support-v2"
+    assert read_config(artifacts_dir() / live.path, live.digest).version == "support-v1"
+    assert next_known_good(registry, artifacts_dir(), name) is None  # v2 was rolled away from
     assert registry.problems(name) == []
     assert production_at(registry, name, datetime.now(UTC)) == "support-v1"
     assert production_at(registry, name, datetime(2000, 1, 1, tzinfo=UTC)) is None

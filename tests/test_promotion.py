@@ -1,20 +1,19 @@
 """Promotion re-reads every blocking verdict for the exact digest; rollback verifies first."""
 
-import shutil
-from pathlib import Path
-
 import pytest
 
-from ml_release.errors import IntegrityError, NotFoundError, PromotionRefused
-from ml_release.promotion import GateVerdict, apply_decision, judge_promotion
-from ml_release.registry import PREVIOUS, PRODUCTION, Registry
-from ml_release.rollback import rollback
+from ml_release.errors import PromotionRefused
+from ml_release.promotion import GateVerdict, StaleVerdicts, apply_decision, judge_promotion
+from ml_release.registry import Registry
 
 DIGEST, OTHER, SPEC = "d" * 64, "e" * 64, "s" * 64
 REQUIRED = [("evaluation_features", "null_rate_threshold")]
 
 
-def _verdict(passed=True, digest=DIGEST, spec=SPEC, at=100.0, verdict=None):
+BASE, MOVED = "b" * 64, "c" * 64
+
+
+def _verdict(passed=True, digest=DIGEST, spec=SPEC, at=100.0, verdict=None, **kw):
     return GateVerdict(
         "evaluation_features",
         "null_rate_threshold",
@@ -24,12 +23,13 @@ def _verdict(passed=True, digest=DIGEST, spec=SPEC, at=100.0, verdict=None):
         spec,
         at,
         "run-1",
+        **kw,
     )
 
 
-def _judge(*verdicts, rebuilt=50.0):
+def _judge(*verdicts, production=None, data=None):
     history = {REQUIRED[0]: list(verdicts)}
-    return judge_promotion(REQUIRED, history, DIGEST, SPEC, {"evaluation_features": rebuilt})
+    return judge_promotion(REQUIRED, history, DIGEST, SPEC, production, data)
 
 
 def test_a_passing_verdict_for_this_digest_promotes():
@@ -55,11 +55,46 @@ def test_inconclusive_verdict_refuses_when_it_did_not_pass():
 
 
 def test_verdict_under_another_spec_is_stale():
-    assert "another release spec" in _judge(_verdict(spec=OTHER)).problems[0]
+    assert "another release spec" in _judge(_verdict(spec=OTHER)).stale[0]
 
 
-def test_verdict_older_than_its_data_is_stale():
-    assert "rebuilt after the verdict" in _judge(_verdict(at=40.0), rebuilt=50.0).problems[0]
+def test_verdict_on_other_data_is_stale_but_the_same_data_rebuilt_is_not():
+    # Data versions are content hashes: a concurrent run reloading the same files changes
+    # nothing, other files make the verdict stale.
+    assert _judge(_verdict(data_version="v1"), data="v1").promote
+    decision = _judge(_verdict(data_version="v1"), data="v2")
+    assert decision.is_stale and "other data" in decision.stale[0]
+
+
+def test_a_verdict_is_about_a_pair_production_must_still_be_its_baseline():
+    judged = _verdict(baseline_digest=BASE)
+    assert _judge(judged, production=BASE).promote
+    moved = _judge(judged, production=MOVED)
+    assert moved.is_stale and not moved.promote
+    assert "production moved from bbbbbbbbbbbb to cccccccccccc" in moved.stale[0]
+
+
+def test_first_release_verdicts_are_stale_once_something_is_live():
+    assert _judge(_verdict(baseline_digest="none")).promote
+    assert _judge(_verdict(baseline_digest="none"), production=BASE).is_stale
+
+
+def test_verdicts_against_different_baselines_are_stale():
+    other = GateVerdict(
+        "evaluation_report",
+        "roc_auc_vs_baseline",
+        True,
+        "pass",
+        DIGEST,
+        SPEC,
+        1.0,
+        "r",
+        baseline_digest=MOVED,
+    )
+    required = [*REQUIRED, ("evaluation_report", "roc_auc_vs_baseline")]
+    history = {REQUIRED[0]: [_verdict(baseline_digest=BASE)], required[1]: [other]}
+    decision = judge_promotion(required, history, DIGEST, SPEC, BASE)
+    assert decision.is_stale and "different production models" in decision.stale[0]
 
 
 @pytest.fixture()
@@ -86,131 +121,24 @@ def test_first_promotion_records_no_baseline(registry):
     assert event.verdicts[0]["gate"] == "null_rate_threshold"
 
 
-# -- rollback with real artifacts -------------------------------------------------------------
+def test_a_stale_decision_is_recorded_and_moves_nothing(registry):
+    registry.register("m", "v0", BASE, "m/v0", {})
+    registry.register("m", "v1", DIGEST, "m/v1", {})
+    registry.register("m", "v2", MOVED, "m/v2", {})
+    registry.move_production("m", "v0", expected=None, event="promoted", step="promote")
+    decision = _judge(_verdict(baseline_digest=BASE), production=BASE)
+    registry.move_production("m", "v2", expected="v0", event="promoted", step="promote")
+    with pytest.raises(StaleVerdicts, match="re-run the release") as caught:
+        apply_decision(registry, "m", "v1", DIGEST, decision, spec_hash=SPEC, lineage={})
+    assert caught.value.exit_code == 3
+    assert registry.alias("m") == "v2"
+    assert registry.events("m", ("stale",))[0].version == "v1"
 
 
-@pytest.fixture(scope="module")
-def fitted():
-    from ml_release.demo.features import CATEGORICAL, NUMERIC, REQUIRED_COLUMNS
-    from ml_release.demo.generate import generate
-    from ml_release.model import build_pipeline
-
-    data = generate(seed=4, n_training=1500, n_evaluation=10, n_serving=10).training
-    pipeline = build_pipeline(
-        "ml_release.demo.features", NUMERIC, CATEGORICAL, "logistic_regression", {}
-    )
-    return pipeline.fit(data[list(REQUIRED_COLUMNS)], data["defaulted"]), REQUIRED_COLUMNS
-
-
-@pytest.fixture()
-def three_releases(tmp_path, registry, fitted):
-    """v1 -> v2 -> v3 promoted in turn, each a real artifact in a store."""
-    from ml_release.artifacts.writer import write_artifact
-    from ml_release.store import register_stored, store_artifact
-
-    model, columns = fitted
-    store = tmp_path / "artifacts"
-    previous = None
-    for version in ("v1", "v2", "v3"):
-        model.set_params(estimator__C=float(int(version[1])))  # a distinct artifact each
-        written = write_artifact(
-            model, tmp_path / "out", name="m", version=version, features=columns
-        )
-        manifest, folder = store_artifact(written, store, move=True)
-        register_stored(registry, manifest, folder)
-        registry.move_production("m", version, expected=previous, event="promoted", step="promote")
-        previous = version
-    return store
-
-
-def test_rollback_goes_to_previous_and_a_retry_does_nothing(registry, three_releases):
-    outcome = rollback(registry, "m", reason="latency")
-    assert (outcome.target, outcome.event.from_version) == ("v2", "v3")
-    assert registry.alias("m", PRODUCTION) == "v2" and registry.alias("m", PREVIOUS) == "v3"
-    assert rollback(registry, "m", to="v2").already_done
-    assert len(registry.events("m", ("rolled_back",))) == 1
-    assert registry.problems("m") == []
-
-
-def test_rollback_to_a_deleted_artifact_refuses_and_names_the_next_known_good(
-    registry, three_releases
-):
-    shutil.rmtree(three_releases / "m" / "v2")
-    with pytest.raises(IntegrityError, match=r"Next known-good version: v1"):
-        rollback(registry, "m")
-    assert registry.alias("m", PRODUCTION) == "v3"
-    assert registry.events("m", ("rolled_back",)) == []
-
-
-def test_rollback_to_a_corrupt_artifact_refuses(registry, three_releases):
-    model_file = Path(three_releases / "m" / "v2" / "model.skops")
-    data = bytearray(model_file.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    model_file.write_bytes(bytes(data))
-    with pytest.raises(IntegrityError, match="does not match its manifest"):
-        rollback(registry, "m")
-    assert registry.alias("m", PRODUCTION) == "v3"
-
-
-def test_rollback_with_nothing_in_production(registry):
-    with pytest.raises(NotFoundError, match="nothing in production"):
-        rollback(registry, "m")
-
-
-@pytest.mark.parametrize(
-    "step",
-    [
-        "rollback:before_alias",
-        "rollback:after_alias",
-        "rollback:before_commit",
-        "rollback:after_commit",
-    ],
-)
-def test_a_rollback_killed_at_any_step_leaves_a_consistent_registry(registry, three_releases, step):
-    import os
-    import subprocess
-    import sys
-
-    from ml_release.faults import CRASH_ENV, CRASH_EXIT_CODE
-
-    code = (
-        "import sys; from ml_release.registry import Registry; "
-        "from ml_release.rollback import rollback; "
-        "rollback(Registry(sys.argv[1]), 'm', reason='crash test')"
-    )
-    process = subprocess.run(
-        [sys.executable, "-c", code, str(registry.path)],
-        env={**os.environ, CRASH_ENV: step},
-        capture_output=True,
-    )
-    assert process.returncode == CRASH_EXIT_CODE
-    reopened = Registry(registry.path)
-    assert reopened.problems("m") == []
-    assert reopened.alias("m") == ("v2" if step == "rollback:after_commit" else "v3")
-    rollback(reopened, "m", to="v2")  # the retry finishes the job, once
-    assert len(reopened.events("m", ("rolled_back",))) == 1
-
-
-def test_the_rollback_job_in_dagster_moves_production_back(registry, three_releases, tmp_path):
-    import dagster as dg
-
-    from ml_release.definitions import build_definitions
-    from ml_release.spec import load_spec
-    from resources import ModelRegistryResource
-    from tests.conftest import spec_dict, write_spec
-
-    spec = load_spec(write_spec(tmp_path, spec_dict(model={"name": "m"})))
-    defs = build_definitions(
-        spec, {"model_registry": ModelRegistryResource(path=str(registry.path))}
-    )
-    job = defs.resolve_job_def("rollback")
-    config = {"ops": {"rollback_production": {"config": {"to": "v1", "reason": "from the UI"}}}}
-    result = job.execute_in_process(run_config=config, instance=dg.DagsterInstance.ephemeral())
-    assert result.success
-    event = registry.events("m", ("rolled_back",))[-1]
-    assert (event.version, event.from_version, event.reason, event.actor) == (
-        "v1",
-        "v3",
-        "from the UI",
-        "dagster",
-    )
+def test_promotion_is_a_compare_and_set_from_the_judged_baseline(registry):
+    registry.register("m", "v0", BASE, "m/v0", {})
+    registry.register("m", "v1", DIGEST, "m/v1", {})
+    registry.move_production("m", "v0", expected=None, event="promoted", step="promote")
+    decision = _judge(_verdict(baseline_digest=BASE), production=BASE)
+    event = apply_decision(registry, "m", "v1", DIGEST, decision, spec_hash=SPEC, lineage={})
+    assert (event.version, event.from_version, event.lineage["baseline"]) == ("v1", "v0", "v0")

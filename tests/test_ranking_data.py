@@ -57,14 +57,16 @@ def test_segment_varying_within_a_query_is_refused(tmp_path, holdout):
 def test_training_snapshot_without_query_column_names_it_and_the_fix(tmp_path):
     spec = load_spec(EXAMPLE)
     training = generate(seed=3, n_training=12, n_evaluation=2, n_serving=2).training
-    warehouse = Warehouse(tmp_path / "warehouse.duckdb", lock_timeout=10)
-    warehouse.replace_from_frame(keys.TRAINING_SNAPSHOT, training)
-    _, metrics = train_candidate(warehouse, spec)
+    path = tmp_path / "training_snapshot.parquet"
+    training.to_parquet(path, index=False)
+    source = spec.data.training.model_copy(update={"path": str(path)})
+    spec = spec.model_copy(update={"data": spec.data.model_copy(update={"training": source})})
+    _, metrics = train_candidate(spec)
     assert metrics["validation_queries"] >= 1
 
-    warehouse.replace_from_frame(keys.TRAINING_SNAPSHOT, training.drop(columns=["query_id"]))
+    training.drop(columns=["query_id"]).to_parquet(path, index=False)
     with pytest.raises(DataInputError) as caught:  # not DuckDB's binder error
-        train_candidate(warehouse, spec)
+        train_candidate(spec)
     message = str(caught.value)
-    assert "data.query_column: column 'query_id' is not in training_snapshot" in message
-    assert "training_snapshot.parquet" in message and "Fix: export the query column" in message
+    assert "training_snapshot: " in message and "has no column 'query_id'" in message
+    assert "training_snapshot.parquet" in message and "Fix: export the column" in message

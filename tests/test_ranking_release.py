@@ -9,7 +9,7 @@ from ml_release.definitions import build_definitions
 from ml_release.demo.ranking.generate import ensure_demo_data
 from ml_release.demo.ranking.scenarios import noise_twin, segment_inversion
 from ml_release.home import registry_path
-from ml_release.jobs import execute_release
+from ml_release.jobs import release_in_process
 from ml_release.publish import publish_candidate
 from ml_release.registry import PRODUCTION, Registry
 from ml_release.spec import load_spec
@@ -36,9 +36,9 @@ def released(home):
     }
     defs = build_definitions(spec)
     instance = dg.DagsterInstance.ephemeral()
-    outcomes = {"first": execute_release(defs, instance)}
+    outcomes = {"first": release_in_process(spec, None, defs, instance)}
     for name, artifact in candidates.items():
-        outcomes[name] = execute_release(defs, instance, str(artifact))
+        outcomes[name] = release_in_process(spec, artifact, defs, instance)
     return spec, outcomes, Registry(registry_path()), instance
 
 
@@ -64,6 +64,10 @@ def test_good_ranking_candidate_promoted_and_bad_one_blocked(released):
     assert bad.decision == {}  # the blocking checks stopped release_decision
     assert registry.alias(spec.model.name, PRODUCTION) == "twin"
 
-    event = instance.get_latest_materialization_event(dg.AssetKey(keys.EVALUATION_REPORT))
+    [event] = [
+        e
+        for e in instance.all_logs(bad.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+        if e.asset_materialization.asset_key == dg.AssetKey(keys.EVALUATION_REPORT)
+    ]
     table = event.asset_materialization.metadata["ranking_metrics"].value
     assert "market=jp" in table and "device=mobile" in table and "with_relevant" in table

@@ -6,8 +6,9 @@ import sys
 import pytest
 
 from ml_release.errors import ConflictError, NotFoundError
-from ml_release.faults import CRASH_ENV, CRASH_EXIT_CODE
-from ml_release.registry import PREVIOUS, PRODUCTION, Registry
+from ml_release.registry import PRODUCTION, Registry, open_for_reading
+from ml_release.registry.snapshot import SnapshotRegistry
+from tests.fault_support import CRASH_EXIT_CODE, run_crashing
 
 MODEL = "credit_default"
 
@@ -43,7 +44,7 @@ def test_same_version_with_another_digest_is_a_conflict(registry):
     assert len(registry.versions(MODEL)) == 1
 
 
-def test_promotion_moves_production_and_previous_with_one_event(registry):
+def test_promotion_moves_production_with_one_event(registry):
     _register(registry, "v1")
     _register(registry, "v2")
     registry.move_production(
@@ -58,7 +59,6 @@ def test_promotion_moves_production_and_previous_with_one_event(registry):
         MODEL, "v2", expected="v1", event="promoted", step="promote", reason="better"
     )
     assert registry.alias(MODEL, PRODUCTION) == "v2"
-    assert registry.alias(MODEL, PREVIOUS) == "v1"
     assert (event.version, event.from_version, event.reason) == ("v2", "v1", "better")
     assert registry.problems(MODEL) == []
 
@@ -100,13 +100,12 @@ except ConflictError:
 """
 
 
-def _promote_process(path, version, expected="", env=None):
+def _promote_process(path, version, expected=""):
     return subprocess.Popen(
         [sys.executable, "-c", PROMOTE, str(path), version, expected],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=env,
     )
 
 
@@ -122,6 +121,13 @@ def test_concurrent_promotions_have_exactly_one_winner(registry):
     assert registry.problems(MODEL) == []
 
 
+PROMOTE_CODE = """
+from ml_release.registry import Registry
+Registry(argv[0]).move_production("credit_default", "v2", expected="v1", event="promoted",
+                                  step="promote")
+"""
+
+
 @pytest.mark.parametrize(
     "step",
     [
@@ -132,19 +138,52 @@ def test_concurrent_promotions_have_exactly_one_winner(registry):
     ],
 )
 def test_a_promotion_killed_at_any_step_leaves_a_consistent_registry(registry, step):
-    import os
-
     _register(registry, "v1")
     _register(registry, "v2")
     registry.move_production(MODEL, "v1", expected=None, event="promoted", step="promote")
-    process = _promote_process(registry.path, "v2", "v1", env={**os.environ, CRASH_ENV: step})
-    process.communicate(timeout=60)
-    assert process.returncode == CRASH_EXIT_CODE
+    assert run_crashing(step, PROMOTE_CODE, registry.path) == CRASH_EXIT_CODE
     reopened = Registry(registry.path)
     assert reopened.problems(MODEL) == []
     production = reopened.alias(MODEL, PRODUCTION)
     assert production == ("v2" if step == "promote:after_commit" else "v1")
     # Retrying finishes the job or says it is done, never a second event.
-    _promote_process(registry.path, "v2", "v1").communicate(timeout=60)
+    assert run_crashing("", PROMOTE_CODE, registry.path) == 0
     assert reopened.alias(MODEL, PRODUCTION) == "v2"
     assert [e.version for e in reopened.events(MODEL, ("promoted",))] == ["v1", "v2"]
+
+
+def test_readers_get_the_snapshot_while_another_process_holds_the_file(registry):
+    _register(registry, "v1")
+    registry.move_production(MODEL, "v1", expected=None, event="promoted", step="promote")
+    digest = registry.version(MODEL, "v1").digest
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time, duckdb; c = duckdb.connect(sys.argv[1]); print('held', flush=True);"
+            " time.sleep(60)",
+            str(registry.path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        reader = open_for_reading(registry.path)
+        assert isinstance(reader, SnapshotRegistry)
+        assert reader.alias(MODEL) == "v1"
+        assert [e.event for e in reader.events(MODEL)] == ["registered", "promoted"]
+        assert reader.version(MODEL, "v1").digest == digest
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not isinstance(open_for_reading(registry.path), SnapshotRegistry)
+
+
+def test_the_production_alias_names_no_previous_alias(registry):
+    # `previous` is read from the ledger (timeline), never stored: a rollback cannot rewrite it.
+    _register(registry, "v1")
+    _register(registry, "v2")
+    registry.move_production(MODEL, "v1", expected=None, event="promoted", step="promote")
+    registry.move_production(MODEL, "v2", expected="v1", event="promoted", step="promote")
+    assert registry.alias(MODEL, "previous") is None

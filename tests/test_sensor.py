@@ -30,8 +30,7 @@ from ml_release.spec import load_spec
 from tests.conftest import PROJECT
 
 MODEL = "credit_default"
-DIGEST_TAG = "ml_release/candidate_digest"
-VERSION_TAG = "ml_release/candidate_version"
+VERSION_TAG = keys.CANDIDATE_VERSION
 TEN_YEARS = 10 * 365 * 24 * 3600.0
 
 
@@ -84,12 +83,37 @@ class Tick:
 
 def tick(cursor: str | None = None) -> Tick:
     """Evaluate the sensor once from `cursor`, as the daemon does after loading it."""
-    context = dg.build_sensor_context(cursor=cursor, instance=dg.DagsterInstance.ephemeral())
-    result = sensors.new_model_artifact_sensor(context)
-    if isinstance(result, dg.SkipReason):
-        return Tick([], result.skip_message, context.cursor)
-    assert all(isinstance(r, dg.RunRequest) for r in result)
-    return Tick(list(result), None, context.cursor)
+    spec = load_spec(PROJECT / "release.yaml")
+    defs = build_definitions(spec)
+    context = dg.build_sensor_context(
+        cursor=cursor,
+        instance=dg.DagsterInstance.ephemeral(),
+        resources={k: defs.resources[k] for k in ("model_registry", "artifact_inbox")},
+    )
+    result = defs.resolve_sensor_def(keys.ARTIFACT_SENSOR)(context)
+    assert isinstance(result, dg.SensorResult)
+    runs = list(result.run_requests or [])
+    added = [key for r in result.dynamic_partitions_requests or [] for key in r.partition_keys]
+    assert added == [r.partition_key for r in runs]  # every run's partition is added with it
+    for run in runs:
+        assert run.partition_key == run.run_key  # the run is the candidate's partition
+    skip = result.skip_reason.skip_message if result.skip_reason else None
+    return Tick(runs, skip, result.cursor)
+
+
+def registry():
+    from ml_release.home import registry_path
+    from ml_release.registry import Registry
+
+    return Registry(registry_path())
+
+
+def run_stores(run: dg.RunRequest) -> None:
+    """What the requested run's candidate_model step does with the artifact: store it."""
+    from ml_release.home import artifacts_dir
+    from ml_release.store import import_artifact
+
+    import_artifact(artifact_of(run), artifacts_dir(), registry(), move=False)
 
 
 def publish(model, version: str) -> Path:
@@ -139,18 +163,18 @@ PARTIAL = {
 
 
 # -- a complete artifact ---------------------------------------------------------------------
-def test_complete_artifact_requests_one_run_on_its_store_copy(home, model, clock):
-    digest = verify_artifact(publish(model, "v1")).sha256
+def test_complete_artifact_requests_one_run_for_its_partition(home, model, clock):
+    folder = publish(model, "v1")
+    digest = verify_artifact(folder).sha256
 
     first = tick()
 
     assert first.skip is None and len(first.runs) == 1
     run = first.runs[0]
-    assert run.run_key == digest
-    assert run.tags[DIGEST_TAG] == digest and run.tags[VERSION_TAG] == "v1"
-    stored = home.resolve() / "artifacts" / MODEL / "v1"
-    assert artifact_of(run) == stored
-    assert verify_artifact(stored).sha256 == digest
+    assert run.run_key == digest == run.partition_key
+    assert run.tags[VERSION_TAG] == "v1"
+    assert artifact_of(run) == folder  # the run moves it into the store, not the tick
+    assert not (home / "artifacts").exists()
     assert json.loads(first.cursor)["requested"] == [digest]
 
 
@@ -177,15 +201,16 @@ def test_reevaluated_tick_repeats_its_run_key_and_the_next_tick_requests_nothing
 
     assert [r.run_key for r in again.runs] == [r.run_key for r in first.runs]
     assert again.runs[0].run_config == first.runs[0].run_config
-    assert entries(home / "artifacts" / MODEL) == ["v1"]  # no second copy, no temp folder
     assert folder.is_dir()  # its run is not committed yet: the folder must stay
 
     committed = tick(first.cursor)
 
     assert committed.runs == [] and committed.skip is not None
-    assert not folder.exists()
-    assert verify_artifact(home / "artifacts" / MODEL / "v1").sha256 == first.runs[0].run_key
+    assert folder.is_dir()  # requested, but its run has not stored it yet
+    run_stores(first.runs[0])
     assert tick(committed.cursor).runs == []
+    assert not folder.exists()  # stored and registered by its run: the inbox copy goes
+    assert verify_artifact(home / "artifacts" / MODEL / "v1").sha256 == first.runs[0].run_key
 
 
 def test_two_artifacts_in_one_tick_request_two_runs(home, model, other_model, clock):
@@ -197,10 +222,9 @@ def test_two_artifacts_in_one_tick_request_two_runs(home, model, other_model, cl
 
     assert {r.run_key for r in first.runs} == digests and len(first.runs) == 2
     for run in first.runs:
-        stored = artifact_of(run)
-        assert stored.parent == home.resolve() / "artifacts" / MODEL
-        assert stored.name == run.tags[VERSION_TAG]
-        assert verify_artifact(stored).sha256 == run.run_key
+        assert artifact_of(run).parent == incoming_dir()
+        assert verify_artifact(artifact_of(run)).sha256 == run.run_key
+        run_stores(run)
     assert tick(first.cursor).runs == []
     assert entries(home / "incoming") == []
 
@@ -341,10 +365,11 @@ def test_entries_that_are_not_folders_are_quarantined_with_a_reason(
         assert (tmp_path / "secret.txt").read_text() == "do not touch"
 
 
-def test_artifact_reusing_a_stored_version_is_quarantined(home, model, other_model, clock):
+def test_artifact_reusing_a_stored_version_is_refused(home, model, other_model, clock):
     stored = verify_artifact(publish(model, "v1")).sha256
     first = tick()
-    done = tick(first.cursor)  # v1 requested, then removed from incoming/
+    run_stores(first.runs[0])
+    done = tick(first.cursor)  # v1 stored by its run, then removed from incoming/
     publish(other_model, "v1")  # another model under the same version: a conflict
 
     later = tick(done.cursor)
@@ -354,4 +379,26 @@ def test_artifact_reusing_a_stored_version_is_quarantined(home, model, other_mod
     assert "immutable" in (moved / "REASON.txt").read_text()
     assert entries(home / "incoming") == []
     assert verify_artifact(home / "artifacts" / MODEL / "v1").sha256 == stored
+    [refused] = registry().events(MODEL, ("refused",))
+    assert refused.lineage["source"] == "sensor" and refused.lineage["error"] == "ConflictError"
     assert tick(later.cursor).runs == []
+
+
+def test_a_pickle_disguised_as_skops_is_refused_at_the_tick(home, model, tmp_path, clock):
+    import pickle
+
+    from tests.test_artifacts import Trap, forge
+
+    marker = tmp_path / "pwned"
+    folder = forge(publish(model, "v1"), pickle.dumps(Trap(marker)))
+    digest = verify_artifact(folder).sha256
+
+    first = tick()
+
+    assert first.runs == [] and "1 quarantined" in first.skip
+    assert not marker.exists() and entries(home / "incoming") == []
+    assert not (home / "artifacts").exists() and registry().versions(MODEL) == []
+    [refused] = registry().events(MODEL, ("refused",))
+    assert refused.digest == digest and "never loads pickles" in refused.reason
+    [moved] = quarantined(home)
+    assert "refused (sensor)" in (moved / "REASON.txt").read_text()

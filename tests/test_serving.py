@@ -31,9 +31,10 @@ from ml_release.serving.serve import serve_production
 from ml_release.serving.server import ServerOptions, ServingError, free_ports, serve_artifact
 from ml_release.spec import ServingSpec, parse_spec
 from ml_release.store import register_stored, store_artifact
+from ml_release.subjects import ModelRef
 from tests.conftest import PROJECT, RUNTIME_DIR, spec_dict
 from tests.feature_variants import extra_column
-from tests.serving_support import DEMO_CODE, MODEL, ModelStore, server_options
+from tests.serving_support import DEMO_CODE, MODEL, ModelStore, ref, server_options
 
 pytestmark = pytest.mark.slow
 
@@ -147,9 +148,9 @@ def check(store, options, rows, tmp_path_factory):
     root, folders = store
 
     def run(candidate: str, alone: bool = False):
-        production = None if alone else ("prod", folders["production"])
+        production = None if alone else ref("prod", folders["production"])
         return run_serving_checks(
-            (candidate, folders[candidate]),
+            ref(candidate, folders[candidate]),
             production,
             root,
             rows,
@@ -270,7 +271,7 @@ def test_a_candidate_that_does_not_load_fails_every_gate(store, options, rows, t
     (broken / MODEL_FILE).write_bytes((folders["twin"] / MODEL_FILE).read_bytes()[:-10])
     (broken / MANIFEST_FILE).write_text((folders["twin"] / MANIFEST_FILE).read_text())
     report = run_serving_checks(
-        ("broken", broken),
+        ModelRef("broken", broken, read_manifest(folders["twin"]).sha256),
         None,
         root,
         rows,

@@ -15,7 +15,7 @@ from ml_release.shadow.run import run_shadow
 from ml_release.spec import parse_spec
 from tests.conftest import PROJECT, build_warehouse, spec_dict
 from tests.feature_variants import extra_column
-from tests.serving_support import DEMO_CODE, ModelStore, server_options
+from tests.serving_support import DEMO_CODE, ModelStore, ref, server_options
 
 pytestmark = pytest.mark.slow
 
@@ -79,9 +79,9 @@ def shadow(models, logged, tmp_path_factory):
     options = server_options(tmp_path_factory.mktemp("app"))
 
     def run(candidate: str, alone: bool = False, spec=SPEC, requests=logged):
-        production = None if alone else ("prod", folders["production"])
+        production = None if alone else ref("prod", folders["production"])
         return run_shadow(
-            (candidate, folders[candidate]),
+            ref(candidate, folders[candidate]),
             production,
             root,
             requests,

@@ -49,6 +49,10 @@ class UnsafePathError(ReleaseError):
 class UnsafeArtifactError(IntegrityError):
     """A model file is not skops, or names types ml-release does not load."""
 
+    def __init__(self, message: str, refused: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.refused = list(refused or [])
+
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -223,8 +227,14 @@ def read_manifest(folder: Path) -> Manifest:
         raise IntegrityError(f"{path} is not a valid manifest: {exc}") from None
 
 
-def verified_bytes(folder: Path, keep: bool) -> tuple[Manifest, bytes]:
-    """The manifest and (when `keep`) the payload bytes, after checking them against it."""
+def verified_bytes(
+    folder: Path, keep: bool, expected_digest: str | None = None
+) -> tuple[Manifest, bytes]:
+    """The manifest and (when `keep`) the payload bytes, after checking them against it.
+
+    With `expected_digest` (the registry's), the payload must also have that digest: a folder
+    swapped for another artifact, manifest and all, is refused rather than trusted.
+    """
     manifest = read_manifest(folder)
     payload = manifest.payload_file
     digest, size, blocks = hashlib.sha256(), 0, []
@@ -244,13 +254,24 @@ def verified_bytes(folder: Path, keep: bool) -> tuple[Manifest, bytes]:
             f"({size} bytes). The file is corrupt or was replaced; do not use it, publish it "
             "again."
         )
+    if expected_digest is not None and digest.hexdigest() != expected_digest:
+        raise IntegrityError(
+            f"{folder}/{payload} has sha256 {digest.hexdigest()[:12]}, but the registry holds "
+            f"{expected_digest[:12]} for {manifest.name} {manifest.version}: the folder was "
+            "replaced after registration. Do not use it; restore the artifact from a backup "
+            "or publish a new version."
+        )
     return manifest, b"".join(blocks)
 
 
-def verify_artifact(folder: Path) -> Manifest:
+def verify_artifact(folder: Path, expected_digest: str | None = None) -> Manifest:
     """Check an artifact folder's model file against its manifest; returns the manifest.
 
+    Args:
+        folder: The artifact folder.
+        expected_digest: The digest the registry holds; the payload must have it too.
+
     Raises:
-        IntegrityError: Manifest or model file missing, a symlink, or the digest differs.
+        IntegrityError: Manifest or model file missing, a symlink, or a digest differs.
     """
-    return verified_bytes(folder, keep=False)[0]
+    return verified_bytes(folder, keep=False, expected_digest=expected_digest)[0]

@@ -156,27 +156,45 @@ def disallowed_content(data: bytes) -> list[str]:
     )
 
 
-def loads_checked(
-    data: bytes, where: str, declared: list[str] | tuple[str, ...] = (), written_with: str = ""
-) -> Any:
-    """Build a model from skops bytes after the format and type checks; never a pickle."""
+def check_skops(data: bytes, where: str, declared: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """The types loading `data` must trust, after the format and allow-list checks.
+
+    Nothing is built: this is the check `ml-release register`, the sensor and `run
+    --candidate` apply at the door, and `loads_checked` applies again before loading.
+
+    Raises:
+        UnsafeArtifactError: Not a skops file (a pickle, say), unreadable, or naming types or
+            node kinds outside the allow-list; `.refused` lists them.
+    """
     if data[:1] == b"\x80" or not zipfile.is_zipfile(io.BytesIO(data)):
         seen = "looks like a pickle/joblib file" if data else "it is empty"
         raise UnsafeArtifactError(
             f"{where} is not a skops file ({seen}); ml-release never loads pickles. "
-            "Re-save the model with publish_candidate."
+            "Re-save the model with publish_candidate.",
+            refused=["not a skops file: " + seen],
         )
     try:
         refused = disallowed_content(data)
         needed = sio.get_untrusted_types(data=data)
     except (KeyError, ValueError, TypeError, RecursionError, zipfile.BadZipFile) as exc:
-        raise UnsafeArtifactError(f"{where} is not a readable skops file: {exc}") from None
+        raise UnsafeArtifactError(
+            f"{where} is not a readable skops file: {exc}", refused=[f"unreadable: {exc}"]
+        ) from None
     refused = sorted({*refused, *({*needed, *declared} - set(ALLOWED_TYPES))})
     if refused:
         raise UnsafeArtifactError(
             f"{where} names types ml-release does not load: {', '.join(refused)}. Only models "
-            "from ml_release.model.build_pipeline are loadable (see ALLOWED_TYPES)."
+            "from ml_release.model.build_pipeline are loadable (see ALLOWED_TYPES).",
+            refused=refused,
         )
+    return needed
+
+
+def loads_checked(
+    data: bytes, where: str, declared: list[str] | tuple[str, ...] = (), written_with: str = ""
+) -> Any:
+    """Build a model from skops bytes after the format and type checks; never a pickle."""
+    needed = check_skops(data, where, declared)
     try:
         return sio.loads(data, trusted=needed)
     except Exception as exc:
@@ -186,13 +204,20 @@ def loads_checked(
         ) from exc
 
 
-def load_model(folder: Path, root: Path | None = None, *, feature_code: str | None = None) -> Any:
+def load_model(
+    folder: Path,
+    root: Path | None = None,
+    *,
+    feature_code: str | None = None,
+    digest: str | None = None,
+) -> Any:
     """Load a verified artifact's model, refusing anything but allowed skops content.
 
     Args:
         folder: The artifact folder (relative to `root` when `root` is given).
         root: Store root the folder must lie in.
         feature_code: When given, the feature module every `FeatureTransformer` must use.
+        digest: The registry's digest of this version; the bytes loaded must have it.
 
     Raises:
         UnsafePathError: `folder` is outside `root`.
@@ -203,7 +228,7 @@ def load_model(folder: Path, root: Path | None = None, *, feature_code: str | No
         The fitted model (a scikit-learn pipeline taking raw rows).
     """
     folder = safe_path(root, str(folder)) if root is not None else Path(folder)
-    manifest, data = verified_bytes(folder, keep=True)
+    manifest, data = verified_bytes(folder, keep=True, expected_digest=digest)
     where = f"{folder}/{MODEL_FILE}"
     if manifest.kind != "model":
         raise UnsafeArtifactError(

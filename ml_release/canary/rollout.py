@@ -23,7 +23,7 @@ import psutil
 from ml_release.canary.analysis import Look
 from ml_release.canary.controller import CanaryResult, run_steps
 from ml_release.errors import ConflictError
-from ml_release.faults import candidate_crash_due
+from ml_release.faults import fault_point
 from ml_release.gates.result import Verdict
 from ml_release.registry import Registry
 from ml_release.serving.client import encode_request
@@ -31,6 +31,7 @@ from ml_release.serving.router import LocalRouter, replay
 from ml_release.serving.server import ServerOptions, serve_artifact
 from ml_release.shadow.replay import LoggedRequests
 from ml_release.spec import ReleaseSpec
+from ml_release.subjects import ModelRef
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ def rollout(
     spec: ReleaseSpec,
     registry: Registry,
     candidate: Candidate,
-    production: tuple[str, Path],
+    production: ModelRef,
     store_root: Path,
     requests: LoggedRequests,
     contract: dict[str, str],
@@ -126,10 +127,22 @@ def rollout(
     _write_state(state_file, candidate, 0.0)
     with (
         serve_artifact(
-            production[1], store_root, workdir / "production", options, model, production[0]
+            production.folder,
+            store_root,
+            workdir / "production",
+            options,
+            model,
+            production.version,
+            digest=production.digest,
         ) as prod,
         serve_artifact(
-            candidate.folder, store_root, workdir / "candidate", options, model, candidate.version
+            candidate.folder,
+            store_root,
+            workdir / "candidate",
+            options,
+            model,
+            candidate.version,
+            digest=candidate.digest,
         ) as cand,
         LocalRouter(prod.port, cand.port, model, timeout_s=settings.timeout_seconds) as router,
     ):
@@ -138,9 +151,8 @@ def rollout(
             step = settings.steps[index]
             _write_state(state_file, candidate, step)
             progress(f"step {index + 1}/{len(settings.steps)}: {step:g} % to the candidate")
-            if candidate_crash_due(step):  # fault injection: the candidate's server dies
-                progress(f"fault injected: killing the candidate server at the {step:g} % step")
-                cand.process.kill()
+            # Where a test (or the demo) injects a fault, such as the candidate's server dying.
+            fault_point("canary:before_step", step=step, candidate_server=cand, log=progress)
             window = slice(index * per_step, (index + 1) * per_step)
             replay(
                 router.url,

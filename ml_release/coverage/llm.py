@@ -35,6 +35,7 @@ from ml_release.coverage.run import (
     CONTROL,
     CoverageResult,
     ModeRun,
+    ReleaseExecutor,
     gate_columns,
     promote_baseline,
     restore_registry,
@@ -365,19 +366,19 @@ class LLMRunner:
         self,
         spec: ReleaseSpec,
         workdir: Path,
+        execute: ReleaseExecutor,
         progress: Callable[[str], None] = lambda message: None,
     ):
         self.spec, self.workdir, self.progress = spec, workdir, progress
+        self.execute = execute
         self.home = workdir / "home"
         self.responses = workdir / "responses"
         self.configs = workdir / "configs"
         self.snapshot = workdir / "registry-snapshot"
         self.bench: LLMBench | None = None
-        self.defs = None
 
     def setup(self, bench: LLMBench) -> None:
-        """Production in the scratch registry, its answers recorded; the definitions built."""
-        from ml_release.definitions import build_replay_definitions
+        """Production in the scratch registry, its answers recorded."""
         from ml_release.llm.candidate import store_config
         from ml_release.registry import Registry
 
@@ -389,14 +390,13 @@ class LLMRunner:
         stored = store_config(bench.config, artifacts_dir(self.home), registry, self.spec.spec_hash)
         promote_baseline(registry, self.spec.model.name, stored.version)
         save_registry(self.home, self.snapshot)
-        self.defs = build_replay_definitions(self.spec, self.responses)
 
     def run(self, mode: LLMFailureMode | None, strength: float | None = None) -> ModeRun:
         """One release run: the control (mode None) or the mode injected at `strength`."""
-        from ml_release.jobs import execute_in_ephemeral_instance
+        from ml_release.llm.candidate import write_config
 
         bench = self.bench
-        assert bench is not None and self.defs is not None, "call setup() first"
+        assert bench is not None, "call setup() first"
         name = mode.name if mode else CONTROL
         value = (mode.strength if strength is None else strength) if mode else None
         label = name + (f" at {value:g}" if mode else "")
@@ -407,11 +407,10 @@ class LLMRunner:
         suffix = "" if value is None else f"-{value:g}".replace(".", "p")
         version = f"{bench.config.version}-coverage-{name.replace('_', '-')}{suffix}"
         config = bench.config.model_copy(update={"version": version})
-        path = self.configs / f"{version}.json"
-        path.write_bytes(config.canonical_bytes())
+        folder = write_config(config, self.configs, self.spec.spec_hash)
         self._write_answers(version, answers)
         restore_registry(self.home, self.snapshot)
-        outcome, _ = execute_in_ephemeral_instance(self.defs, str(path))  # nothing persists
+        outcome, _ = self.execute(self.spec, folder, responses=self.responses)
         run = ModeRun(
             name,
             mode.describe(value)
@@ -464,6 +463,7 @@ def _required(spec: ReleaseSpec, chosen: list[LLMFailureMode]) -> list[str]:
 def run_llm_coverage(
     spec: ReleaseSpec,
     workdir: Path,
+    execute: ReleaseExecutor,
     modes: list[str] | None = None,
     sweep: bool = False,
     progress: Callable[[str], None] = lambda message: None,
@@ -483,7 +483,7 @@ def run_llm_coverage(
     workdir.mkdir(parents=True, exist_ok=False)
     try:
         with scratch_environment(workdir / "home", spec):
-            runner = LLMRunner(spec, workdir, progress)
+            runner = LLMRunner(spec, workdir, execute, progress)
             runner.setup(bench)
             control, runs, sweeps = run_modes(runner, chosen, sweep)
     finally:

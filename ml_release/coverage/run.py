@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 import duckdb
 import numpy as np
@@ -263,8 +264,11 @@ class Runner:
         workdir: Path,
         all_gates: bool = False,
         progress: Callable[[str], None] = lambda message: None,
+        execute: "ReleaseExecutor | None" = None,
     ):
         self.spec, self.workdir, self.all_gates, self.progress = spec, workdir, all_gates, progress
+        assert execute is not None, "the coverage runner needs its release execution"
+        self.execute = execute
         self.modes: list[FailureMode] = list(MODES)  # the modes of this run (the control's scope)
         self.home = workdir / "home"
         self.snapshot = workdir / "registry-snapshot"
@@ -272,9 +276,9 @@ class Runner:
 
     def setup(self) -> Bench:
         """Train production and the control; promote production in the scratch registry."""
-        from ml_release.candidates import import_candidate
         from ml_release.publish import publish_candidate
         from ml_release.registry import Registry
+        from ml_release.store import import_artifact
 
         self.progress("reading the data and training production and the healthy control")
         self.bench = bench = prepare(self.spec)
@@ -283,8 +287,8 @@ class Runner:
             production, self.spec, version="coverage-production", home=self.home
         )
         registry = Registry(registry_path(self.home))
-        candidate = import_candidate(folder, artifacts_dir(self.home), registry)
-        promote_baseline(registry, self.spec.model.name, candidate.version)
+        stored, _, _ = import_artifact(folder, artifacts_dir(self.home), registry, move=True)
+        promote_baseline(registry, self.spec.model.name, stored.version)
         save_registry(self.home, self.snapshot)
         return bench
 
@@ -382,8 +386,6 @@ class Runner:
         once the canary job starts: offline the candidate is healthy.
         """
         from ml_release.coverage.modes import mutation_json
-        from ml_release.definitions import build_definitions
-        from ml_release.jobs import execute_in_ephemeral_instance
 
         fault = mutation_json(injection)
         os.environ[MUTATION_ENV] = fault if phase == "release" else "{}"
@@ -392,11 +394,8 @@ class Runner:
             os.environ[MUTATION_ENV] = fault
 
         try:
-            release, canary = execute_in_ephemeral_instance(
-                build_definitions(spec),
-                str(folder),
-                canary=spec.canary.enabled,
-                before_canary=before_canary,
+            release, canary = self.execute(
+                spec, folder, canary=spec.canary.enabled, before_canary=before_canary
             )
         finally:
             os.environ.pop(MUTATION_ENV, None)
@@ -407,9 +406,28 @@ class Runner:
         return release
 
 
+class ReleaseExecutor(Protocol):
+    """One release run on a throwaway Dagster instance, given by the Dagster glue.
+
+    `ml_release.jobs.execute_for_coverage` is the implementation; the core never imports it.
+    """
+
+    def __call__(
+        self,
+        spec: ReleaseSpec,
+        candidate_folder: Path,
+        *,
+        canary: bool = False,
+        before_canary: Callable[[], None] = ...,
+        responses: Path | None = None,
+    ) -> tuple[Any, Any]:
+        """(the release outcome, the canary outcome or None)."""
+
+
 def run_coverage(
     spec: ReleaseSpec,
     workdir: Path,
+    execute: ReleaseExecutor,
     modes: list[str] | None = None,
     sweep: bool = False,
     all_gates: bool = False,
@@ -419,7 +437,7 @@ def run_coverage(
     if spec.model.task == "llm":
         from ml_release.coverage.llm import run_llm_coverage
 
-        return run_llm_coverage(spec, workdir, modes=modes, sweep=sweep, progress=progress)
+        return run_llm_coverage(spec, workdir, execute, modes=modes, sweep=sweep, progress=progress)
     if spec.model.task != "binary_classification":
         raise SpecError(
             f"{spec.source}: coverage supports model.task binary_classification and llm, "
@@ -431,7 +449,7 @@ def run_coverage(
     workdir.mkdir(parents=True, exist_ok=False)
     try:
         with scratch_environment(workdir / "home", spec):
-            runner = Runner(spec, workdir, all_gates, progress)
+            runner = Runner(spec, workdir, all_gates, progress, execute)
             runner.modes = chosen
             runner.setup()
             control, runs, sweeps = run_modes(runner, chosen, sweep)

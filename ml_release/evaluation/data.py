@@ -10,6 +10,43 @@ from ml_release.identifiers import quote
 from ml_release.warehouse import Warehouse
 
 
+@dataclass(frozen=True)
+class PredictionTables:
+    """The warehouse tables holding one candidate's predictions and its baseline's.
+
+    Keyed by the candidate digest, so releases of two candidates at once never read each
+    other's rows. The baseline table names the model it holds in `baseline_digest` ("none"
+    for the trivial model of a first release).
+    """
+
+    candidate_digest: str
+
+    @property
+    def candidate(self) -> str:
+        """Table of the candidate's predictions."""
+        return f"{keys.CANDIDATE_PREDICTIONS}__{self.candidate_digest[:24]}"
+
+    @property
+    def baseline(self) -> str:
+        """Table of the baseline's predictions on the same rows."""
+        return f"{keys.BASELINE_PREDICTIONS}__{self.candidate_digest[:24]}"
+
+    def baseline_digest(self, warehouse: Warehouse) -> str:
+        """The digest of the model the baseline table holds ("none": the trivial model)."""
+        from ml_release.errors import DataInputError
+
+        if not warehouse.exists(self.baseline):
+            raise DataInputError(
+                f"no baseline predictions for candidate {self.candidate_digest[:12]}: "
+                f"materialize {keys.BASELINE_PREDICTIONS} for this candidate first"
+            )
+        rows = warehouse.frame(f"SELECT DISTINCT baseline_digest FROM {quote(self.baseline)}")
+        values = rows["baseline_digest"].tolist()
+        if len(values) != 1:
+            raise DataInputError(f"{self.baseline} holds predictions of {values}, not one model")
+        return str(values[0])
+
+
 @dataclass
 class EvalSet:
     """One evaluation set: labels, both models' scores, segment values, row ids."""
@@ -31,6 +68,7 @@ class EvalSet:
 
 def paired_predictions(
     warehouse: Warehouse,
+    tables: PredictionTables,
     segments: list[str],
     extra: tuple[str, ...] = (),
     eval_set: str | None = None,
@@ -51,8 +89,8 @@ def paired_predictions(
     ]
     where, params = ("WHERE c.eval_set = ? ", [eval_set]) if eval_set is not None else ("", [])
     return warehouse.frame(
-        f"SELECT {', '.join(columns)} FROM {quote(keys.CANDIDATE_PREDICTIONS)} c "
-        f"JOIN {quote(keys.BASELINE_PREDICTIONS)} b USING (eval_set, row_id) "
+        f"SELECT {', '.join(columns)} FROM {quote(tables.candidate)} c "
+        f"JOIN {quote(tables.baseline)} b USING (eval_set, row_id) "
         f"{where}ORDER BY c.eval_set, c.row_id",
         params,
     )
@@ -69,10 +107,10 @@ def paired_arrays(part: pd.DataFrame, segments: list[str]) -> dict[str, object]:
 
 
 def load_eval_sets(
-    warehouse: Warehouse, segments: list[str], trivial_baseline: bool
+    warehouse: Warehouse, tables: PredictionTables, segments: list[str], trivial_baseline: bool
 ) -> dict[str, EvalSet]:
     """Join candidate and baseline predictions on (eval_set, row_id)."""
-    frame = paired_predictions(warehouse, segments)
+    frame = paired_predictions(warehouse, tables, segments)
     return {
         str(name): EvalSet(
             name=str(name),

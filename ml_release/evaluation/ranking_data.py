@@ -16,7 +16,12 @@ import pandas as pd
 from ml_release import keys
 from ml_release.artifacts.skops_io import load_model
 from ml_release.errors import DataInputError
-from ml_release.evaluation.data import EvalSet, paired_arrays, paired_predictions
+from ml_release.evaluation.data import (
+    EvalSet,
+    PredictionTables,
+    paired_arrays,
+    paired_predictions,
+)
 from ml_release.feature_code import load_feature_code
 from ml_release.featurize import check_raw_columns
 from ml_release.identifiers import quote
@@ -117,9 +122,11 @@ def ranking_rows(warehouse: Warehouse, spec: ReleaseSpec) -> pd.DataFrame:
     return frame.assign(eval_set=HOLDOUT)
 
 
-def expected_relevance(folder: Path, spec: ReleaseSpec, rows: pd.DataFrame) -> np.ndarray:
+def expected_relevance(
+    folder: Path, spec: ReleaseSpec, rows: pd.DataFrame, digest: str | None = None
+) -> np.ndarray:
     """The expected grade of every row under the model at `folder` (safe-loaded)."""
-    model = load_model(folder, feature_code=spec.features.code)
+    model = load_model(folder, feature_code=spec.features.code, digest=digest)
     grades = np.asarray(model.classes_)
     if grades.dtype.kind not in "biuf":
         raise DataInputError(
@@ -144,10 +151,10 @@ def ranking_predictions_table(rows: pd.DataFrame, scores: np.ndarray, spec) -> p
 
 
 def load_ranking_set(
-    warehouse: Warehouse, segments: list[str], trivial_baseline: bool
+    warehouse: Warehouse, tables: PredictionTables, segments: list[str], trivial_baseline: bool
 ) -> RankingSet:
     """Join candidate and baseline predictions on (eval_set, row_id), holdout rows only."""
-    frame = paired_predictions(warehouse, segments, extra=(QUERY,), eval_set=HOLDOUT)
+    frame = paired_predictions(warehouse, tables, segments, extra=(QUERY,), eval_set=HOLDOUT)
     if frame.empty:
         raise DataInputError(
             f"{keys.CANDIDATE_PREDICTIONS} and {keys.BASELINE_PREDICTIONS} share no holdout "

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ml_release.evaluation import ranking
+from ml_release.evaluation.data import PredictionTables
 from ml_release.evaluation.evidence import ALL, segment_slices
 from ml_release.evaluation.ranking_data import RankingSet, invalid_scores, load_ranking_set
 from ml_release.evaluation.report import Evaluation, forest_plots
@@ -24,9 +25,11 @@ DEFAULT_K = 10
 TABLE_MIN_SUPPORT = 1  # the table shows every number it can; gates apply their min_support
 
 
-def evaluate_ranking(warehouse: Warehouse, spec: ReleaseSpec, trivial_baseline: bool) -> Evaluation:
+def evaluate_ranking(
+    warehouse: Warehouse, spec: ReleaseSpec, tables: PredictionTables, trivial_baseline: bool
+) -> Evaluation:
     """Every ranking gate judged on the paired holdout queries, with the metrics and plots."""
-    data = load_ranking_set(warehouse, spec.data.segments, trivial_baseline)
+    data = load_ranking_set(warehouse, tables, spec.data.segments, trivial_baseline)
     gates = model_gates(spec)
     results = [judge_ranking(gate, data, spec) for gate in gates]
     return Evaluation(

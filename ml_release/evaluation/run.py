@@ -7,7 +7,7 @@ expensive part) and stores them with `ml_release.gates.store`; the checks read t
 from ml_release import keys
 from ml_release.errors import DataInputError
 from ml_release.evaluation import gates
-from ml_release.evaluation.data import EvalSet, load_eval_sets
+from ml_release.evaluation.data import EvalSet, PredictionTables, load_eval_sets
 from ml_release.evaluation.report import (
     Evaluation,
     forest_plots,
@@ -54,9 +54,11 @@ def judge(gate: GateSpec, sets: dict[str, EvalSet], spec: ReleaseSpec) -> GateRe
     return result
 
 
-def evaluate(warehouse: Warehouse, spec: ReleaseSpec, trivial_baseline: bool) -> Evaluation:
+def evaluate(
+    warehouse: Warehouse, spec: ReleaseSpec, tables: PredictionTables, trivial_baseline: bool
+) -> Evaluation:
     """Every model-quality gate judged on the paired sets, with the metrics and the plots."""
-    sets = load_eval_sets(warehouse, spec.data.segments, trivial_baseline)
+    sets = load_eval_sets(warehouse, tables, spec.data.segments, trivial_baseline)
     judged = model_gates(spec)
     results = [judge(gate, sets, spec) for gate in judged]
     images = {f"reliability ({name})": reliability_plot(data) for name, data in sets.items()}

@@ -8,13 +8,13 @@ predictions look, and how the report is computed.
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ml_release import keys
 from ml_release.evaluation import ranking_data
+from ml_release.evaluation.data import PredictionTables
 from ml_release.evaluation.ranking_report import evaluate_ranking
 from ml_release.evaluation.report import Evaluation
 from ml_release.evaluation.run import evaluate
@@ -35,13 +35,14 @@ class EvaluationTask:
 
     inputs: tuple[str, ...]  # the tables the evaluation rows are read from
     rows: Callable[[Warehouse, ReleaseSpec], pd.DataFrame]
-    score: Callable[[Path, ReleaseSpec, pd.DataFrame], np.ndarray]
+    score: Callable[..., np.ndarray]  # (artifact folder, spec, rows, digest=registry digest)
     invalid: Callable[[np.ndarray], np.ndarray]  # positions of unusable scores
     invalid_means: str  # what an unusable score is, for the log
     trivial: Callable[[Warehouse, ReleaseSpec, pd.DataFrame], tuple[np.ndarray, str]]
     table: Callable[[pd.DataFrame, np.ndarray, ReleaseSpec], pd.DataFrame]
     counts: Callable[[pd.DataFrame], dict[str, int]]  # candidate metadata beyond row counts
-    evaluate: Callable[[Warehouse, ReleaseSpec, bool], Evaluation]
+    # (warehouse, spec, the candidate's prediction tables, trivial baseline?)
+    evaluate: Callable[[Warehouse, ReleaseSpec, PredictionTables, bool], Evaluation]
     candidate_description: str
     baseline_description: str
 

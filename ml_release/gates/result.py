@@ -44,6 +44,11 @@ class GateResult:
     examples: list[dict[str, Any]] = field(default_factory=list)
     plot_png: bytes | None = None
     spec_hash: str = ""
+    # What the verdict is about, beyond the candidate: the production model it compared
+    # against ("none" for a trivial baseline, None for a gate that compares nothing) and the
+    # version of the data it judged. Promotion refuses verdicts about another pair or data.
+    baseline_digest: str | None = None
+    data_version: str | None = None
 
     @property
     def delta(self) -> float | None:
@@ -95,6 +100,8 @@ class GateResult:
             "interval": str(self.interval) if self.interval else "n/a",
             "support": dict(self.support),
             keys.SPEC_HASH: self.spec_hash,
+            keys.BASELINE_DIGEST: self.baseline_digest or "n/a",
+            keys.DATA_VERSION: self.data_version or "unknown",
         }
 
     def markdown(self) -> str:

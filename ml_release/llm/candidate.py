@@ -7,14 +7,15 @@ history` and a rollback all name prompt versions.
 
 from pathlib import Path
 
-from ml_release.artifacts import CONFIG_FILE, verify_artifact
+from ml_release.artifacts import CONFIG_FILE, read_manifest, verify_artifact
 from ml_release.artifacts.config import write_config_artifact
 from ml_release.candidates import Candidate, import_candidate
 from ml_release.errors import DataInputError, IntegrityError
 from ml_release.keys import PROMPT_VERSION
 from ml_release.llm.config import PromptConfig, load_config, parse_config
 from ml_release.registry import Registry
-from ml_release.store import register_stored, store_artifact
+from ml_release.spec import ReleaseSpec
+from ml_release.store import import_artifact
 
 
 def config_extra(config: PromptConfig) -> dict[str, str]:
@@ -42,16 +43,22 @@ def store_config(
     config: PromptConfig, store_root: Path, registry: Registry, spec_hash: str
 ) -> Candidate:
     """Write `config` as an artifact, place it in the store, register it (idempotent)."""
-    staging = store_root / ".staging"
-    written = write_config(config, staging, spec_hash)
-    manifest, folder = store_artifact(written, store_root, move=True)
-    registered, created = register_stored(registry, manifest, folder)
-    return Candidate(manifest, folder, registered.version, created)
+    written = write_config(config, store_root / ".staging", spec_hash)
+    registered, created, folder = import_artifact(written, store_root, registry, move=True)
+    return Candidate(read_manifest(folder), folder, registered.version, created, "prompt/config")
 
 
-def read_config(folder: Path) -> PromptConfig:
-    """The prompt/config of a stored artifact, after verifying its digest."""
-    manifest = verify_artifact(Path(folder))
+def check_config_bytes(data: bytes, where: str) -> PromptConfig:
+    """A prompt/config artifact's payload, parsed; IntegrityError when it is not one."""
+    try:
+        return parse_config(data.decode("utf-8"), where)
+    except (UnicodeDecodeError, DataInputError) as exc:
+        raise IntegrityError(f"{where} is not a valid prompt/config: {exc}") from None
+
+
+def read_config(folder: Path, digest: str | None = None) -> PromptConfig:
+    """The prompt/config of a stored artifact, after verifying its digest (the registry's)."""
+    manifest = verify_artifact(Path(folder), digest)
     if manifest.kind != "llm_config":
         raise IntegrityError(
             f"{folder} holds a {manifest.kind} artifact, not a prompt/config: the LLM release "
@@ -67,25 +74,25 @@ def read_config(folder: Path) -> PromptConfig:
 
 
 def gate_candidate(
-    source: Path, app: str, store_root: Path, registry: Registry, spec_hash: str
-) -> tuple[Candidate, PromptConfig]:
+    source: Path, spec: ReleaseSpec, store_root: Path, registry: Registry, quarantine_root: Path
+) -> Candidate:
     """The candidate of an LLM release: an artifact folder, or a prompt/config file to publish.
 
     Raises:
         DataInputError: The file is not a valid prompt/config, or names another application.
-        IntegrityError: The folder is not a verified `llm_config` artifact.
+        IntegrityError: The folder is not a verified `llm_config` artifact of this application.
     """
+    app = spec.model.name
     if source.is_dir():
-        candidate = import_candidate(source, store_root, registry)
-        config = read_config(candidate.folder)
-    else:
-        config = load_config(source)
-        if config.name != app:
-            raise DataInputError(
-                f"{source}: prompt/config name {config.name!r} is not the spec's model.name "
-                f"{app!r}; rename one of them"
-            )
-        candidate = store_config(config, store_root, registry, spec_hash)
+        candidate = import_candidate(
+            source, spec, store_root, registry, quarantine_root, way_in="run --candidate"
+        )
+        read_config(candidate.folder, candidate.digest)
+        return candidate
+    config = load_config(source)
     if config.name != app:
-        raise DataInputError(f"{source} is a config of {config.name!r}, not of {app!r}")
-    return candidate, config
+        raise DataInputError(
+            f"{source}: prompt/config name {config.name!r} is not the spec's model.name "
+            f"{app!r}; rename one of them"
+        )
+    return store_config(config, store_root, registry, spec.spec_hash)

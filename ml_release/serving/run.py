@@ -25,6 +25,7 @@ from ml_release.serving.measure import (
 )
 from ml_release.serving.server import ServerOptions, ServingError, serve_artifact
 from ml_release.spec import ReleaseSpec, ServingSpec
+from ml_release.subjects import ModelRef
 from ml_release.warehouse import Warehouse
 
 
@@ -53,8 +54,8 @@ class ServingReport:
 
 
 def run_serving_checks(
-    candidate: tuple[str, Path],
-    production: tuple[str, Path] | None,
+    candidate: ModelRef,
+    production: ModelRef | None,
     store_root: Path,
     rows: pd.DataFrame,
     contract: dict[str, str],
@@ -67,8 +68,8 @@ def run_serving_checks(
     """Serve the candidate (and production twice), measure them all, stop every server.
 
     Args:
-        candidate: (version, artifact folder).
-        production: (version, artifact folder), or None before the first promotion.
+        candidate: The candidate, verified against the registry.
+        production: Production, verified, or None before the first promotion.
         store_root: The artifact store.
         rows: Raw rows the requests are built from.
         contract: Raw column → kind the production clients send.
@@ -84,12 +85,18 @@ def run_serving_checks(
     try:
         with ExitStack() as stack:
             servers = {}
-            for role, version, folder in plan:  # one at a time: load times do not overlap
+            for role, version, folder, digest in plan:  # one at a time: load times do not overlap
                 progress(f"starting {role} ({version}) in the serving runtime")
                 try:
                     servers[role] = stack.enter_context(
                         serve_artifact(
-                            folder, store_root, workdir / role, options, model_name, version
+                            folder,
+                            store_root,
+                            workdir / role,
+                            options,
+                            model_name,
+                            version,
+                            digest=digest,
                         )
                     )
                 except ServingError as exc:
@@ -102,7 +109,7 @@ def run_serving_checks(
             measurements = measure_servers(servers, rows, contract, settings, progress)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    return ServingReport(measurements, read_manifest(candidate[1]), contract)
+    return ServingReport(measurements, read_manifest(candidate.folder), contract)
 
 
 def request_rows(warehouse: Warehouse, spec: ReleaseSpec, contract: dict[str, str]) -> pd.DataFrame:

@@ -126,7 +126,7 @@ class SkopsRuntime(MLModel):
         folder = Path(parameters.uri)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            self._model = load_model(folder, Path(extra["store_root"]))
+            self._model = load_model(folder, Path(extra["store_root"]), digest=extra.get("sha256"))
         self._manifest = read_manifest(folder)
         self._max_rows = int(extra.get("max_rows", DEFAULT_MAX_ROWS))
         # Every warning while loading (scikit-learn's InconsistentVersionWarning above all)

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ml_release.errors import NotFoundError
+from ml_release.errors import NotFoundError, ReleaseError
 from ml_release.registry import PRODUCTION, Registry
 from ml_release.serving.client import V2Client
 from ml_release.serving.server import (
@@ -22,9 +22,13 @@ from ml_release.serving.server import (
     ServingError,
     serve_artifact,
 )
+from ml_release.subjects import model_ref
 
 
-def _stamp(path: Path) -> tuple:
+def _stamp(path: Path | None) -> tuple:
+    # A file registry changes its file on every write; a server registry is polled each time.
+    if path is None:
+        return (time.monotonic(),)
     stamps = []
     for file in (path, path.with_name(path.name + ".wal")):
         try:
@@ -35,8 +39,10 @@ def _stamp(path: Path) -> tuple:
     return tuple(stamps)
 
 
-def reload(server: RunningServer, model: str, artifact: Path) -> str:
+def reload(server: RunningServer, model: str, artifact: Path, digest: str | None = None) -> str:
     """Point the server's model at `artifact` and reload it; returns the version now served.
+
+    `digest` is the registry's: the runtime refuses an artifact whose bytes do not have it.
 
     Raises:
         ServingError: The runtime refused the new artifact (the old model keeps serving).
@@ -44,6 +50,7 @@ def reload(server: RunningServer, model: str, artifact: Path) -> str:
     settings_file = server.folder / model / "model-settings.json"
     settings = json.loads(settings_file.read_text())
     settings["parameters"]["uri"] = str(artifact)
+    settings["parameters"]["extra"]["sha256"] = digest
     settings_file.write_text(json.dumps(settings, indent=2))
     client = V2Client(server.port, timeout=300)
     try:
@@ -77,8 +84,10 @@ def serve_production(
         raise NotFoundError(
             f"{model} has no production version yet: run a release (`ml-release run`) first"
         )
-    artifact = Path(registry.version(model, version).path)
-    with serve_artifact(artifact, store_root, folder, options, model, version, ports) as server:
+    ref = model_ref(registry, store_root, model, version)
+    with serve_artifact(
+        ref.folder, store_root, folder, options, model, version, ports, digest=ref.digest
+    ) as server:
         log(
             f"serving {model} {version} on {server.url}/v2/models/{model}/infer "
             f"(ready: {server.url}/v2/health/ready; metrics: "
@@ -99,8 +108,9 @@ def serve_production(
             if live is None or live == version:
                 continue
             try:
-                served = reload(server, model, Path(registry.version(model, live).path))
-            except ServingError as exc:
+                target = model_ref(registry, store_root, model, live)
+                served = reload(server, model, target.folder, target.digest)
+            except (ServingError, ReleaseError) as exc:
                 log(f"production moved to {live}, reload failed; still serving {version}: {exc}")
                 continue
             log(f"production moved {version} -> {live}: reloaded, now serving {served}")

@@ -121,8 +121,13 @@ def write_settings(
     store_root: Path,
     ports: list[int],
     max_rows: int,
+    digest: str | None = None,
 ) -> None:
-    """MLServer's settings.json and the model's model-settings.json in `folder`."""
+    """MLServer's settings.json and the model's model-settings.json in `folder`.
+
+    `digest` is the registry's digest of the artifact: the runtime refuses to load bytes that
+    do not have it.
+    """
     http_port, grpc_port, metrics_port = ports
     settings = {
         "host": "127.0.0.1",  # MLServer's default is 0.0.0.0: never expose a release check
@@ -143,7 +148,7 @@ def write_settings(
             # No MLServer version: a reload replaces the model in place (the artifact's version
             # is in every response's model_version and in the metadata).
             "uri": str(artifact),
-            "extra": {"store_root": str(store_root), "max_rows": max_rows},
+            "extra": {"store_root": str(store_root), "max_rows": max_rows, "sha256": digest},
         },
     }
     (folder / name).mkdir(parents=True, exist_ok=True)
@@ -198,10 +203,11 @@ def _start(
     store_root: Path,
     options: ServerOptions,
     ports: tuple[int, int] | None,
+    digest: str | None = None,
 ) -> RunningServer:
     grpc = free_ports(1)[0]
     ports = [ports[0], grpc, ports[1]] if ports else free_ports(3)
-    write_settings(folder, name, version, artifact, store_root, ports, options.max_rows)
+    write_settings(folder, name, version, artifact, store_root, ports, options.max_rows, digest)
     command = [
         str(options.python),
         "-m",
@@ -254,6 +260,8 @@ def serve_artifact(
     name: str,
     version: str,
     ports: tuple[int, int] | None = None,
+    *,
+    digest: str | None = None,
 ) -> Iterator[RunningServer]:
     """Serve one artifact until the block ends; the process is always stopped.
 
@@ -265,6 +273,7 @@ def serve_artifact(
         name: Model name the server serves it as.
         version: Version label.
         ports: (HTTP, metrics) ports to listen on; free ones by default.
+        digest: The registry's digest of the artifact, checked by the runtime before loading.
 
     Raises:
         ServingError: The server exited or was not ready in time; the log's tail says why.
@@ -273,7 +282,7 @@ def serve_artifact(
     attempts = 3
     for attempt in range(attempts):
         try:
-            server = _start(folder, name, version, artifact, store_root, options, ports)
+            server = _start(folder, name, version, artifact, store_root, options, ports, digest)
             break
         except ServingError as exc:
             busy = "address already in use" in str(exc).lower()

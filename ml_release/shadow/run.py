@@ -11,6 +11,7 @@ import numpy as np
 from ml_release.serving.server import ServerOptions, serve_artifact
 from ml_release.shadow.replay import Answers, LoggedRequests, replay
 from ml_release.spec import ReleaseSpec
+from ml_release.subjects import ModelRef
 
 CANDIDATE, PRODUCTION = "candidate", "production"
 
@@ -49,8 +50,8 @@ class ShadowReport:
 
 
 def run_shadow(
-    candidate: tuple[str, Path],
-    production: tuple[str, Path] | None,
+    candidate: ModelRef,
+    production: ModelRef | None,
     store_root: Path,
     requests: LoggedRequests,
     contract: dict[str, str],
@@ -68,11 +69,17 @@ def run_shadow(
     try:
         with ExitStack() as stack:
             servers = {}
-            for role, version, folder in plan:
+            for role, version, folder, digest in plan:
                 progress(f"starting {role} ({version}) in the serving runtime")
                 servers[role] = stack.enter_context(
                     serve_artifact(
-                        folder, store_root, workdir / role, options, spec.model.name, version
+                        folder,
+                        store_root,
+                        workdir / role,
+                        options,
+                        spec.model.name,
+                        version,
+                        digest=digest,
                     )
                 )
             answers = replay(

@@ -1,0 +1,117 @@
+"""`ml-release register`, `rollback`, `promote`, `status` and `history`: the registry side."""
+
+import argparse
+from pathlib import Path
+
+from ml_release.cli.common import (
+    console,
+    home_line,
+    instance,
+    load,
+    model_of,
+    reader,
+    registry,
+    store,
+    sync_production_asset,
+)
+from ml_release.errors import EXIT_OK
+
+
+def cmd_register(args: argparse.Namespace) -> int:
+    """Publish an artifact folder or a .skops model file into incoming/ for the sensor.
+
+    The artifact is checked first (digest, model name, safe content, version label); a refused
+    one is copied to quarantine/ with its reason and recorded in the ledger.
+    """
+    from ml_release.home import quarantine_dir
+    from ml_release.publish import publish_path
+
+    spec = load(args)
+    folder = publish_path(Path(args.path), spec, registry(), quarantine_dir(), version=args.version)
+    console.print(f"published {folder.name} into {folder.parent}")
+    return EXIT_OK
+
+
+def _report(model: str, event) -> None:
+    """Tell the Dagster instance about a production change made outside a run."""
+    sync_production_asset(model)
+    done = {"rolled_back": "rolled back", "overridden": "promoted by override"}[event.event]
+    console.print(
+        f"{done} {model}: production {event.from_version or 'none'} -> {event.version} "
+        f"(ledger #{event.seq})"
+    )
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    """Move production back to the last known-good (or --to) version after verifying it."""
+    from ml_release.rollback import rollback
+
+    model = model_of(args)
+    outcome = rollback(
+        registry(), store(), model, to=args.to, reason=args.reason, override=args.override
+    )
+    if outcome.already_done:
+        console.print(f"{model}: nothing to do: {outcome.note}")
+        sync_production_asset(model)
+        return EXIT_OK
+    _report(model, outcome.event)
+    return EXIT_OK
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    """Promote a gated VERSION over its failed gates: --override --approver NAME --reason TEXT."""
+    from ml_release.override import OverrideRefused, override_promotion
+
+    model = model_of(args)
+    if not args.override:
+        raise OverrideRefused(
+            "`ml-release promote` only overrides: add --override --approver NAME --reason TEXT. "
+            "To promote on the gates, run the release (`ml-release run --candidate FOLDER`)."
+        )
+    event = override_promotion(
+        registry(), store(), model, args.version, approver=args.approver, reason=args.reason
+    )
+    if event is None:
+        console.print(f"{model} {args.version} is already in production: nothing to do")
+        return EXIT_OK
+    console.print(
+        f"[yellow]overridden[/]: {event.reason}; failed gates: "
+        + (", ".join(event.lineage.get("failed_gates", [])) or "none recorded")
+    )
+    _report(model, event)
+    return EXIT_OK
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    """Print the production timeline and every run's outcome, numbered, from the ledger."""
+    from ml_release.report import history_table
+
+    model = model_of(args)
+    ledger = reader()
+    console.print(history_table(model, ledger))
+    _snapshot_note(ledger)
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Print production, the rollback target (both verified) and the latest candidates."""
+    from ml_release.report import status_table
+
+    model = model_of(args)
+    ledger = reader()
+    console.print(status_table(model, ledger, store()))
+    console.print(home_line())
+    _snapshot_note(ledger)
+    return EXIT_OK
+
+
+def _snapshot_note(ledger) -> None:
+    written = getattr(ledger, "written_at", None)
+    if written is not None:
+        console.print(
+            f"[yellow]the registry is held by another process: this is its snapshot of "
+            f"ledger #{ledger.last_seq}, written {written:%Y-%m-%d %H:%M:%S}[/]"
+        )
+
+
+__all__ = ["cmd_history", "cmd_promote", "cmd_register", "cmd_rollback", "cmd_status", "instance"]
