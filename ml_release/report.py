@@ -121,6 +121,7 @@ def status_table(model: str, registry, store_root, latest: int = 5) -> Table:
     from ml_release.registry import PRODUCTION
     from ml_release.rollback import artifact_problem, next_known_good
 
+    registry = registry.state(model)  # one read for the whole table
     production = registry.alias(model, PRODUCTION)
     target = next_known_good(registry, store_root, model) if production else None
     last_event: dict[str, object] = {}

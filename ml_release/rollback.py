@@ -80,6 +80,7 @@ def next_known_good(
     registry: RegistryReads, store_root: Path, model: str, exclude: set[str] = frozenset()
 ) -> str | None:
     """The most recently live known-good version other than production and `exclude`."""
+    registry = registry.state(model)  # one read for the whole walk
     events = registry.events(model)
     production = registry.alias(model, PRODUCTION)
     for version in former_production(events, production):
@@ -90,7 +91,7 @@ def next_known_good(
     return None
 
 
-def _refusal(registry, store_root, model, target, problem, production) -> str:
+def _refusal(registry: RegistryReads, store_root: Path, model: str, target: str, problem: str):
     fallback = next_known_good(registry, store_root, model, {target})
     hint = (
         f"Next known-good version: {fallback} (`ml-release rollback --to {fallback}`)."
@@ -122,10 +123,11 @@ def rollback(
             "--override restores a named version and is recorded with its reason: give both "
             "--to VERSION and --reason TEXT"
         )
-    production = registry.alias(model, PRODUCTION)
+    view = registry.state(model)  # one read; the move below is a compare-and-set anyway
+    production = view.alias(model, PRODUCTION)
     if production is None:
         raise NotFoundError(f"{model} has nothing in production: there is nothing to roll back")
-    events = registry.events(model)
+    events = view.events(model)
     if to is None:
         last = last_change(events)
         if last is not None and last.event == "rolled_back":
@@ -136,7 +138,7 @@ def rollback(
                 f"production is already {production}, rolled back from {last.from_version} "
                 f"(ledger #{last.seq}); to go further back, name a version with --to",
             )
-        target = next_known_good(registry, store_root, model)
+        target = next_known_good(view, store_root, model)
         if target is None:
             raise NotFoundError(
                 f"{model} has no known-good version to roll back to (production is "
@@ -144,18 +146,19 @@ def rollback(
             )
     else:
         target = to
-        registry.version(model, target)  # NotFoundError naming what exists
+        view.version(model, target)  # NotFoundError naming what exists
     if target == production:
         return RollbackOutcome(model, target, None, f"{target} is already in production")
     history = not_known_good(events, target)
     if history and not override:
         raise RollbackRefused(
-            _refusal(registry, store_root, model, target, history, production)
+            _refusal(view, store_root, model, target, history)
             + f" To restore {target} anyway, add --override --reason TEXT (recorded)."
         )
-    broken = artifact_problem(registry, store_root, model, target, screen=bool(history))
-    if broken:
-        raise IntegrityError(_refusal(registry, store_root, model, target, broken, production))
+    if to is not None or history:  # next_known_good verified a target it chose itself
+        broken = artifact_problem(view, store_root, model, target, screen=bool(history))
+        if broken:
+            raise IntegrityError(_refusal(view, store_root, model, target, broken))
     fields = {
         "reason": reason or "rollback",
         "actor": actor,

@@ -58,7 +58,7 @@ class DagsterDev:
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 180.0) -> None:
+    def start(self, timeout: float = 360.0) -> None:
         """Start it and wait until the code location has loaded without error."""
         dagster = Path(sys.executable).with_name("dagster")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)

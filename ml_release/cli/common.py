@@ -84,7 +84,46 @@ def instance():
 
 
 def sync_production_asset(model: str) -> None:
-    """Bring `production_model`'s history in the instance up to the ledger (crash catch-up)."""
+    """Bring `production_model`'s history in the instance up to the ledger (crash catch-up).
+
+    Serialized by a file lock beside the instance, so two commands never report one ledger
+    event twice.
+    """
+    import fcntl
+
+    from ml_release.home import dagster_home
     from ml_release.instance import sync_production
 
-    sync_production(instance(), registry(), model, store())
+    folder = dagster_home()
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".production-sync.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        sync_production(instance(), registry(), model, store())
+
+
+SYNC_CODE = (
+    "import sys; from ml_release.cli.common import sync_production_asset as s; s(sys.argv[1])"
+)
+
+
+def sync_production_in_background(model: str) -> Path:
+    """Report a production change to the Dagster instance from a detached process.
+
+    Importing Dagster takes seconds; a rollback during an incident should not wait for it. The
+    ledger is already committed (the source of truth); the catch-up is idempotent and any later
+    command repeats it if this process dies. Returns the log file of the process.
+    """
+    import subprocess
+
+    log = release_home() / "logs" / "production-sync.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        subprocess.Popen(
+            [sys.executable, "-c", SYNC_CODE, model],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env={**os.environ, SPEC_ENV: str(spec_path()), HOME_ENV: str(release_home())},
+        )
+    return log

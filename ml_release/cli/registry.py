@@ -6,13 +6,12 @@ from pathlib import Path
 from ml_release.cli.common import (
     console,
     home_line,
-    instance,
     load,
     model_of,
     reader,
     registry,
     store,
-    sync_production_asset,
+    sync_production_in_background,
 )
 from ml_release.errors import EXIT_OK
 
@@ -33,8 +32,8 @@ def cmd_register(args: argparse.Namespace) -> int:
 
 
 def _report(model: str, event) -> None:
-    """Tell the Dagster instance about a production change made outside a run."""
-    sync_production_asset(model)
+    """Say what moved; tell the Dagster instance from a detached process (it takes seconds)."""
+    sync_production_in_background(model)
     done = {"rolled_back": "rolled back", "overridden": "promoted by override"}[event.event]
     console.print(
         f"{done} {model}: production {event.from_version or 'none'} -> {event.version} "
@@ -52,7 +51,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     )
     if outcome.already_done:
         console.print(f"{model}: nothing to do: {outcome.note}")
-        sync_production_asset(model)
+        sync_production_in_background(model)  # a retry after a crash: catch the UI up
         return EXIT_OK
     _report(model, outcome.event)
     return EXIT_OK
@@ -114,4 +113,4 @@ def _snapshot_note(ledger) -> None:
         )
 
 
-__all__ = ["cmd_history", "cmd_promote", "cmd_register", "cmd_rollback", "cmd_status", "instance"]
+__all__ = ["cmd_history", "cmd_promote", "cmd_register", "cmd_rollback", "cmd_status"]

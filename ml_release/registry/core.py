@@ -81,6 +81,10 @@ class RegistryReads:
     def _alias_rows(self, model: str) -> dict[str, str]:
         raise NotImplementedError
 
+    def state(self, model: str) -> "RegistryReads":
+        """`model`'s state as of one moment; an in-memory reader already is one."""
+        return self
+
     def versions(self, model: str) -> list[Version]:
         """Every registered version of `model`, oldest first."""
         found = [version_from_row(r) for r in self._version_rows(model)]
@@ -123,6 +127,23 @@ class RegistryReads:
         if last != production:
             found.append(f"ledger says {last!r} is in production, alias says {production!r}")
         return found
+
+
+class ModelState(RegistryReads):
+    """One model's versions, aliases and ledger, read together in one connection."""
+
+    def __init__(self, where: str, versions: list, events: list, aliases: dict) -> None:
+        self.where = where
+        self._versions, self._events, self._aliases = versions, events, aliases
+
+    def _version_rows(self, model: str) -> list[tuple]:
+        return [r for r in self._versions if r[0] == model]
+
+    def _event_rows(self, model: str) -> list[tuple]:
+        return [r for r in self._events if r[2] == model]
+
+    def _alias_rows(self, model: str) -> dict[str, str]:
+        return self._aliases
 
 
 class Registry(RegistryReads):
@@ -183,6 +204,21 @@ class Registry(RegistryReads):
                 "SELECT alias, version FROM aliases WHERE model = ?", [model]
             ).fetchall()
         return dict(rows)
+
+    def state(self, model: str) -> ModelState:
+        """`model`'s versions, aliases and ledger as of one moment (one connection).
+
+        Commands that read several things (a rollback, `status`) read them once, here.
+        """
+        with self.backend.read() as connection:
+            versions = connection.execute(
+                f"SELECT {VERSION_COLUMNS} FROM model_versions WHERE model = ?", [model]
+            ).fetchall()
+            events = connection.execute(
+                f"SELECT {EVENT_COLUMNS} FROM ledger WHERE model = ? ORDER BY seq", [model]
+            ).fetchall()
+            aliases = self._alias_rows_in(connection, model)
+        return ModelState(self.where, versions, events, aliases)
 
     def models(self) -> list[str]:
         """Every model with a registered version or a ledger event."""
