@@ -51,6 +51,8 @@ def train_and_store(
         training_data_fingerprint=fingerprint(spec.source_for(keys.TRAINING_SNAPSHOT)),
         spec_hash=spec.spec_hash,
         feature_code_version=code.version,
+        task=spec.model.task,
+        trusted_types=spec.trusted_types,
     )
     manifest, folder = store_artifact(written, store_root, move=True)
     registered, created = register_stored(registry, manifest, folder)

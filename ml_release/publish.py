@@ -27,10 +27,12 @@ def publish_candidate(
     extra: dict[str, str] | None = None,
     home: Path | None = None,
 ) -> Path:
-    """Write a fitted pipeline (raw rows in, probabilities out) into `incoming/`.
+    """Write a fitted model (raw rows in; probabilities or a prediction out) into `incoming/`.
 
     Args:
-        model: A fitted classifier, typically `ml_release.model.build_pipeline(...).fit(...)`.
+        model: Any fitted scikit-learn-API estimator or pipeline of the spec's task (a team's
+            own pipeline, XGBoost or LightGBM, or `ml_release.model.build_pipeline(...)`);
+            see docs/models.md.
         spec: The release spec: model name, feature code and spec hash come from it.
         version: Version label; default: UTC timestamp and digest prefix.
         training_data_fingerprint: What the model was trained on (a snapshot id or hash).
@@ -51,6 +53,8 @@ def publish_candidate(
         spec_hash=spec.spec_hash,
         feature_code_version=code.version,
         extra=extra,
+        task=spec.model.task,
+        trusted_types=spec.trusted_types,
     )
 
 
@@ -66,7 +70,7 @@ def publish_path(path: Path, spec: ReleaseSpec, version: str | None = None) -> P
         place_artifact(path, target)
         return target
     if path.is_file() and path.suffix == ".skops":
-        model = loads_checked(path.read_bytes(), str(path))
+        model = loads_checked(path.read_bytes(), str(path), trusted=spec.trusted_types)
         return publish_candidate(model, spec, version=version)
     if path.is_file() and path.suffix in (".yaml", ".yml", ".json") and spec.llm is not None:
         from ml_release.llm.candidate import write_config
