@@ -38,6 +38,10 @@ from ml_release.warehouse import Warehouse
 
 REGRESSION_MEANS = "NaN or infinite"
 MULTICLASS_MEANS = "not finite probabilities"
+GOOD = {
+    REGRESSION_MEANS: "every prediction is a finite number",
+    MULTICLASS_MEANS: "every row of probabilities is finite and within [0, 1]",
+}
 
 
 def gate_metric(name: str) -> str:
@@ -126,8 +130,8 @@ def valid_predictions(gate: GateSpec, sets: dict[str, EvalSet], means: str) -> G
         Verdict.FAIL if total else Verdict.PASS,
         f"{total} scores are {means}, e.g. rows " + ", ".join(e["row_id"] for e in examples[:5])
         if total
-        else f"no score is {means}",
-        means.replace("not ", "", 1) if means.startswith("not ") else f"not {means}",
+        else GOOD[means],
+        GOOD[means].removeprefix("every ").split(" is ", 1)[-1],
         observed=float(total),
         threshold=0.0,
         baseline=0.0,

@@ -9,6 +9,8 @@ Multi-class: macro-F1, top-k accuracy (log loss shares the binary gates' names),
 recall, whose "global" gate judges every class. Methods: docs/statistics.md.
 """
 
+from typing import Literal
+
 from pydantic import Field
 
 from ml_release.gates.catalog_base import GateDefinition
@@ -59,6 +61,14 @@ EXAMPLE_CEILINGS = {
 }
 
 
+class PerClassParams(VsBaselineParams):
+    """Every class against production, false alarms controlled across the classes."""
+
+    multiplicity: Literal["bonferroni", "none"] = Field(
+        "bonferroni", description="Per-class confidence 1 - (1 - confidence)/m over m classes."
+    )
+
+
 class QuantileMixin(EvaluationParams):
     """The quantile of the pinball loss."""
 
@@ -96,6 +106,7 @@ class TopKFloorParams(FloorParams, TopKMixin):
 
 
 PARAMS = {
+    "class_recall": (PerClassParams, SegmentVsBaselineParams, FloorParams),
     "pinball_loss": (PinballVsBaselineParams, PinballSegmentParams, PinballFloorParams),
     "top_k_accuracy": (TopKVsBaselineParams, TopKSegmentParams, TopKFloorParams),
 }
