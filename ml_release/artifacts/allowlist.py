@@ -4,9 +4,11 @@ A skops file is a tree of nodes, each naming a node kind (how skops rebuilds it)
 ml-release loads a file only when every node passes this rule (docs/models.md):
 
 1. Node kinds: only data nodes (dicts, lists, tuples, sets, bytes, arrays, dtypes, types,
-   objects rebuilt from their state, scikit-learn's tree and loss nodes). Function, method,
-   partial, operator and reduce-constructor nodes call code named by the file: they are
-   refused, except a function the spec lists by name under `trusted_types:`.
+   objects rebuilt from their state, scikit-learn's tree and loss nodes, and `partial`
+   wrappers, whose function is a node of its own). Function nodes name code: only reviewed
+   scikit-learn functions (`REVIEWED_FUNCTIONS`: HistGradientBoosting with categorical
+   features keeps `partial(check_array, ...)`) and functions the spec lists by name under
+   `trusted_types:` are allowed. Method, operator and reduce-constructor nodes are refused.
 2. Types, built in:
    - Python and numpy data types (`BUILTIN_TYPES`, numpy's scalar types);
    - public scikit-learn estimators and transformers that skops itself trusts (every class
@@ -66,6 +68,8 @@ BOOSTING_TYPES = frozenset(
     }
 )
 OWN_TYPES = frozenset({"ml_release.model.FeatureTransformer"})
+# Functions scikit-learn stores inside fitted estimators, reviewed: input validation only.
+REVIEWED_FUNCTIONS = frozenset({"sklearn.utils.validation.check_array"})
 BUILT_IN = (
     BUILTIN_TYPES
     | NUMPY_TYPES
@@ -74,11 +78,14 @@ BUILT_IN = (
     | REVIEWED_SKLEARN_TYPES
     | BOOSTING_TYPES
     | OWN_TYPES
+    | REVIEWED_FUNCTIONS
+    | {"functools.partial"}
 )
 DATA_NODES = frozenset(
     {"BytearrayNode", "BytesNode", "CachedNode", "DefaultDictNode", "DictNode", "DTypeNode"}
     | {"JsonNode", "ListNode", "LossNode", "NdArrayNode", "ObjectNode", "RandomGeneratorNode"}
-    | {"SetNode", "SliceNode", "SparseMatrixNode", "TreeNode", "TupleNode", "TypeNode"}
+    | {"PartialNode", "SetNode", "SliceNode", "SparseMatrixNode", "TreeNode", "TupleNode"}
+    | {"TypeNode"}
 )
 CODE_NODES = frozenset({"FunctionNode"})  # allowed only for a function the spec lists
 
@@ -94,7 +101,7 @@ def refused(nodes: Iterable[tuple[str, str]], trusted: Iterable[str] = ()) -> li
     out = set()
     for kind, name in nodes:
         if kind in CODE_NODES:
-            if name not in extra:
+            if name not in extra and name not in REVIEWED_FUNCTIONS:
                 out.add(f"{name} (a function: list it under trusted_types to allow it)")
         elif kind not in DATA_NODES:
             out.add(f"node kind {kind} ({name})")
@@ -106,10 +113,4 @@ def refused(nodes: Iterable[tuple[str, str]], trusted: Iterable[str] = ()) -> li
 def spec_trusted(nodes: Iterable[tuple[str, str]], trusted: Iterable[str]) -> list[str]:
     """The types of a file allowed only because the spec lists them (for the manifest)."""
     extra = frozenset(trusted)
-    return sorted(
-        {
-            name
-            for kind, name in nodes
-            if name in extra and (kind in CODE_NODES or name not in BUILT_IN)
-        }
-    )
+    return sorted({name for _kind, name in nodes if name in extra and name not in BUILT_IN})

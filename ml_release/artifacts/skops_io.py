@@ -43,6 +43,8 @@ def _renumber(node: Any, ids: dict[int, int], files: dict[str, str]) -> None:
             node["__id__"] = ids.setdefault(node["__id__"], len(ids) + 1)
         if node.get("__loader__") == "NdArrayNode" and node.get("type") == "numpy":
             node["file"] = files.setdefault(node["file"], f"{len(files)}.npy")
+        elif node.get("__loader__") in ("BytesNode", "BytearrayNode"):  # XGBoost's booster
+            node["file"] = files.setdefault(node["file"], f"{len(files)}.bin")
         for value in node.values():
             _renumber(value, ids, files)
     elif isinstance(node, list):
