@@ -398,6 +398,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_request_bytes=spec.serving.max_request_bytes,
         max_rows=spec.serving.max_rows,
         extra_paths=feature_code_paths(spec.features.code, folder / "app"),
+        trusted_types=tuple(spec.trusted_types),
     )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -452,6 +453,7 @@ def cmd_shadow(args: argparse.Namespace) -> int:
         python=runtime_python(progress=console.print),
         ready_timeout=spec.serving.ready_timeout,
         extra_paths=feature_code_paths(spec.features.code, folder / "app"),
+        trusted_types=tuple(spec.trusted_types),
     )
     with Progress(console=console) as progress:
         task = progress.add_task(f"replaying {len(requests):,} requests", total=len(requests))
