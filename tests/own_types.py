@@ -5,7 +5,13 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 
 class ShareClassifier(ClassifierMixin, BaseEstimator):
-    """Predicts the training share of each class for every row (a stand-in for team code)."""
+    """Predicts the training share of each class for every row (a stand-in for team code).
+
+    `scale` multiplies every probability: anything but 1 makes rows that do not sum to 1.
+    """
+
+    def __init__(self, scale: float = 1.0):
+        self.scale = scale
 
     def fit(self, X, y):
         self.classes_, counts = np.unique(y, return_counts=True)
@@ -14,7 +20,7 @@ class ShareClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def predict_proba(self, X):
-        return np.tile(self.shares_, (len(X), 1))
+        return np.tile(self.shares_ * self.scale, (len(X), 1))
 
     def predict(self, X):
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
