@@ -5,6 +5,7 @@ Three measurements on the same generated rows, each in its own child process (`-
 generation and imports excluded and reported apart) and the child's peak RSS (ru_maxrss, nothing
 subtracted). P is the project (`compare` + `compute_metrics`), the floor is scikit-learn point
 estimates only, naive is scikit-learn per bootstrap resample. See bench/README.md.
+`--task regression` or `--task multiclass` runs bench/evaluation_tasks.py instead.
 """
 
 import argparse
@@ -310,6 +311,11 @@ def report(results: dict[str, dict], rows: int) -> None:
 
 def main() -> None:
     """Parse the options; run one measurement (child) or the whole benchmark (parent)."""
+    if "--task" in sys.argv:  # regression and multi-class: bench/evaluation_tasks.py
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from evaluation_tasks import main as tasks_main
+
+        return tasks_main()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="evaluation rows")
     parser.add_argument("--quick", action="store_true", help="100k rows, small naive run")

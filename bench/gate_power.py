@@ -12,9 +12,11 @@ Scores are the logistic of the latents (monotone: AUCs unchanged). The point-est
 (block when an observed segment delta < -max_drop) is scored on the same simulated data.
 
     .venv/bin/python bench/gate_power.py [--reps 200] [--seed 0]
+    .venv/bin/python bench/gate_power.py --tasks   # regression and multi-class instead
 """
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -124,6 +126,10 @@ def pct(x) -> str:
 
 
 def main() -> None:
+    if "--tasks" in sys.argv:  # the regression and multi-class gates: bench/gate_power_tasks.py
+        from gate_power_tasks import main as tasks_main
+
+        return tasks_main()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=200, help="candidates per scenario")
     parser.add_argument("--seed", type=int, default=0)

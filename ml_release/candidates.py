@@ -55,6 +55,8 @@ def train_and_store(spec: ReleaseSpec, store_root: Path, registry: Registry) -> 
         training_data_fingerprint=fingerprint(spec.source_for(keys.TRAINING_SNAPSHOT)),
         spec_hash=spec.spec_hash,
         feature_code_version=code.version,
+        task=spec.model.task,
+        trusted_types=spec.trusted_types,
     )
     registered, created, folder = import_artifact(written, store_root, registry, move=True)
     return Candidate(
@@ -78,7 +80,15 @@ def import_candidate(
     move: bool = False,
 ) -> Candidate:
     """Admit an artifact folder (refused at the door when unsafe), store it, register it."""
-    admit(source, spec.model.name, registry, quarantine_root, source=way_in, copy=not move)
+    admit(
+        source,
+        spec.model.name,
+        registry,
+        quarantine_root,
+        source=way_in,
+        copy=not move,
+        trusted=spec.trusted_types,
+    )
     registered, created, folder = import_artifact(source, store_root, registry, move=move)
     return Candidate(read_manifest(folder), folder, registered.version, created, "artifact")
 

@@ -47,8 +47,10 @@ def quarantine(entry: Path, reason: str, quarantine_root: Path, *, copy: bool = 
     return target
 
 
-def screen(folder: Path, model: str) -> Manifest:
+def screen(folder: Path, model: str, trusted: tuple[str, ...] | list[str] = ()) -> Manifest:
     """Check an artifact folder without loading it; its manifest when it may come in.
+
+    `trusted`: the spec's `trusted_types:` (never the artifact's own word).
 
     Raises:
         IntegrityError: Not an artifact folder, a digest mismatch, or the wrong model.
@@ -67,7 +69,7 @@ def screen(folder: Path, model: str) -> Manifest:
     if manifest.kind == "model":
         from ml_release.artifacts.skops_io import check_skops
 
-        check_skops(data, where, manifest.trusted_types or ())
+        check_skops(data, where, manifest.trusted_types or (), trusted)
     else:
         from ml_release.llm.candidate import check_config_bytes
 
@@ -94,6 +96,7 @@ def admit(
     *,
     source: str,
     copy: bool,
+    trusted: tuple[str, ...] | list[str] = (),
 ) -> Manifest:
     """Screen `folder` for `model`; refuse (quarantine, ledger, raise) or return its manifest.
 
@@ -104,6 +107,7 @@ def admit(
         quarantine_root: `quarantine/` of the home.
         source: Which way it came in (`register`, `sensor`, `run --candidate`), for the ledger.
         copy: Copy into quarantine (the user's own folder stays) instead of moving it.
+        trusted: The spec's `trusted_types:`.
 
     Raises:
         IntegrityError: Unsafe, corrupt, or another model's artifact (exit 4).
@@ -111,7 +115,7 @@ def admit(
     """
     manifest: Manifest | None = None
     try:
-        manifest = screen(folder, model)
+        manifest = screen(folder, model, trusted)
         try:
             registered = registry.version(model, manifest.version)
         except NotFoundError:

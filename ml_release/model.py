@@ -11,9 +11,14 @@ from typing import Any
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
@@ -24,8 +29,14 @@ ESTIMATORS: dict[str, type] = {
     "hist_gradient_boosting": HistGradientBoostingClassifier,
     "random_forest": RandomForestClassifier,
 }
+REGRESSORS: dict[str, type] = {
+    "ridge": Ridge,
+    "hist_gradient_boosting": HistGradientBoostingRegressor,
+    "random_forest": RandomForestRegressor,
+}
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     "logistic_regression": {"max_iter": 1000},
+    "ridge": {},
     "hist_gradient_boosting": {},
     "random_forest": {"n_estimators": 100, "n_jobs": 1},
 }
@@ -66,6 +77,7 @@ def build_pipeline(
     categorical: list[str],
     estimator: str,
     params: dict[str, Any] | None = None,
+    task: str = "binary_classification",
 ) -> Pipeline:
     """An unfitted pipeline: feature code → imputation and one-hot encoding → estimator.
 
@@ -74,15 +86,18 @@ def build_pipeline(
         numeric: Numeric feature columns (median-imputed).
         categorical: Categorical feature columns (imputed as "missing", one-hot encoded; levels
             seen fewer than 20 times and unseen levels share one "infrequent" column).
-        estimator: One of `ESTIMATORS`.
+        estimator: One of `ESTIMATORS` (`REGRESSORS` for `task` regression).
         params: Estimator parameters; they override the defaults.
+        task: The spec's `model.task`: regression picks the regressor of the same name.
 
     Raises:
-        ValueError: `estimator` is not a known name.
+        ValueError: `estimator` is not a known name for `task`.
     """
-    if estimator not in ESTIMATORS:
+    choices = REGRESSORS if task == "regression" else ESTIMATORS
+    if estimator not in choices:
         raise ValueError(
-            f"unknown estimator {estimator!r}: use one of {', '.join(sorted(ESTIMATORS))}"
+            f"unknown estimator {estimator!r} for model.task {task}: use one of "
+            f"{', '.join(sorted(choices))}"
         )
     encoder = OneHotEncoder(
         handle_unknown="infrequent_if_exist", min_frequency=20, sparse_output=False
@@ -101,7 +116,7 @@ def build_pipeline(
             ),
         ]
     )
-    model = ESTIMATORS[estimator](**{**DEFAULT_PARAMS[estimator], **(params or {})})
+    model = choices[estimator](**{**DEFAULT_PARAMS[estimator], **(params or {})})
     return Pipeline(
         [
             ("features", FeatureTransformer(code, [*numeric, *categorical])),

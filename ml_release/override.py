@@ -23,14 +23,17 @@ class OverrideRefused(ReleaseError):
     exit_code = EXIT_BAD_INPUT
 
 
-def _check_loadable(store_root: Path, registry: Registry, model: str, version: str) -> None:
+def _check_loadable(
+    store_root: Path, registry: Registry, model: str, version: str, trusted: tuple = ()
+) -> None:
     registered = registry.version(model, version)
     folder = registered_folder(store_root, registered)
     manifest, data = verified_bytes(folder, keep=True, expected_digest=registered.digest)
     if manifest.kind == "model":
         from ml_release.artifacts.skops_io import check_skops
 
-        check_skops(data, f"{folder}/{manifest.payload_file}", manifest.trusted_types or ())
+        where = f"{folder}/{manifest.payload_file}"
+        check_skops(data, where, manifest.trusted_types or (), trusted)
 
 
 def override_promotion(
@@ -42,8 +45,11 @@ def override_promotion(
     approver: str,
     reason: str,
     actor: str = "",
+    trusted: tuple[str, ...] | list[str] = (),
 ) -> Event | None:
     """Promote `version` over its failed gates; None when it is already in production.
+
+    `trusted`: the spec's `trusted_types:`, for the safety check of the artifact.
 
     Raises:
         OverrideRefused: No approver or reason, or `version` has no gate verdicts to override.
@@ -61,7 +67,7 @@ def override_promotion(
             f"{model} {version} has never been gated, so there is nothing to override: gate "
             f"it first (`ml-release run --candidate` on its artifact), then override what failed"
         )
-    _check_loadable(store_root, registry, model, version)
+    _check_loadable(store_root, registry, model, version, tuple(trusted))
     last = gated[-1]
     failed = [v for v in last.verdicts if not v.get("passed", v.get("verdict") == "pass")]
     current = registry.alias(model, PRODUCTION)

@@ -29,10 +29,12 @@ def publish_candidate(
     extra: dict[str, str] | None = None,
     home: Path | None = None,
 ) -> Path:
-    """Write a fitted pipeline (raw rows in, probabilities out) into `incoming/`.
+    """Write a fitted model (raw rows in; probabilities or a prediction out) into `incoming/`.
 
     Args:
-        model: A fitted classifier, typically `ml_release.model.build_pipeline(...).fit(...)`.
+        model: Any fitted scikit-learn-API estimator or pipeline of the spec's task (a team's
+            own pipeline, XGBoost or LightGBM, or `ml_release.model.build_pipeline(...)`);
+            see docs/models.md.
         spec: The release spec: model name, feature code and spec hash come from it.
         version: Version label; default: UTC timestamp and digest prefix.
         training_data_fingerprint: What the model was trained on (a snapshot id or hash).
@@ -53,6 +55,8 @@ def publish_candidate(
         spec_hash=spec.spec_hash,
         feature_code_version=code.version,
         extra=extra,
+        task=spec.model.task,
+        trusted_types=spec.trusted_types,
     )
 
 
@@ -76,14 +80,20 @@ def publish_path(
     """
     if path.is_dir() and not path.is_symlink():
         manifest = admit(
-            path, spec.model.name, registry, quarantine_root, source="register", copy=True
+            path,
+            spec.model.name,
+            registry,
+            quarantine_root,
+            source="register",
+            copy=True,
+            trusted=spec.trusted_types,
         )
         target = safe_path(incoming_dir(), f"{manifest.name}-{manifest.version}")
         place_artifact(path, target)
         return target
     if path.is_file() and path.suffix == ".skops":
         try:
-            model = loads_checked(path.read_bytes(), str(path))
+            model = loads_checked(path.read_bytes(), str(path), trusted=spec.trusted_types)
         except IntegrityError as exc:
             refuse(
                 path, exc, spec.model.name, registry, quarantine_root, source="register", copy=True

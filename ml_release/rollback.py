@@ -48,7 +48,12 @@ class RollbackOutcome:
 
 
 def artifact_problem(
-    registry: RegistryReads, store_root: Path, model: str, version: str, screen: bool = False
+    registry: RegistryReads,
+    store_root: Path,
+    model: str,
+    version: str,
+    screen: bool = False,
+    trusted: tuple[str, ...] | list[str] = (),
 ) -> str:
     """Why `version`'s artifact cannot be trusted, or "" when it verifies against the registry.
 
@@ -63,7 +68,8 @@ def artifact_problem(
         if screen and manifest.kind == "model":
             from ml_release.artifacts.skops_io import check_skops
 
-            check_skops(data, f"{folder}/{manifest.payload_file}", manifest.trusted_types or ())
+            where = f"{folder}/{manifest.payload_file}"
+            check_skops(data, where, manifest.trusted_types or (), trusted)
     except (ReleaseError, OSError) as exc:
         return str(exc)
     return ""
@@ -110,6 +116,7 @@ def rollback(
     reason: str = "",
     actor: str = "",
     override: bool = False,
+    trusted: tuple[str, ...] | list[str] = (),
 ) -> RollbackOutcome:
     """Move `production` to `to` (default: the last known-good) after verifying it.
 
@@ -156,7 +163,9 @@ def rollback(
             + f" To restore {target} anyway, add --override --reason TEXT (recorded)."
         )
     if to is not None or history:  # next_known_good verified a target it chose itself
-        broken = artifact_problem(view, store_root, model, target, screen=bool(history))
+        broken = artifact_problem(
+            view, store_root, model, target, screen=bool(history), trusted=trusted
+        )
         if broken:
             raise IntegrityError(_refusal(view, store_root, model, target, broken))
     fields = {

@@ -5,6 +5,10 @@ comparison downstream is paired. The serving log contributes its labelled reques
 arrive late) as a second, more recent evaluation set, rebuilt from the logged raw requests.
 Scores are stored as the model produced them; invalid ones (non-finite, outside [0, 1]) are
 kept and flagged so a gate can name the rows, never silently dropped or clipped.
+
+Before any row is scored, the artifact's outputs are checked against the spec's task (a
+regressor under a classification spec, or the reverse, is refused naming both), and the model's
+input columns against the raw columns read from the data (a missing one is named).
 """
 
 import json
@@ -14,7 +18,10 @@ import numpy as np
 import pandas as pd
 
 from ml_release import keys
+from ml_release.artifacts import read_manifest
+from ml_release.artifacts.outputs import CLASSIFICATION_TASKS, fitted_columns
 from ml_release.artifacts.skops_io import load_model
+from ml_release.errors import DataInputError
 from ml_release.feature_code import load_feature_code
 from ml_release.featurize import check_raw_columns
 from ml_release.identifiers import quote
@@ -26,7 +33,14 @@ KEY_COLUMNS = ["eval_set", "row_id", "label"]
 
 
 def evaluation_rows(warehouse: Warehouse, spec: ReleaseSpec) -> pd.DataFrame:
-    """Raw rows of both evaluation sets, with `eval_set`, `row_id`, `label` and segments."""
+    """Raw rows of both evaluation sets, with `eval_set`, `row_id`, 0/1 `label` and segments."""
+    frame = raw_evaluation_rows(warehouse, spec)
+    frame["label"] = frame["label"].astype(int)
+    return frame
+
+
+def raw_evaluation_rows(warehouse: Warehouse, spec: ReleaseSpec) -> pd.DataFrame:
+    """Raw rows of both evaluation sets, with `eval_set`, `row_id`, `label` (as read), segments."""
     code = load_feature_code(spec.features.code)
     raw_columns = list(code.required_columns)
     log = spec.data.serving_log
@@ -66,20 +80,63 @@ def evaluation_rows(warehouse: Warehouse, spec: ReleaseSpec) -> pd.DataFrame:
             features[segment] if segment in features else frame[segment]
         ).astype(str)
     frame["row_id"] = frame["row_id"].astype(str)
-    frame["label"] = frame["label"].astype(int)
     return frame
+
+
+def load_for_task(folder: Path, spec: ReleaseSpec, digest: str | None = None):
+    """The artifact's model, safe-loaded (`digest`: the registry's), fitting `model.task`."""
+    manifest = read_manifest(folder)
+    task = spec.model.task
+    schema = manifest.output_schema
+    kind = schema.kind if schema is not None else "unknown"
+    wanted = "classification" if task in CLASSIFICATION_TASKS else "regression"
+    if kind != wanted:
+        seen = (
+            f"a regressor (output {schema.prediction_column!r})"
+            if kind == "regression"
+            else f"a classifier (classes {schema.classes})"
+            if schema is not None
+            else "no output schema"
+        )
+        raise DataInputError(
+            f"{folder}: model.task {task} expects "
+            f"{'a classifier with predict_proba' if wanted == 'classification' else 'a regressor'}"
+            f"; the artifact holds {seen} ({manifest.estimator or 'unknown estimator'}). Fix: "
+            "publish a model of the spec's task, or correct model.task"
+        )
+    return load_model(
+        folder, feature_code=spec.features.code, trusted=spec.trusted_types, digest=digest
+    )
+
+
+def model_input(model, rows: pd.DataFrame, spec: ReleaseSpec, folder: Path) -> pd.DataFrame:
+    """The columns `model` takes, from `rows`; DataInputError naming any it lacks."""
+    raw_columns = list(load_feature_code(spec.features.code).required_columns)
+    columns = fitted_columns(model) or raw_columns
+    missing = [c for c in columns if c not in rows.columns]
+    if missing:
+        raise DataInputError(
+            f"{folder}: the model needs column(s) {', '.join(map(repr, missing))}, which are not "
+            f"among the raw columns read from the data ({', '.join(raw_columns)}). Fix: add them "
+            f"to REQUIRED_COLUMNS of {spec.features.code} (and to the data), or fit the model "
+            "on those columns"
+        )
+    return rows[columns]
 
 
 def score(
     folder: Path, spec: ReleaseSpec, rows: pd.DataFrame, digest: str | None = None
 ) -> np.ndarray:
     """P(label = 1) from the artifact at `folder` (safe-loaded, `digest` checked) per row."""
-    model = load_model(folder, feature_code=spec.features.code, digest=digest)
-    raw_columns = list(load_feature_code(spec.features.code).required_columns)
+    model = load_for_task(folder, spec, digest)
     classes = list(model.classes_)
     if 1 not in classes:
-        raise ValueError(f"{folder}: the model's classes are {classes}; expected 0 and 1")
-    return np.asarray(model.predict_proba(rows[raw_columns])[:, classes.index(1)], dtype=float)
+        raise DataInputError(
+            f"{folder}: the model's classes are {classes}; model.task binary_classification "
+            "expects 0 and 1. Fix: train on 0/1 labels"
+        )
+    x = model_input(model, rows, spec, folder)
+    return np.asarray(model.predict_proba(x)[:, classes.index(1)], dtype=float)
 
 
 def invalid_rows(scores: np.ndarray) -> np.ndarray:

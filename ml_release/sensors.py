@@ -70,7 +70,15 @@ def build_artifact_sensor(spec: ReleaseSpec) -> dg.SensorDefinition:
             if manifest.sha256 in requested:
                 continue  # the same model under a second name: one run per digest
             try:
-                admit(folder, model, registry, quarantine, source="sensor", copy=False)
+                admit(
+                    folder,
+                    model,
+                    registry,
+                    quarantine,
+                    source="sensor",
+                    copy=False,
+                    trusted=spec.trusted_types,
+                )
             except (IntegrityError, ConflictError) as exc:
                 context.log.warning(f"refused {folder.name}: {exc}")
                 refused += 1

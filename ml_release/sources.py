@@ -24,9 +24,16 @@ if TYPE_CHECKING:
 PARQUET_MAGIC = b"PAR1"
 
 
+EXAMPLE_DATA = {
+    "ranking": "ml-release demo-data --task ranking",
+    "regression": "python -m examples.regression.data",
+    "multiclass_classification": "python -m examples.multiclass.data",
+}
+
+
 def demo_data_command(task: str) -> str:
-    """The command that writes the demo data a spec of model.task `task` reads."""
-    return "ml-release demo-data --task ranking" if task == "ranking" else "ml-release demo-data"
+    """The command that writes the demo (or example) data a spec of model.task `task` reads."""
+    return EXAMPLE_DATA.get(task, "ml-release demo-data")
 
 
 def _check_file(path: Path, file_format: str, dataset: str, task: str) -> None:

@@ -34,21 +34,37 @@ from ml_release.spec_data import (
     close_matches,
     identifier_field,
 )
+from ml_release.spec_tasks import (
+    MULTICLASS_LOG_LOSS_GATES,
+    TABULAR_TASKS,
+    check_trusted_types,
+    other_task_problem,
+    task_problems,
+)
+
+Estimator = Literal["logistic_regression", "ridge", "hist_gradient_boosting", "random_forest"]
 
 
 class ModelSpec(SpecModel):
     """The model being released."""
 
     name: str = Field(description="Model name; artifacts live under artifacts/<name>/.")
-    task: Literal["binary_classification", "ranking", "llm"] = Field(
+    task: Literal[
+        "binary_classification", "multiclass_classification", "regression", "ranking", "llm"
+    ] = Field(
         "binary_classification",
-        description="`binary_classification` (data, features), `ranking` (data with "
+        description="`binary_classification` (data, features; labels 0/1), "
+        "`multiclass_classification` (labels are classes; the model gives class probabilities), "
+        "`regression` (numeric labels; the model predicts a number), `ranking` (data with "
         "`data.query_column`, features; the label is a graded relevance >= 0; the estimator "
         "is a classifier over the grades, scoring each row by its expected relevance) or `llm` "
         "(an LLM application gated on its prompt/config and answers; the `llm` section).",
     )
-    estimator: Literal["logistic_regression", "hist_gradient_boosting", "random_forest"] = Field(
-        "hist_gradient_boosting", description="Estimator trained in the pipeline."
+    estimator: Estimator = Field(
+        "hist_gradient_boosting",
+        description="Estimator trained in the pipeline when no artifact is given "
+        "(`logistic_regression` for the classification tasks, `ridge` for regression; "
+        "the other two fit every task).",
     )
     params: dict[str, float | int | str | bool] = Field(
         default_factory=dict, description="Estimator parameters (scikit-learn names)."
@@ -329,7 +345,15 @@ class ReleaseSpec(SpecModel):
     inconclusive: Literal["block", "warn"] = Field(
         "block", description="What an inconclusive gate does when it is `must_pass`."
     )
+    trusted_types: list[str] = Field(
+        default_factory=list,
+        description="Full names of model types (or functions) to load beyond the built-in "
+        "allow-list, e.g. `my_team.encoders.TargetEncoder`; review each before listing it "
+        "(docs/models.md).",
+    )
     gates: list[GateSpec]
+
+    _check_trusted = field_validator("trusted_types")(check_trusted_types)
 
     _source: Path = PrivateAttr(default=Path("release.yaml"))
 
@@ -350,7 +374,7 @@ class ReleaseSpec(SpecModel):
         ]
         if llm and self.canary.enabled:
             problems.append("canary.enabled: canaries serve models, not prompt/configs; remove it")
-        problems += _ranking_problems(self)
+        problems += _ranking_problems(self) + task_problems(self)
         for i, gate in enumerate(self.gates):
             if (problem := _task_problem(self.model.task, gate.name)) is not None:
                 problems.append(f"gates[{i}]: {problem}")
@@ -431,10 +455,12 @@ class ReleaseSpec(SpecModel):
 # Gate families each task may use; `valid_predictions` (model_quality) serves every model task.
 TASK_FAMILIES = {
     "binary_classification": ("data_contract", "parity", "model_quality", "serving", "shadow"),
+    "multiclass_classification": ("data_contract", "parity", "multiclass", "serving", "shadow"),
+    "regression": ("data_contract", "parity", "regression", "serving", "shadow"),
     "ranking": ("data_contract", "parity", "ranking"),
     "llm": ("llm",),
 }
-SHARED_GATES = {"valid_predictions": ("binary_classification", "ranking")}
+SHARED_GATES = {"valid_predictions": TABULAR_TASKS} | MULTICLASS_LOG_LOSS_GATES
 
 
 def _task_problem(task: str, gate: str) -> str | None:
@@ -457,7 +483,7 @@ def _task_problem(task: str, gate: str) -> str | None:
         )
     if family == "ranking":
         return f"{gate!r} needs model.task ranking (and data.query_column); remove it"
-    return f"{gate!r} does not apply to model.task {task}"
+    return other_task_problem(task, gate, family)
 
 
 def _ranking_problems(spec: "ReleaseSpec") -> list[str]:

@@ -10,7 +10,13 @@ the expected grade.
 """
 
 import numpy as np
-from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
+from sklearn.metrics import (
+    brier_score_loss,
+    log_loss,
+    mean_absolute_error,
+    mean_squared_error,
+    roc_auc_score,
+)
 
 from ml_release import keys
 from ml_release.errors import DataInputError
@@ -41,7 +47,7 @@ def train_candidate(spec: ReleaseSpec, seed: int = 0):
     cut = int(len(frame) * (1 - VALIDATION_SHARE))
     fit, held = frame.iloc[:cut], frame.iloc[cut:]
     params = dict(spec.model.params)
-    if spec.model.estimator != "logistic_regression":
+    if spec.model.estimator not in ("logistic_regression", "ridge"):
         params.setdefault("random_state", seed)
     pipeline = build_pipeline(
         spec.features.code,
@@ -49,8 +55,12 @@ def train_candidate(spec: ReleaseSpec, seed: int = 0):
         spec.features.categorical,
         spec.model.estimator,
         params,
+        spec.model.task,
     )
     pipeline.fit(fit[raw_columns], fit[label].to_numpy())
+    if spec.model.task in ("regression", "multiclass_classification"):
+        metrics = task_training_metrics(spec.model.task, pipeline, held[raw_columns], held[label])
+        return pipeline, {**metrics, "training_rows": len(fit)}
     if query:
         metrics = ranking_training_metrics(pipeline, held, raw_columns, label, query[0])
         return pipeline, {**metrics, "training_rows": len(fit)}
@@ -78,4 +88,21 @@ def ranking_training_metrics(pipeline, held, raw_columns: list[str], label: str,
         "validation_queries": ndcg.support.n,
         "validation_ndcg_at_10": ndcg.value if ndcg.value is not None else float("nan"),
         "validation_recall_at_10": recall.value if recall.value is not None else float("nan"),
+    }
+
+
+def task_training_metrics(task: str, pipeline, x, truth) -> dict[str, float]:
+    """Held-out (newest rows) metrics of a regression or multi-class candidate."""
+    if task == "regression":
+        prediction = pipeline.predict(x)
+        return {
+            "validation_rows": len(x),
+            "validation_mae": float(mean_absolute_error(truth, prediction)),
+            "validation_rmse": float(np.sqrt(mean_squared_error(truth, prediction))),
+        }
+    probabilities = pipeline.predict_proba(x)
+    return {
+        "validation_rows": len(x),
+        "validation_log_loss": float(log_loss(truth, probabilities, labels=pipeline.classes_)),
+        "validation_accuracy": float(np.mean(pipeline.predict(x) == truth.to_numpy())),
     }

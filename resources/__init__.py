@@ -85,6 +85,7 @@ class ServingRuntimeResource(dg.ConfigurableResource):
             max_request_bytes=spec.serving.max_request_bytes,
             max_rows=spec.serving.max_rows,
             extra_paths=feature_code_paths(spec.features.code, app_dir),
+            trusted_types=tuple(spec.trusted_types),
         )
 
 

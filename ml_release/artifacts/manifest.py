@@ -75,10 +75,22 @@ class LibraryVersions(_Frozen):
 
 
 class OutputSchema(_Frozen):
-    """What `predict_proba` returns: one column per class, in this order."""
+    """What the model returns: class probabilities (a classifier), or one prediction."""
 
-    classes: list[bool | int | float | str]
-    probability_columns: list[str]
+    classes: list[bool | int | float | str] = Field(
+        default_factory=list, description="A classifier's classes, in `predict_proba` order."
+    )
+    probability_columns: list[str] = Field(
+        default_factory=list, description="The served output per class (`proba_<class>`)."
+    )
+    prediction_column: str | None = Field(
+        None, description="A regressor's served output (`prediction`); None for a classifier."
+    )
+
+    @property
+    def kind(self) -> str:
+        """`regression` for a regressor's prediction, else `classification`."""
+        return "regression" if self.prediction_column else "classification"
 
 
 class Manifest(_Frozen):
@@ -104,6 +116,12 @@ class Manifest(_Frozen):
     trusted_types: list[str] | None = Field(
         None, description="Non-default skops types loading must trust (models only)."
     )
+    spec_trusted_types: list[str] = Field(
+        default_factory=list,
+        description="Types allowed only because the release spec lists them under "
+        "`trusted_types:` (reviewed by the spec's owner); loading needs the same listing.",
+    )
+    estimator: str | None = Field(None, description="The model's class, e.g. `Pipeline`.")
 
     @field_validator("name")
     @classmethod

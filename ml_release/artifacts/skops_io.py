@@ -3,7 +3,8 @@
 Loading is the security boundary. `load_model` checks, in this order and before any byte is
 parsed as a model: the folder lies inside the store root; `model.skops` is a regular file whose
 sha256 matches the manifest; it is a zip (skops) and not a pickle; every type and node kind it
-names is in `ALLOWED_TYPES` / `ALLOWED_LOADERS`. Only then does skops build it, trusting just
+kind it names passes the allow-list rule of `ml_release.artifacts.allowlist` (with the types
+the release spec lists under `trusted_types:`). Only then does skops build it, trusting just
 the types it needs. The bytes that were hashed are the bytes that are loaded.
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 import skops
 import skops.io as sio
 
+from ml_release.artifacts.allowlist import BUILT_IN, refused
 from ml_release.artifacts.manifest import (
     MODEL_FILE,
     ArtifactInputError,
@@ -34,54 +36,6 @@ MAX_UNPACKED_BYTES = 4 * 1024**3
 _SCHEMA = "schema.json"
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
-# Every type a model file may name, found by dumping `build_pipeline` models of the three
-# estimators (int, bool and string labels; class_weight; early stopping) and listing the
-# types in their skops schema. skops itself trusts every public scikit-learn estimator; this
-# list is stricter. Tree and TreePredictor are not trusted by skops >= 0.16 (a crafted node
-# array can crash predict); they are needed for the forest and boosting models, and are
-# trusted here only after the digest check.
-ALLOWED_TYPES: tuple[str, ...] = (
-    "builtins.dict",
-    "builtins.int",  # key type of a class_weight dict
-    "builtins.list",
-    "builtins.slice",
-    "builtins.str",
-    "builtins.tuple",
-    "numpy.dtype",
-    "numpy.float64",
-    "numpy.int64",
-    "numpy.ndarray",
-    "numpy.random._generator.Generator",
-    "numpy.uint64",
-    "ml_release.model.FeatureTransformer",
-    "sklearn.compose._column_transformer.ColumnTransformer",
-    "sklearn.impute._base.SimpleImputer",
-    "sklearn.preprocessing._data.StandardScaler",
-    "sklearn.pipeline.Pipeline",
-    "sklearn.preprocessing._encoders.OneHotEncoder",
-    "sklearn.linear_model._logistic.LogisticRegression",
-    "sklearn.ensemble._forest.RandomForestClassifier",
-    "sklearn.tree._classes.DecisionTreeClassifier",
-    "sklearn.tree._tree.Tree",
-    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
-    "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-    "sklearn.preprocessing._label.LabelEncoder",
-    "sklearn._loss._loss.CyHalfBinomialLoss",
-    "sklearn._loss.link.Interval",
-    "sklearn._loss.link.LogitLink",
-    "sklearn._loss.loss.HalfBinomialLoss",
-    # Gradient boosting over several classes (ranking: a classifier over relevance grades).
-    "sklearn._loss._loss.CyHalfMultinomialLoss",
-    "sklearn._loss.link.MultinomialLogit",
-    "sklearn._loss.loss.HalfMultinomialLoss",
-)
-# Node kinds those models use; function, method, partial and operator nodes are never needed.
-ALLOWED_LOADERS = frozenset(
-    {"CachedNode", "DictNode", "DTypeNode", "JsonNode", "ListNode", "LossNode", "NdArrayNode"}
-    | {"ObjectNode", "RandomGeneratorNode", "SliceNode", "TreeNode", "TupleNode", "TypeNode"}
-)
-
 
 def _renumber(node: Any, ids: dict[int, int], files: dict[str, str]) -> None:
     if isinstance(node, dict):
@@ -89,6 +43,8 @@ def _renumber(node: Any, ids: dict[int, int], files: dict[str, str]) -> None:
             node["__id__"] = ids.setdefault(node["__id__"], len(ids) + 1)
         if node.get("__loader__") == "NdArrayNode" and node.get("type") == "numpy":
             node["file"] = files.setdefault(node["file"], f"{len(files)}.npy")
+        elif node.get("__loader__") in ("BytesNode", "BytearrayNode"):  # XGBoost's booster
+            node["file"] = files.setdefault(node["file"], f"{len(files)}.bin")
         for value in node.values():
             _renumber(value, ids, files)
     elif isinstance(node, list):
@@ -128,43 +84,52 @@ def skops_bytes(model: Any) -> bytes:
     return out.getvalue()
 
 
-def _walk(node: Any, types: set[str], loaders: set[str]) -> None:
+def _walk(node: Any, found: set[tuple[str, str]]) -> None:
     if isinstance(node, dict):
         if "__loader__" in node:
-            module, name = node.get("__module__"), node.get("__class__")
-            ok = all(isinstance(v, str) for v in (module, name, node["__loader__"]))
-            types.add(f"{module}.{name}" if ok else f"<malformed node {str(node)[:80]}>")
-            loaders.add(str(node["__loader__"]))
+            module, name, kind = node.get("__module__"), node.get("__class__"), node["__loader__"]
+            ok = all(isinstance(v, str) for v in (module, name, kind))
+            found.add(
+                (str(kind), f"{module}.{name}" if ok else f"<malformed node {str(node)[:80]}>")
+            )
         for value in node.values():
-            _walk(value, types, loaders)
+            _walk(value, found)
     elif isinstance(node, list):
         for value in node:
-            _walk(value, types, loaders)
+            _walk(value, found)
 
 
-def disallowed_content(data: bytes) -> list[str]:
-    """Types and node kinds named anywhere in a skops file that are not allowed, sorted."""
+def file_nodes(data: bytes) -> set[tuple[str, str]]:
+    """(node kind, type) of every node named in a skops file's schema."""
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         unpacked = sum(entry.file_size for entry in archive.infolist())
         if unpacked > MAX_UNPACKED_BYTES:
-            return [f"<{unpacked} bytes unpacked, more than {MAX_UNPACKED_BYTES}>"]
-        types: set[str] = set()
-        loaders: set[str] = set()
-        _walk(json.loads(archive.read(_SCHEMA)), types, loaders)
-    return sorted(
-        (types - set(ALLOWED_TYPES)) | {f"node kind {k}" for k in loaders - ALLOWED_LOADERS}
-    )
+            return {("<too large>", f"<{unpacked} bytes unpacked, more than {MAX_UNPACKED_BYTES}>")}
+        found: set[tuple[str, str]] = set()
+        _walk(json.loads(archive.read(_SCHEMA)), found)
+    return found
 
 
-def check_skops(data: bytes, where: str, declared: list[str] | tuple[str, ...] = ()) -> list[str]:
+def disallowed_content(data: bytes, trusted: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """Types and node kinds named anywhere in a skops file that the rule refuses, sorted."""
+    return refused(file_nodes(data), trusted)
+
+
+def check_skops(
+    data: bytes,
+    where: str,
+    declared: list[str] | tuple[str, ...] = (),
+    trusted: list[str] | tuple[str, ...] = (),
+) -> list[str]:
     """The types loading `data` must trust, after the format and allow-list checks.
 
     Nothing is built: this is the check `ml-release register`, the sensor and `run
     --candidate` apply at the door, and `loads_checked` applies again before loading.
+    `trusted` are the spec's `trusted_types:` beyond the built-in rule.
 
     Raises:
         UnsafeArtifactError: Not a skops file (a pickle, say), unreadable, or naming types or
-            node kinds outside the allow-list; `.refused` lists them.
+            node kinds the allow-list rule refuses; `.refused` lists them.
     """
     if data[:1] == b"\x80" or not zipfile.is_zipfile(io.BytesIO(data)):
         seen = "looks like a pickle/joblib file" if data else "it is empty"
@@ -174,27 +139,34 @@ def check_skops(data: bytes, where: str, declared: list[str] | tuple[str, ...] =
             refused=["not a skops file: " + seen],
         )
     try:
-        refused = disallowed_content(data)
+        problems = disallowed_content(data, trusted)
         needed = sio.get_untrusted_types(data=data)
     except (KeyError, ValueError, TypeError, RecursionError, zipfile.BadZipFile) as exc:
         raise UnsafeArtifactError(
             f"{where} is not a readable skops file: {exc}", refused=[f"unreadable: {exc}"]
         ) from None
-    refused = sorted({*refused, *({*needed, *declared} - set(ALLOWED_TYPES))})
-    if refused:
+    allowed = BUILT_IN | set(trusted)
+    problems = sorted({*problems, *({*needed, *declared} - allowed)})
+    if problems:
         raise UnsafeArtifactError(
-            f"{where} names types ml-release does not load: {', '.join(refused)}. Only models "
-            "from ml_release.model.build_pipeline are loadable (see ALLOWED_TYPES).",
-            refused=refused,
+            f"{where} names types ml-release does not load: {', '.join(problems)}. Loadable: "
+            "scikit-learn estimators skops trusts, XGBoost and LightGBM, numpy and Python data "
+            "(docs/models.md); review any other type and list it under `trusted_types:` in "
+            "the release spec.",
+            refused=problems,
         )
     return needed
 
 
 def loads_checked(
-    data: bytes, where: str, declared: list[str] | tuple[str, ...] = (), written_with: str = ""
+    data: bytes,
+    where: str,
+    declared: list[str] | tuple[str, ...] = (),
+    written_with: str = "",
+    trusted: list[str] | tuple[str, ...] = (),
 ) -> Any:
     """Build a model from skops bytes after the format and type checks; never a pickle."""
-    needed = check_skops(data, where, declared)
+    needed = check_skops(data, where, declared, trusted)
     try:
         return sio.loads(data, trusted=needed)
     except Exception as exc:
@@ -210,6 +182,7 @@ def load_model(
     *,
     feature_code: str | None = None,
     digest: str | None = None,
+    trusted: list[str] | tuple[str, ...] = (),
 ) -> Any:
     """Load a verified artifact's model, refusing anything but allowed skops content.
 
@@ -218,14 +191,15 @@ def load_model(
         root: Store root the folder must lie in.
         feature_code: When given, the feature module every `FeatureTransformer` must use.
         digest: The registry's digest of this version; the bytes loaded must have it.
+        trusted: Types beyond the built-in rule, from the spec's `trusted_types:`.
 
     Raises:
         UnsafePathError: `folder` is outside `root`.
         IntegrityError: Missing files, a symlink, or a digest mismatch.
-        UnsafeArtifactError: Not a skops file, or types outside ALLOWED_TYPES.
+        UnsafeArtifactError: Not a skops file, or types the allow-list rule refuses.
 
     Returns:
-        The fitted model (a scikit-learn pipeline taking raw rows).
+        The fitted model (a scikit-learn-API estimator or pipeline taking raw rows).
     """
     folder = safe_path(root, str(folder)) if root is not None else Path(folder)
     manifest, data = verified_bytes(folder, keep=True, expected_digest=digest)
@@ -235,19 +209,20 @@ def load_model(
             f"{folder} holds an {manifest.kind} artifact, not a model: it has no {MODEL_FILE} "
             "to load"
         )
-    model = loads_checked(data, where, manifest.trusted_types, str(manifest.library_versions))
+    model = loads_checked(
+        data, where, manifest.trusted_types, str(manifest.library_versions), trusted
+    )
     _check_feature_code(model, where, feature_code)
     return model
 
 
 def _check_feature_code(model: Any, where: str, expected: str | None) -> None:
+    # A model without a FeatureTransformer takes the raw columns directly: nothing to check.
     if expected is None:
         return
     params = model.get_params(deep=True) if hasattr(model, "get_params") else {}
     found = [v.code for v in [model, *params.values()] if isinstance(v, FeatureTransformer)]
-    if not found or any(
-        code != expected and not _coverage_mutant_of(code, expected) for code in found
-    ):
+    if any(code != expected and not _coverage_mutant_of(code, expected) for code in found):
         raise UnsafeArtifactError(
             f"{where} uses feature code {found!r}, expected {expected!r} (features.code "
             "in the spec); retrain the model with the spec's feature module"

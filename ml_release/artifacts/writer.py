@@ -25,6 +25,7 @@ import skops
 import skops.io as sio
 from pydantic import ValidationError
 
+from ml_release.artifacts.allowlist import spec_trusted
 from ml_release.artifacts.manifest import (
     COMMIT_PATTERN,
     MANIFEST_FILE,
@@ -34,12 +35,12 @@ from ml_release.artifacts.manifest import (
     FeatureColumn,
     LibraryVersions,
     Manifest,
-    OutputSchema,
     check_name,
     check_version,
     verify_artifact,
 )
-from ml_release.artifacts.skops_io import disallowed_content, skops_bytes
+from ml_release.artifacts.outputs import check_fitted, model_columns, output_schema
+from ml_release.artifacts.skops_io import disallowed_content, file_nodes, skops_bytes
 from ml_release.errors import (
     ConflictError,
 )
@@ -67,17 +68,6 @@ def _feature_columns(features: Mapping[str, str] | Iterable[Mapping[str, str]]) 
     if isinstance(features, Mapping):
         return [FeatureColumn(name=name, dtype=kind) for name, kind in features.items()]
     return [FeatureColumn(**dict(column)) for column in features]
-
-
-def _output_schema(model: Any) -> OutputSchema:
-    classes = getattr(model, "classes_", None)
-    if classes is None or not hasattr(model, "predict_proba"):
-        raise ArtifactInputError(
-            f"{type(model).__name__} has no classes_/predict_proba: publish a fitted classifier "
-            "(ml_release.model.build_pipeline(...).fit(raw, labels))"
-        )
-    values = [c.item() if isinstance(c, np.generic) else c for c in classes]
-    return OutputSchema(classes=values, probability_columns=[f"proba_{c}" for c in values])
 
 
 def _write_synced(path: Path, data: bytes) -> None:
@@ -139,11 +129,14 @@ def write_artifact(
     spec_hash: str | None = None,
     feature_code_version: str | None = None,
     extra: Mapping[str, str] | None = None,
+    task: str | None = None,
+    trusted_types: list[str] | tuple[str, ...] = (),
 ) -> Path:
     """Write `model` as the artifact folder `dest_parent/<name>-<version>`, atomically.
 
     Args:
-        model: A fitted classifier, normally from `ml_release.model.build_pipeline`.
+        model: A fitted scikit-learn-API estimator or pipeline taking raw rows (see
+            `ml_release.artifacts.outputs`).
         dest_parent: Folder to write into (created if missing).
         name: Model name (an identifier).
         version: Version; default `YYYYMMDDTHHMMSSZ-<first 8 hex of the digest>` (UTC).
@@ -153,19 +146,27 @@ def write_artifact(
         spec_hash: Hash of the release spec the model was trained under.
         feature_code_version: Version of the feature module (`FeatureCode.version`).
         extra: Free string map recorded in the manifest.
+        task: The spec's `model.task`, which the model's outputs must fit; None: any.
+        trusted_types: Types beyond the built-in allow-list rule, from the spec's
+            `trusted_types:` (recorded in the manifest when the model needs them).
 
     Returns:
         The artifact folder; the existing one if this exact model is already there.
 
     Raises:
-        ArtifactInputError: Bad name or version, unfitted model, or types outside ALLOWED_TYPES.
+        ArtifactInputError: Bad name or version, an unfitted model, outputs that do not fit
+            `task`, input columns the features do not declare, or types the allow-list rule
+            refuses.
         ConflictError: The folder exists and holds a different model.
     """
     check_name(name)
     if version is not None:
         check_version(version)
-    output = _output_schema(model)
+    check_fitted(model)
+    output = output_schema(model, task)
     try:
+        if isinstance(features, Mapping):
+            features = model_columns(model, features)
         columns = _feature_columns(features)
     except (ValidationError, TypeError) as exc:
         raise ArtifactInputError(
@@ -183,13 +184,14 @@ def write_artifact(
         except (TypeError, ValueError, RecursionError) as exc:
             raise ArtifactInputError(
                 f"skops cannot serialize {type(model).__name__}: {type(exc).__name__}: "
-                f"{str(exc)[:300]}. Build the model with ml_release.model.build_pipeline."
+                f"{str(exc)[:300]}. Publish a scikit-learn-API estimator (docs/models.md)."
             ) from exc
-        refused = disallowed_content(data)
+        refused = disallowed_content(data, trusted_types)
         if refused:
             raise ArtifactInputError(
                 f"model {name!r} contains types ml-release will not load: {', '.join(refused)}. "
-                "Use build_pipeline, or review the types and add them to ALLOWED_TYPES."
+                "Review them, and list the ones you trust under `trusted_types:` in the "
+                "release spec (docs/models.md)."
             )
         digest, now = hashlib.sha256(data).hexdigest(), datetime.now(UTC)
         version = version or f"{now:%Y%m%dT%H%M%SZ}-{digest[:8]}"
@@ -216,6 +218,8 @@ def write_artifact(
             spec_hash=spec_hash,
             extra=dict(extra or {}),
             trusted_types=sio.get_untrusted_types(data=data),
+            spec_trusted_types=spec_trusted(file_nodes(data), trusted_types),
+            estimator=type(model).__name__,
         )
         payload = {MODEL_FILE: data, MANIFEST_FILE: manifest.model_dump_json(indent=2).encode()}
         return _place(temp, final, payload, digest)

@@ -31,6 +31,14 @@ def cmd_register(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def model_and_trust(args) -> tuple[str, tuple[str, ...]]:
+    """The model and, when the spec is read, its `trusted_types:` (for override checks)."""
+    if args.model:
+        return args.model, ()
+    spec = load(args)
+    return spec.model.name, tuple(spec.trusted_types)
+
+
 def _report(model: str, event) -> None:
     """Say what moved; tell the Dagster instance from a detached process (it takes seconds)."""
     sync_production_in_background(model)
@@ -45,9 +53,15 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     """Move production back to the last known-good (or --to) version after verifying it."""
     from ml_release.rollback import rollback
 
-    model = model_of(args)
+    model, trusted = model_and_trust(args)
     outcome = rollback(
-        registry(), store(), model, to=args.to, reason=args.reason, override=args.override
+        registry(),
+        store(),
+        model,
+        to=args.to,
+        reason=args.reason,
+        override=args.override,
+        trusted=trusted,
     )
     if outcome.already_done:
         console.print(f"{model}: nothing to do: {outcome.note}")
@@ -61,14 +75,20 @@ def cmd_promote(args: argparse.Namespace) -> int:
     """Promote a gated VERSION over its failed gates: --override --approver NAME --reason TEXT."""
     from ml_release.override import OverrideRefused, override_promotion
 
-    model = model_of(args)
+    model, trusted = model_and_trust(args)
     if not args.override:
         raise OverrideRefused(
             "`ml-release promote` only overrides: add --override --approver NAME --reason TEXT. "
             "To promote on the gates, run the release (`ml-release run --candidate FOLDER`)."
         )
     event = override_promotion(
-        registry(), store(), model, args.version, approver=args.approver, reason=args.reason
+        registry(),
+        store(),
+        model,
+        args.version,
+        approver=args.approver,
+        reason=args.reason,
+        trusted=trusted,
     )
     if event is None:
         console.print(f"{model} {args.version} is already in production: nothing to do")

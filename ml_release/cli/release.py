@@ -146,6 +146,7 @@ def cmd_shadow(args: argparse.Namespace) -> int:
         python=runtime_python(progress=console.print),
         ready_timeout=spec.serving.ready_timeout,
         extra_paths=feature_code_paths(spec.features.code, folder / "app"),
+        trusted_types=tuple(spec.trusted_types),
     )
     with Progress(console=console) as progress:
         task = progress.add_task(f"replaying {len(requests):,} requests", total=len(requests))

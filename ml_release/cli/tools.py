@@ -93,6 +93,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_request_bytes=spec.serving.max_request_bytes,
         max_rows=spec.serving.max_rows,
         extra_paths=feature_code_paths(spec.features.code, folder / "app"),
+        trusted_types=tuple(spec.trusted_types),
     )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

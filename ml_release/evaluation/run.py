@@ -14,7 +14,7 @@ from ml_release.evaluation.report import (
     metrics_table,
     reliability_plot,
 )
-from ml_release.gates.catalog import CATALOG
+from ml_release.gates.catalog import CATALOG, EVALUATION_FAMILIES
 from ml_release.gates.model_quality import METRIC_DIRECTIONS
 from ml_release.gates.result import GateResult
 from ml_release.spec import GateSpec, ReleaseSpec
@@ -22,8 +22,8 @@ from ml_release.warehouse import Warehouse
 
 
 def model_gates(spec: ReleaseSpec) -> list[GateSpec]:
-    """The spec's model-quality (or ranking) gates, in spec order."""
-    return [g for g in spec.gates if CATALOG[g.name].family in ("model_quality", "ranking")]
+    """The spec's model-quality (ranking, regression, multi-class) gates, in spec order."""
+    return [g for g in spec.gates if CATALOG[g.name].family in EVALUATION_FAMILIES]
 
 
 def judge(gate: GateSpec, sets: dict[str, EvalSet], spec: ReleaseSpec) -> GateResult:

@@ -18,6 +18,18 @@ from ml_release.evaluation.data import PredictionTables
 from ml_release.evaluation.ranking_report import evaluate_ranking
 from ml_release.evaluation.report import Evaluation
 from ml_release.evaluation.run import evaluate
+from ml_release.evaluation.task_data import (
+    class_prior,
+    class_probabilities,
+    invalid_predictions,
+    invalid_probability_rows,
+    multiclass_rows,
+    predict,
+    prediction_table,
+    regression_rows,
+    training_mean,
+)
+from ml_release.evaluation.task_reports import evaluate_multiclass, evaluate_regression
 from ml_release.scoring import (
     evaluation_rows,
     invalid_rows,
@@ -28,6 +40,8 @@ from ml_release.scoring import (
 from ml_release.spec import ReleaseSpec
 from ml_release.warehouse import Warehouse
 
+Scores = np.ndarray | pd.DataFrame
+
 
 @dataclass(frozen=True)
 class EvaluationTask:
@@ -35,11 +49,13 @@ class EvaluationTask:
 
     inputs: tuple[str, ...]  # the tables the evaluation rows are read from
     rows: Callable[[Warehouse, ReleaseSpec], pd.DataFrame]
-    score: Callable[..., np.ndarray]  # (artifact folder, spec, rows, digest=registry digest)
-    invalid: Callable[[np.ndarray], np.ndarray]  # positions of unusable scores
+    # Scores: one number per row, or (multi-class) one column of probabilities per class.
+    # Called as score(artifact folder, spec, rows, digest=the registry's digest).
+    score: Callable[..., Scores]
+    invalid: Callable[[Scores], np.ndarray]  # positions of unusable scores
     invalid_means: str  # what an unusable score is, for the log
-    trivial: Callable[[Warehouse, ReleaseSpec, pd.DataFrame], tuple[np.ndarray, str]]
-    table: Callable[[pd.DataFrame, np.ndarray, ReleaseSpec], pd.DataFrame]
+    trivial: Callable[[Warehouse, ReleaseSpec, pd.DataFrame], tuple[Scores, str]]
+    table: Callable[[pd.DataFrame, Scores, ReleaseSpec], pd.DataFrame]
     counts: Callable[[pd.DataFrame], dict[str, int]]  # candidate metadata beyond row counts
     # (warehouse, spec, the candidate's prediction tables, trivial baseline?)
     evaluate: Callable[[Warehouse, ReleaseSpec, PredictionTables, bool], Evaluation]
@@ -97,6 +113,40 @@ RANKING = EvaluationTask(
 )
 
 
+REGRESSION = EvaluationTask(
+    inputs=(keys.EVALUATION_HOLDOUT, keys.SERVING_LOG),
+    rows=regression_rows,
+    score=predict,
+    invalid=invalid_predictions,
+    invalid_means="NaN or infinite",
+    trivial=training_mean,
+    table=prediction_table,
+    counts=lambda rows: {},
+    evaluate=evaluate_regression,
+    candidate_description="The candidate's predictions on the holdout and the labelled "
+    "serving requests.",
+    baseline_description="Production's predictions on the same rows, or the training mean "
+    "when nothing is live.",
+)
+
+MULTICLASS = EvaluationTask(
+    inputs=(keys.EVALUATION_HOLDOUT, keys.SERVING_LOG),
+    rows=multiclass_rows,
+    score=class_probabilities,
+    invalid=invalid_probability_rows,
+    invalid_means="not finite probabilities",
+    trivial=class_prior,
+    table=prediction_table,
+    counts=lambda rows: {"classes": int(rows["label"].nunique())},
+    evaluate=evaluate_multiclass,
+    candidate_description="The candidate's class probabilities on the holdout and the "
+    "labelled serving requests.",
+    baseline_description="Production's class probabilities on the same rows, or the training "
+    "class shares when nothing is live.",
+)
+TASKS = {"ranking": RANKING, "regression": REGRESSION, "multiclass_classification": MULTICLASS}
+
+
 def evaluation_task(spec: ReleaseSpec) -> EvaluationTask:
     """The evaluation functions of `spec`'s model task."""
-    return RANKING if spec.model.task == "ranking" else CLASSIFICATION
+    return TASKS.get(spec.model.task, CLASSIFICATION)

@@ -17,6 +17,7 @@ from ml_release.gates.model_quality import model_quality_gates
 from ml_release.gates.ranking import ranking_gates
 from ml_release.gates.serving import serving_gates
 from ml_release.gates.shadow import shadow_gates
+from ml_release.gates.task_catalog import multiclass_gates, regression_gates
 
 
 class ContractParams(GateParams):
@@ -187,6 +188,8 @@ CATALOG: dict[str, GateDefinition] = {
         ),
         *model_quality_gates(),
         *ranking_gates(),
+        *regression_gates(),
+        *multiclass_gates(),
         *serving_gates(),
         *shadow_gates(),
         *llm_gates(),
@@ -194,11 +197,15 @@ CATALOG: dict[str, GateDefinition] = {
 }
 
 
+# Families judged on evaluation_report from the paired predictions.
+EVALUATION_FAMILIES = ("model_quality", "ranking", "regression", "multiclass")
+
+
 def gate_target(name: str, params: GateParams) -> str:
     """The asset a gate's check is attached to."""
     if CATALOG[name].family == "parity":
         return keys.SERVING_FEATURES_RECOMPUTED
-    if CATALOG[name].family in ("model_quality", "ranking"):
+    if CATALOG[name].family in EVALUATION_FAMILIES:
         return keys.EVALUATION_REPORT
     if CATALOG[name].family == "serving":
         return keys.SERVING_REPORT
@@ -214,6 +221,8 @@ FAMILY_TITLES = {
     "parity": "Training-serving parity",
     "model_quality": "Model quality against production",
     "ranking": "Ranking quality against production",
+    "regression": "Regression quality against production",
+    "multiclass": "Multi-class quality against production",
     "serving": "Serving path",
     "shadow": "Shadow replay",
     "llm": "LLM and RAG",

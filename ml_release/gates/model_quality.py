@@ -24,6 +24,11 @@ METRIC_DIRECTIONS: dict[str, bool] = {
     "ece": False,
 }
 EvalSet = Literal["holdout", "serving"]
+# Log loss means the same over two classes or many: its gates serve both tasks.
+LOG_LOSS_TASKS = (
+    " For `model.task: multiclass_classification` the per-row loss is -log p(true class) "
+    "over all classes, and the trivial model predicts the training class shares."
+)
 # Example bounds for docs/gates.md (floors default to 0.65).
 CEILING_EXAMPLES = {"log_loss": 0.45, "brier": 0.15, "ece": 0.05}
 
@@ -94,20 +99,23 @@ def model_quality_gates() -> list[GateDefinition]:
                 "model_quality",
                 VsBaselineParams,
                 f"{metric} ({better} is better) no worse than production beyond the "
-                "margin, on the same rows.",
+                "margin, on the same rows"
+                + (" (binary or multi-class)." if metric == "log_loss" else "."),
                 verdict_rule=f"Paired interval of candidate minus production ({metric}, "
                 f"{better} is better) at `confidence`: `fail` when it lies entirely beyond the "
                 "tolerated drop (`max_drop`, or `max_relative_drop` of production's value), "
                 "`pass` when it lies entirely within it, `inconclusive` otherwise or below "
                 "`min_support`. With no production model the candidate must be confidently "
-                "better than a trivial constant model.",
+                "better than a trivial constant model."
+                + (LOG_LOSS_TASKS if metric == "log_loss" else ""),
                 example={"max_drop" if higher else "max_relative_drop": 0.01 if higher else 0.02},
             ),
             GateDefinition(
                 f"segment_{metric}_vs_baseline",
                 "model_quality",
                 SegmentVsBaselineParams,
-                f"{metric} no worse than production beyond the margin in any segment.",
+                f"{metric} no worse than production beyond the margin in any segment"
+                + (" (binary or multi-class)." if metric == "log_loss" else "."),
                 verdict_rule="The global rule in every value of every segment column, with "
                 "Bonferroni intervals over the judged segments: `fail` if any segment fails, "
                 "else `inconclusive` if any judged segment is, else `pass`. Segments below "
@@ -122,7 +130,8 @@ def model_quality_gates() -> list[GateDefinition]:
                 f"{'min' if higher else 'max'}_{metric}",
                 "model_quality",
                 FloorParams,
-                f"Absolute {'floor' if higher else 'ceiling'} on {metric}.",
+                f"Absolute {'floor' if higher else 'ceiling'} on {metric}"
+                + (" (binary or multi-class)." if metric == "log_loss" else "."),
                 verdict_rule=f"`fail` when the candidate's {metric} is "
                 f"{'below' if higher else 'above'} `threshold`, `inconclusive` below "
                 "`min_support`, otherwise `pass`; applies with or without a production model.",

@@ -88,13 +88,28 @@ def output_schema(response: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
+PREDICTION = "prediction"
+
+
+def answer_columns(outputs: list[str]) -> list[str]:
+    """The numeric answers among output names: `proba_<class>` columns, or a `prediction`."""
+    probabilities = [name for name in outputs if name.startswith("proba_")]
+    return probabilities or [name for name in outputs if name == PREDICTION]
+
+
 def probabilities(response: dict[str, Any], columns: list[str]) -> np.ndarray:
-    """The probability outputs named `columns`, as rows by columns (NaN where missing)."""
+    """The answer outputs named `columns`, as rows by columns (NaN where missing or null)."""
     outputs = {o["name"]: o["data"] for o in response.get("outputs", [])}
     rows = max((len(v) for v in outputs.values()), default=0)
     return (
         np.column_stack(
-            [np.asarray(outputs.get(c, [np.nan] * rows), dtype=np.float64) for c in columns]
+            [
+                np.asarray(
+                    [np.nan if v is None else v for v in outputs.get(c, [np.nan] * rows)],
+                    dtype=np.float64,
+                )
+                for c in columns
+            ]
         )
         if columns
         else np.empty((rows, 0))

@@ -12,7 +12,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml_release.serving.client import V2Client, encode_request, output_schema, probabilities
+from ml_release.serving.client import (
+    V2Client,
+    answer_columns,
+    encode_request,
+    output_schema,
+    probabilities,
+)
 from ml_release.serving.server import RunningServer
 from ml_release.spec import ServingSpec
 
@@ -46,9 +52,8 @@ class ServerMeasurement:
 
     @property
     def probability_columns(self) -> list[str]:
-        """Outputs holding class probabilities, in the model's order."""
-        outputs = [o["name"] for o in self.metadata.get("outputs") or []]
-        return [name for name in outputs if name.startswith("proba_")]
+        """Outputs holding the answers: class probabilities (model order) or a prediction."""
+        return answer_columns([o["name"] for o in self.metadata.get("outputs") or []])
 
     def percentile(self, q: float) -> float:
         """Latency percentile in milliseconds (NaN without answered requests)."""

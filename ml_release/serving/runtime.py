@@ -8,9 +8,11 @@ environment does not have). Configured by `model-settings.json`:
                     "extra": {"store_root": "<artifacts dir>", "max_rows": 10000}}}
 
 Requests follow the Open Inference Protocol (V2): one input per raw column the model expects
-(shape `[n]`; numbers as FP64/INT64, categories as BYTES, `null` for missing). The response has
-`label` and one `proba_<class>` output per class. A bad request is a 400 whose JSON `error`
-names the input at fault; the model keeps serving.
+(shape `[n]`; numbers as FP64/INT64, categories as BYTES, `null` for missing). A classifier's
+response has `label` and one `proba_<class>` output per class; a regressor's has `prediction`.
+A bad request is a 400 whose JSON `error` names the input at fault; the model keeps serving.
+Types the release spec trusts beyond the built-in allow-list come in `extra.trusted_types`
+(written by ml-release from the spec, never from the artifact).
 """
 
 import importlib.metadata
@@ -126,27 +128,34 @@ class SkopsRuntime(MLModel):
         folder = Path(parameters.uri)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            self._model = load_model(folder, Path(extra["store_root"]), digest=extra.get("sha256"))
+            trusted = list(extra.get("trusted_types") or [])
+            self._model = load_model(
+                folder, Path(extra["store_root"]), trusted=trusted, digest=extra.get("sha256")
+            )
         self._manifest = read_manifest(folder)
         self._max_rows = int(extra.get("max_rows", DEFAULT_MAX_ROWS))
         # Every warning while loading (scikit-learn's InconsistentVersionWarning above all)
         # is reported: runtime_compatible treats them as failures.
         self._load_warnings = [f"{w.category.__name__}: {w.message}" for w in caught]
         schema = self._manifest.output_schema
-        self._classes = list(self._model.classes_)
+        self._classes = list(getattr(self._model, "classes_", [])) if schema.classes else []
         self.inputs = [
             MetadataTensor(
                 name=f.name, datatype="FP64" if f.dtype == "numeric" else "BYTES", shape=[-1]
             )
             for f in self._manifest.features
         ]
-        self.outputs = [
-            MetadataTensor(name="label", datatype=self._label_datatype(), shape=[-1]),
-            *(
-                MetadataTensor(name=column, datatype="FP64", shape=[-1])
-                for column in schema.probability_columns
-            ),
-        ]
+        self.outputs = (
+            [MetadataTensor(name=schema.prediction_column, datatype="FP64", shape=[-1])]
+            if schema.prediction_column
+            else [
+                MetadataTensor(name="label", datatype=self._label_datatype(), shape=[-1]),
+                *(
+                    MetadataTensor(name=column, datatype="FP64", shape=[-1])
+                    for column in schema.probability_columns
+                ),
+            ]
+        )
         return True
 
     def _label_datatype(self) -> str:
@@ -169,14 +178,28 @@ class SkopsRuntime(MLModel):
         return response
 
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
-        """Label and class probabilities for every row of the request."""
+        """Label and class probabilities (a regressor: the prediction) for every row."""
         frame = decode_rows(payload, self._manifest, self._max_rows)
+        column = self._manifest.output_schema.prediction_column
         try:
-            probabilities = np.asarray(self._model.predict_proba(frame), dtype=np.float64)
+            if column:
+                values = np.asarray(self._model.predict(frame), dtype=np.float64).reshape(-1)
+            else:
+                probabilities = np.asarray(self._model.predict_proba(frame), dtype=np.float64)
         except Exception as exc:  # the team's feature code or model: say what it said
             raise MLServerError(
                 f"the model failed on this request: {type(exc).__name__}: {exc}", 500
             ) from exc
+        if column:
+            output = ResponseOutput(
+                name=column,
+                shape=[len(frame)],
+                datatype="FP64",
+                data=[None if not np.isfinite(v) else float(v) for v in values],
+            )
+            return InferenceResponse(
+                model_name=self.name, model_version=self._manifest.version, outputs=[output]
+            )
         labels = np.asarray(self._classes, dtype=object)[probabilities.argmax(axis=1)]
         rows = len(frame)
         outputs = [

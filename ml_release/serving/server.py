@@ -39,6 +39,7 @@ class ServerOptions:
     max_request_bytes: int = 64 * 1024**2
     max_rows: int = 10_000
     extra_paths: tuple[Path, ...] = ()
+    trusted_types: tuple[str, ...] = ()  # the spec's `trusted_types:`, for the safe loader
 
 
 @dataclass
@@ -122,6 +123,7 @@ def write_settings(
     ports: list[int],
     max_rows: int,
     digest: str | None = None,
+    trusted_types: tuple[str, ...] = (),
 ) -> None:
     """MLServer's settings.json and the model's model-settings.json in `folder`.
 
@@ -148,7 +150,12 @@ def write_settings(
             # No MLServer version: a reload replaces the model in place (the artifact's version
             # is in every response's model_version and in the metadata).
             "uri": str(artifact),
-            "extra": {"store_root": str(store_root), "max_rows": max_rows, "sha256": digest},
+            "extra": {
+                "store_root": str(store_root),
+                "max_rows": max_rows,
+                "sha256": digest,
+                "trusted_types": list(trusted_types),
+            },
         },
     }
     (folder / name).mkdir(parents=True, exist_ok=True)
@@ -207,7 +214,17 @@ def _start(
 ) -> RunningServer:
     grpc = free_ports(1)[0]
     ports = [ports[0], grpc, ports[1]] if ports else free_ports(3)
-    write_settings(folder, name, version, artifact, store_root, ports, options.max_rows, digest)
+    write_settings(
+        folder,
+        name,
+        version,
+        artifact,
+        store_root,
+        ports,
+        options.max_rows,
+        digest,
+        options.trusted_types,
+    )
     command = [
         str(options.python),
         "-m",

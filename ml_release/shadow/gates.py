@@ -43,7 +43,11 @@ def _rate_verdict(lower: float, upper: float, limit: float, higher_is_worse: boo
 def agreement(gate: GateSpec, report: ShadowReport) -> GateResult:
     """Label agreement on the requests both answered, against `min_agreement`."""
     params: AgreementRateParams = gate.params  # type: ignore[assignment]
-    method = "label agreement at the spec's threshold; exact binomial interval"
+    method = (
+        "agreement of the most probable class; exact binomial interval"
+        if report.task == "multiclass_classification"
+        else "label agreement at the spec's threshold; exact binomial interval"
+    )
     if report.production is None:
         return gate_result(gate, Verdict.PASS, NO_BASELINE, method)
     both = report.both_answered()
@@ -227,7 +231,12 @@ def score_shift(report: ShadowReport) -> dict[str, float]:
 
 
 def labelled_quality(report: ShadowReport) -> list[dict[str, Any]]:
-    """ROC-AUC and log loss of both models on the replayed requests whose label arrived."""
+    """ROC-AUC and log loss of both models on the replayed requests whose label arrived.
+
+    Binary classification only: the evaluation gates judge the other tasks' labelled requests.
+    """
+    if report.task != "binary_classification":
+        return []
     labelled = ~np.isnan(report.requests.labels) & report.both_answered()
     y = report.requests.labels[labelled] == 1
     rows = []

@@ -18,7 +18,7 @@ import pandas as pd
 from ml_release import keys
 from ml_release.errors import DataInputError
 from ml_release.identifiers import quote
-from ml_release.serving.client import V2Client, encode_request, probabilities
+from ml_release.serving.client import V2Client, answer_columns, encode_request, probabilities
 from ml_release.serving.server import RunningServer
 from ml_release.spec import ReleaseSpec
 from ml_release.warehouse import Warehouse
@@ -121,11 +121,16 @@ class Answers:
         return int((~self.ok).sum())
 
     def positive_score(self) -> np.ndarray:
-        """P(positive class): class 1 (or True) when present, else the last class."""
+        """P(class 1 (or True)), else of the last class; a regressor's prediction."""
         index = next(
             (i for i, c in enumerate(self.classes) if c in (1, True, "1")), len(self.classes) - 1
         )
         return self.proba[:, index]
+
+    def predicted_class(self) -> np.ndarray:
+        """Position of the most probable class per request (NaN where it failed)."""
+        failed = np.isnan(self.proba).any(axis=1)
+        return np.where(failed, np.nan, np.argmax(np.nan_to_num(self.proba), axis=1))
 
 
 def replay(
@@ -185,7 +190,7 @@ def _empty_answers(servers: dict[str, RunningServer], n: int, timeout: float) ->
             meta = client.metadata(server.name)
         finally:
             client.close()
-        columns = [o["name"] for o in meta.get("outputs") or [] if o["name"].startswith("proba_")]
+        columns = answer_columns([o["name"] for o in meta.get("outputs") or []])
         answers[role] = Answers(
             role,
             server.version,

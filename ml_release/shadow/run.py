@@ -24,6 +24,7 @@ class ShadowReport:
     answers: dict[str, Answers]
     segments: dict[str, np.ndarray]
     threshold: float
+    task: str = "binary_classification"
 
     @property
     def candidate(self) -> Answers:
@@ -36,7 +37,12 @@ class ShadowReport:
         return self.answers.get(PRODUCTION)
 
     def labels(self, role: str) -> np.ndarray:
-        """Predicted labels (1.0 / 0.0, NaN where the request failed) at the threshold."""
+        """Predicted labels, NaN where the request failed.
+
+        Binary: 1.0 / 0.0 at the threshold; multi-class: the most probable class's position.
+        """
+        if self.task == "multiclass_classification":
+            return self.answers[role].predicted_class()
         score = self.answers[role].positive_score()
         return np.where(np.isnan(score), np.nan, (score >= self.threshold).astype(float))
 
@@ -99,4 +105,4 @@ def run_shadow(
         for column in spec.data.segments
         if column in requests.raw
     }
-    return ShadowReport(requests, answers, segments, spec.evaluation.threshold)
+    return ShadowReport(requests, answers, segments, spec.evaluation.threshold, spec.model.task)

@@ -1,0 +1,1 @@
+"""Multi-class example: handwritten digits, scikit-learn's bundled digits data."""

@@ -1,0 +1,1 @@
+"""Regression example: disease progression on scikit-learn's bundled diabetes data."""

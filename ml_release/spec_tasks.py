@@ -1,0 +1,87 @@
+"""Spec rules of the regression and multi-class tasks, and of `trusted_types:`.
+
+`spec.py` asks this module which gates and sections a task cannot use, so each refusal says at
+load time what applies instead, before anything runs.
+"""
+
+import re
+from typing import Any
+
+TABULAR_TASKS = ("binary_classification", "multiclass_classification", "regression", "ranking")
+# Log loss means the same for two classes or many: one gate name serves both tasks.
+MULTICLASS_LOG_LOSS_GATES = {
+    name: ("binary_classification", "multiclass_classification")
+    for name in ("log_loss_vs_baseline", "segment_log_loss_vs_baseline", "max_log_loss")
+}
+# Shadow gates that compare predicted labels: a regression has none.
+LABEL_GATES = ("shadow_agreement", "segment_flip_rate")
+ESTIMATOR_TASKS = {
+    "logistic_regression": ("binary_classification", "multiclass_classification", "ranking"),
+    "ridge": ("regression",),
+}
+DOTTED_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
+GATES_BY_TASK = {
+    "binary_classification": "roc_auc_vs_baseline, log_loss_vs_baseline, min_roc_auc, ...",
+    "multiclass_classification": "log_loss_vs_baseline, macro_f1_vs_baseline, "
+    "top_k_accuracy_vs_baseline, class_recall_vs_baseline, their segment_ and floor variants",
+    "regression": "mae_vs_baseline, rmse_vs_baseline, pinball_loss_vs_baseline, "
+    "calibration_in_the_large_vs_baseline, their segment_ and max_ variants",
+}
+FAMILY_TASKS = {
+    "model_quality": "binary_classification",
+    "multiclass": "multiclass_classification",
+    "regression": "regression",
+}
+
+
+def check_trusted_types(value: list[str]) -> list[str]:
+    """Field validator of `trusted_types:`: full dotted names, each once."""
+    bad = [v for v in value if not DOTTED_NAME.match(v)]
+    if bad:
+        raise ValueError(
+            f"{bad} are not full dotted names such as `my_team.encoders.TargetEncoder` "
+            "(module path and class or function name)"
+        )
+    twice = sorted({v for v in value if value.count(v) > 1})
+    if twice:
+        raise ValueError(f"{twice} listed more than once: list each type once")
+    return value
+
+
+def other_task_problem(task: str, gate: str, family: str) -> str:
+    """Why a gate of another task's family cannot be used by `task`, with what can."""
+    owner = FAMILY_TASKS.get(family)
+    if owner is not None and task in GATES_BY_TASK:
+        return (
+            f"{gate!r} is a {owner} gate and does not apply to model.task {task}. Use "
+            f"{GATES_BY_TASK[task]} (docs/gates.md)"
+        )
+    return f"{gate!r} does not apply to model.task {task}"
+
+
+def task_problems(spec: Any) -> list[str]:
+    """Sections and gates the spec's task cannot use, each with the fix."""
+    task = spec.model.task
+    problems = []
+    allowed = ESTIMATOR_TASKS.get(spec.model.estimator)
+    if allowed is not None and task != "llm" and task not in allowed:
+        problems.append(
+            f"model.estimator: {spec.model.estimator} does not fit model.task {task}; use "
+            f"{'ridge' if task == 'regression' else 'logistic_regression'}, "
+            "hist_gradient_boosting or random_forest"
+        )
+    if task in ("regression", "multiclass_classification") and spec.canary.enabled:
+        problems.append(
+            f"canary.enabled: canaries are not available for model.task {task} yet (their "
+            "analysis compares one positive-class probability); gate it with the serving and "
+            "shadow gates and remove canary.enabled"
+        )
+    if task == "regression":
+        for i, gate in enumerate(spec.gates):
+            if gate.name in LABEL_GATES:
+                problems.append(
+                    f"gates[{i}]: {gate.name!r} compares predicted labels, which a regression "
+                    "does not have; remove it (shadow_error_rate and shadow_latency_vs_baseline "
+                    "apply, and the evaluation gates judge the predictions)"
+                )
+    return problems
