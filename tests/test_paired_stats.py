@@ -448,3 +448,20 @@ def test_segment_verdicts_need_bonferroni_intervals_and_report_holm():
     narrow = {k: delong_auc_delta(*v, confidence=0.95) for k, v in segments.items()}
     with pytest.raises(ValueError, match="simultaneous_confidence"):
         decide_segments(narrow, greater_is_better=True, max_drop=0.01)
+
+
+def test_bootstrap_depth_leaves_twenty_draws_beyond_each_end():
+    from ml_release.evaluation.compare import compare
+    from ml_release.stats import resamples_for, simultaneous_confidence
+
+    assert resamples_for(0.95, 1000) == 1000  # 25 draws per tail already
+    assert resamples_for(simultaneous_confidence(0.95, 10), 1000) == 8000
+    rng = np.random.default_rng(3)
+    y = (rng.uniform(size=4000) < 0.3).astype(int)
+    cand, base = rng.uniform(size=4000), rng.uniform(size=4000)
+    level = simultaneous_confidence(0.95, 10)
+    c = compare("pr_auc", y, cand, base, confidence=level, resamples=1000)
+    assert c.draws.size == 8000 and c.method == "paired_bootstrap(B=8000)"
+    assert (c.draws < c.low).sum() >= 20 and (c.draws > c.high).sum() >= 20
+    with pytest.raises(ValueError, match="judge fewer segments"):
+        resamples_for(simultaneous_confidence(0.95, 1000), 1000)
