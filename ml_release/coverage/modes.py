@@ -223,10 +223,16 @@ MODES: tuple[FailureMode, ...] = (
         1,
         "",
         _schema_rename,
-        expects_error=r"^DataInputError: .*column",
+        expects_error=r"^DataInputError: .*column '[^']+' is missing",
     ),
     FailureMode(
-        "changed_dtype", "schema change: numbers sent as strings", DATA, 1, "", _schema_dtype
+        "changed_dtype",
+        "schema change: numbers sent as strings",
+        DATA,
+        1,
+        "",
+        _schema_dtype,
+        expects_error=r"^DataInputError: .*column '[^']+' must be numeric",
     ),
     FailureMode(
         "null_flood",
