@@ -265,13 +265,23 @@ class CanarySpec(SpecModel):
     latency_margin: float = Field(
         0.25, ge=0, description="Tolerated increase of the mean log latency, as a share."
     )
-    quality_margin: float = Field(
-        0.02, ge=0, description="Tolerated increase of per-request log loss (labelled requests)."
+    quality_margin: float | None = Field(
+        0.02,
+        ge=0,
+        description="Tolerated increase of per-request log loss (labelled requests); null: no "
+        "quality comparison (labels do not arrive while a canary runs). Without labels by the "
+        "last step the quality comparison is inconclusive, never a pass.",
     )
     score_shift_margin: float = Field(
         0.05, ge=0, le=1, description="Tolerated shift of the mean score, either way."
     )
-    alpha: float = Field(0.05, gt=0, lt=0.5, description="False-abort bound over all looks.")
+    alpha: float = Field(
+        0.05,
+        gt=0,
+        lt=0.5,
+        description="False-abort bound over all looks and all comparisons together (each of "
+        "the k comparisons gets alpha / k).",
+    )
 
     @model_validator(mode="after")
     def _increasing(self) -> "CanarySpec":
