@@ -1,6 +1,5 @@
 """Turning a GateResult into a Dagster AssetCheckResult with its evidence as metadata."""
 
-import base64
 import math
 from pathlib import Path
 
@@ -54,14 +53,12 @@ def evidence_metadata(
         metadata["columns"] = _table(result.rows)
     if result.examples:
         metadata["failing_examples"] = _table(result.examples)
-    if result.plot_png:
-        encoded = base64.b64encode(result.plot_png).decode()
-        metadata["plot"] = dg.MetadataValue.md(f"![{result.gate}](data:image/png;base64,{encoded})")
-        if report_dir is not None:
-            report_dir.mkdir(parents=True, exist_ok=True)
-            path = report_dir / f"{result.target}__{result.gate}.png"
-            path.write_bytes(result.plot_png)
-            metadata["plot_path"] = dg.MetadataValue.path(str(path))
+    if result.plot_png and report_dir is not None:
+        # A file, not base64 in the event log: the log stays small and the metadata plottable.
+        report_dir.mkdir(parents=True, exist_ok=True)
+        path = report_dir / f"{result.target}__{result.gate}.png"
+        path.write_bytes(result.plot_png)
+        metadata["plot_path"] = dg.MetadataValue.path(str(path))
     return metadata
 
 

@@ -276,18 +276,33 @@ class CanarySpec(SpecModel):
         300.0, gt=0, description="A step not finished by then fails (a hung candidate)."
     )
     error_margin: float = Field(
-        0.0025, ge=0, le=1, description="Tolerated error-rate increase over production."
+        0.01,
+        ge=0,
+        le=1,
+        description="Tolerated error-rate increase over production (absolute). The arms are "
+        "compared within each step: with 1,000 requests per step and no errors, 0.01 is about "
+        "the smallest margin a healthy candidate can be shown to meet.",
     )
     latency_margin: float = Field(
         0.25, ge=0, description="Tolerated increase of the mean log latency, as a share."
     )
-    quality_margin: float = Field(
-        0.02, ge=0, description="Tolerated increase of per-request log loss (labelled requests)."
+    quality_margin: float | None = Field(
+        None,
+        ge=0,
+        description="Tolerated increase of per-request log loss on the requests whose label "
+        "arrives during the canary (e.g. 0.1); null (default): no quality comparison. With a "
+        "margin and no label by the last step, the comparison is inconclusive, never a pass.",
     )
     score_shift_margin: float = Field(
         0.05, ge=0, le=1, description="Tolerated shift of the mean score, either way."
     )
-    alpha: float = Field(0.05, gt=0, lt=0.5, description="False-abort bound over all looks.")
+    alpha: float = Field(
+        0.05,
+        gt=0,
+        lt=0.5,
+        description="False-abort bound over all looks and all comparisons together (each of "
+        "the k comparisons gets alpha / k).",
+    )
 
     @model_validator(mode="after")
     def _increasing(self) -> "CanarySpec":

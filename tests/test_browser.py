@@ -225,7 +225,7 @@ def test_release_gates_through_the_dagster_ui(project, dagster_dev, page):
             expect(page.get_by_text(gate, exact=True).first).to_be_visible()
         page.get_by_text("roc_auc_vs_baseline", exact=True).first.click()
         expect(page.get_by_text("Passed", exact=True).first).to_be_visible()
-        for field in ("observed", "baseline", "delta", "interval", "threshold", "direction"):
+        for field in ("observed", "baseline", "delta", "interval_low", "threshold", "direction"):
             expect(page.get_by_text(field, exact=True).first).to_be_visible()
 
     with step(page, "03b-evaluation-plot"):

@@ -24,7 +24,13 @@ from ml_release.spec import CanarySpec, parse_spec
 from ml_release.store import register_stored
 from tests.conftest import PROJECT, spec_dict
 
-FAST = CanarySpec(enabled=True, steps=[5, 25, 50, 100], requests_per_step=2000, error_margin=0.01)
+FAST = CanarySpec(
+    enabled=True,
+    steps=[5, 25, 50, 100],
+    requests_per_step=2000,
+    error_margin=0.01,
+    quality_margin=None,  # the simulated split has no labels
+)
 
 
 class SimulatedSplit(TrafficSplit):
@@ -100,7 +106,8 @@ def test_the_canary_verdict_carries_every_gate_s_evidence_shape():
     assert evidence.support["candidate"] > 0 and evidence.support["production"] > 0
     assert {row["step_percent"] for row in evidence.rows} == {5, 25}
     fields = evidence.evidence()  # what canary_analysis's metadata holds, as for every gate
-    shared = {"observed", "baseline", "delta", "interval", "threshold", "direction", "support"}
+    shared = {"observed", "baseline", "delta", "threshold", "direction", "support"}
+    shared |= {"interval_low", "interval_high"}
     assert shared | {"verdict", "spec_hash", "method"} <= set(fields)
     assert fields["verdict"] == "fail" and fields["spec_hash"] == "hash"
 
@@ -130,6 +137,40 @@ def test_no_candidate_traffic_is_a_failure_not_a_pass():
     split = SimulatedSplit(candidate_error=0.0)
     result = run_steps(split, lambda i: None, FAST, {})  # nothing is ever sent
     assert result.verdict is Verdict.FAIL and "no data" in result.reason
+
+
+def test_a_step_without_enough_fresh_requests_ends_inconclusive_without_repeating_any():
+    from ml_release.canary.controller import NotEnoughTraffic
+
+    split = SimulatedSplit(candidate_error=0.002)
+
+    def send(index: int) -> None:
+        if index == 2:
+            raise NotEnoughTraffic("it needs 2000 fresh logged requests and 700 are left")
+        split.send(index, FAST.requests_per_step)
+
+    result = run_steps(split, send, FAST, {})
+    assert result.verdict is Verdict.INCONCLUSIVE and "not enough traffic" in result.reason
+    assert "50 % step" in result.reason and split.weights[-1] == 0
+    assert [look.step for look in result.looks] == [5, 25]
+
+
+def test_the_traffic_plan_never_cycles_the_log():
+    import pandas as pd
+
+    from ml_release.canary.rollout import traffic_plan
+    from ml_release.shadow.replay import LoggedRequests
+
+    log = LoggedRequests(
+        request_ids=[f"r{i}" for i in range(10)],
+        raw=pd.DataFrame({"age": np.arange(10.0)}),
+        logged_score=np.zeros(10),
+        logged_latency_ms=np.zeros(10),
+        labels=np.where(np.arange(10) < 4, 1.0, np.nan),
+    )
+    bodies, ids, labels = traffic_plan(log, {"age": "numeric"}, per_step=4, steps=4)
+    assert ids == [f"r{i}" for i in range(10)] and len(bodies) == 10  # each request once
+    assert labels == {"r0": 1.0, "r1": 1.0, "r2": 1.0, "r3": 1.0}
 
 
 def test_too_little_traffic_to_tell_is_inconclusive_and_never_promotes():
@@ -295,3 +336,108 @@ def test_a_running_canary_is_not_taken_over(tmp_path):
         assert state.exists()
     finally:
         sleeper.kill()
+
+
+# -- the composed analysis, by simulation ------------------------------------------------------
+def _steps(rng, settings, error=(0.005, 0.005), log_shift=0.0, score_shift=0.0, loss_shift=0.0,
+           drift=0.0, labelled=0.5):  # fmt: skip
+    """Synthetic steps of one canary: both arms' requests per step as `analyze` reads them.
+
+    `drift` raises every arm's error rate, log latency and loss by that much per step (traffic
+    changing over time); the `*_shift` arguments are the candidate's difference from production.
+    """
+    from ml_release.canary.analysis import ArmRequests, StepRequests
+
+    steps = []
+    for k, share in enumerate(settings.steps):
+        n_c = round(settings.requests_per_step * share / 100)
+        arms = {}
+        for arm, n, rate, shift in (
+            ("candidate", n_c, error[0], (log_shift, score_shift, loss_shift)),
+            ("production", settings.requests_per_step - n_c, error[1], (0.0, 0.0, 0.0)),
+        ):
+            errors = rng.uniform(size=n) < rate * (1 + drift * k)
+            ok = int((~errors).sum())
+            losses = rng.exponential(0.4, int(ok * labelled)) + shift[2] + drift * k * 0.1
+            arms[arm] = ArmRequests(
+                errors,
+                rng.normal(np.log(0.05) + shift[0] + drift * k * 0.2, 0.5, ok),
+                np.clip(rng.normal(0.3 + shift[1], 0.2, ok), 0, 1),
+                losses,
+            )
+        steps.append(StepRequests(share, arms))
+    return steps
+
+
+def _aborted(settings, canaries: int, seed: int, **truth) -> np.ndarray:
+    """Per canary: whether any look of the composed analysis aborted it."""
+    from ml_release.canary.analysis import analyze
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(canaries):
+        steps = _steps(rng, settings, **truth)
+        looks = [analyze(steps[: k + 1], settings, k == len(steps) - 1) for k in range(len(steps))]
+        out.append(any(look.decision is Verdict.FAIL for look in looks))
+    return np.array(out)
+
+
+# The default margins, and a quality comparison (off by default) on half the requests' labels.
+CANARY = CanarySpec(enabled=True, requests_per_step=2000, quality_margin=0.1)
+
+
+def test_a_candidate_at_every_margin_at_once_is_aborted_at_most_alpha_of_the_time():
+    at_margin = {
+        "error": (0.005 + CANARY.error_margin, 0.005),
+        "log_shift": np.log1p(CANARY.latency_margin),
+        "score_shift": CANARY.score_shift_margin,
+        "loss_shift": CANARY.quality_margin,
+    }
+    aborted = _aborted(CANARY, 300, seed=1, **at_margin)
+    assert aborted.mean() <= CANARY.alpha, aborted.mean()  # four comparisons, one alpha
+
+
+def test_traffic_drifting_over_the_steps_is_not_read_as_a_worse_candidate():
+    from ml_release.stats.sequential import error_rate_sequence
+
+    drifting = {"drift": 3.0}  # errors 0.5 % -> 5 %, latency x6, loss up: both arms alike
+    assert not _aborted(CANARY, 100, seed=2, **drifting).any()
+    # Pooling each arm over the canary compares the candidate's late traffic with
+    # production's early traffic: the same data abort a pooled error-rate test.
+    rng = np.random.default_rng(2)
+    pooled = []
+    for _ in range(100):
+        steps = _steps(rng, CANARY, **drifting)
+        arms = ("candidate", "production")
+        errors = {a: [int(s.arms[a].errors.sum()) for s in steps] for a in arms}
+        served = {a: [s.served(a) for s in steps] for a in arms}
+        pooled.append(
+            error_rate_sequence(
+                sum(errors["candidate"]), sum(served["candidate"]),
+                sum(errors["production"]), sum(served["production"]),
+                CANARY.error_margin, final=True, tuned_n=4000,
+            ).abort
+        )  # fmt: skip
+    assert np.mean(pooled) > 0.5
+
+
+def test_real_regressions_are_caught():
+    assert _aborted(CANARY, 60, seed=3, error=(0.05, 0.005)).mean() >= 0.95
+    assert _aborted(CANARY, 60, seed=4, log_shift=np.log(1.6)).mean() >= 0.95
+
+
+def test_without_labels_by_the_last_step_quality_is_inconclusive_not_a_pass():
+    from ml_release.canary.analysis import analyze
+
+    rng = np.random.default_rng(5)
+    unlabelled = _steps(rng, CANARY, labelled=0.0)
+    final = analyze(unlabelled, CANARY, True)
+    assert final.decision is Verdict.INCONCLUSIVE
+    assert final.results["quality"].decision is Verdict.INCONCLUSIVE
+    assert any("no labelled request by the last step" in r for r in final.reasons)
+    # Margins a healthy candidate can meet with 1,600 candidate requests in the shared steps.
+    wide = CANARY.model_copy(update={"error_margin": 0.02, "quality_margin": 0.1})
+    labelled = analyze(_steps(rng, wide), wide, True)
+    assert labelled.decision is Verdict.PASS, labelled.reasons
+    off = wide.model_copy(update={"quality_margin": None})
+    assert "quality" not in analyze(unlabelled, off, True).results

@@ -177,3 +177,52 @@ def test_the_coverage_job_puts_the_matrix_in_the_run_metadata(make_release):
     metadata = output.event_specific_data.metadata
     assert "values out of range" in metadata["matrix"].value
     assert metadata["control_passed"].value is True and metadata["uncovered"].value == "none"
+
+
+def _run(mode, gates=(), failures=(), expects="", exit_code=0):
+    from ml_release.coverage.run import ModeRun
+
+    rows = [{"gate": g, "dataset": "d", "blocking": True, "passed": False} for g in gates]
+    return ModeRun(mode, mode, None, (), rows, list(failures), 1.0, exit_code, False, expects)
+
+
+def test_an_undeclared_error_is_errored_never_caught_and_the_matrix_names_the_gate():
+    from ml_release.coverage.report import markdown
+    from ml_release.coverage.run import CoverageResult
+
+    crash = {"step": "evaluation_report", "error": "KeyError", "message": "'score'"}
+    refusal = {"step": "evaluation_holdout", "error": "DataInputError", "message": "column 'x'"}
+    runs = [
+        _run("blocked", gates=["segment_roc_auc_vs_baseline"], exit_code=1),
+        _run("crashed", failures=[crash], exit_code=2),
+        _run("blocked_and_crashed", gates=["valid_predictions"], failures=[crash], exit_code=2),
+        _run("renamed", failures=[refusal], expects=r"^DataInputError: .*column", exit_code=2),
+        _run("wrong_error", failures=[crash], expects=r"^DataInputError", exit_code=2),
+        _run("exit_without_reason", exit_code=1),
+    ]
+    outcomes = {r.mode: (r.outcome, r.caught) for r in runs}
+    assert outcomes == {
+        "blocked": ("blocked", True),
+        "crashed": ("errored", False),
+        "blocked_and_crashed": ("errored", False),  # a crash is reported whatever gates did
+        "renamed": ("expected error", True),
+        "wrong_error": ("errored", False),
+        "exit_without_reason": ("errored", False),
+    }
+    result = CoverageResult("spec.yaml", ["segment_roc_auc_vs_baseline"], _run("control"), runs,
+                            required=["blocked", "crashed"])  # fmt: skip
+    assert result.errored == [
+        "crashed",
+        "blocked_and_crashed",
+        "wrong_error",
+        "exit_without_reason",
+    ]
+    assert result.uncovered == ["crashed"] and result.exit_code == 1
+    matrix = markdown(result)
+    assert "2 of 6 failure modes blocked, 4 errored" in matrix
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in matrix.splitlines()}
+    assert "| segment_roc_auc_vs_baseline |" in rows["blocked"]  # the blocking gate, by name
+    assert "evaluation_holdout (DataInputError)" in rows["renamed"]
+    assert "ERRORED" in rows["crashed"] and "KeyError" in rows["crashed"]
+    crashed_control = CoverageResult("s", [], _run("control", failures=[crash]), [], [])
+    assert not crashed_control.control_passed and crashed_control.exit_code == 1

@@ -51,15 +51,15 @@ def _set(
     }
 
 
-def _gate(tmp_path, entry):
+def _gate(tmp_path, entry, segments=("region", "channel")):
     data = spec_dict(gates=[entry])
-    data["data"]["segments"] = ["region", "channel"]
+    data["data"]["segments"] = list(segments)
     spec = load_spec(write_spec(tmp_path, data))
     return spec.gates[0], spec
 
 
 def _judge(tmp_path, entry, sets):
-    gate, spec = _gate(tmp_path, entry)
+    gate, spec = _gate(tmp_path, entry, list(sets["holdout"].segments))
     return judge(gate, sets, spec)
 
 
@@ -108,11 +108,72 @@ def test_noise_alone_does_not_fail_any_segment(tmp_path):
         assert result.verdict is not Verdict.FAIL
 
 
-def test_small_segments_are_not_judged(tmp_path):
-    entry = {"name": "segment_roc_auc_vs_baseline", "max_drop": 0.02, "min_support": 5000}
+def test_small_segments_listed_but_not_judged_with_warn(tmp_path):
+    entry = {
+        "name": "segment_roc_auc_vs_baseline",
+        "max_drop": 0.02,
+        "min_support": 7000,
+        "small_segments": "warn",
+    }
     result = _judge(tmp_path, entry, _set())
     assert all(r["status"] == "not judged" for r in result.rows)
     assert result.verdict is Verdict.INCONCLUSIVE  # nothing judged is never a pass
+
+
+def _small_stores(hit: bool, seed: int = 0):
+    """One large store of 5,000 rows and 10 stores of 100; with `hit`, the candidate is noise
+    in every small store (a regression no single small store can show)."""
+    sets = _set(seed=seed)
+    data = sets["holdout"]
+    stores = np.array(["big"] * 5000 + [f"s{i}" for i in range(10) for _ in range(100)])
+    candidate = data.candidate.copy()
+    if hit:
+        small = stores != "big"
+        candidate[small] = np.random.default_rng(seed).uniform(size=small.sum())
+    segments = {**data.segments, "store": stores}
+    return {"holdout": EvalSet("holdout", data.row_ids, data.y, candidate, data.baseline,
+                               segments, False)}  # fmt: skip
+
+
+@pytest.mark.parametrize("policy", ["pool", "block", "warn"])
+def test_a_regression_confined_to_small_segments(tmp_path, policy):
+    entry = {
+        "name": "segment_roc_auc_vs_baseline",
+        "max_drop": 0.02,
+        "min_support": 300,
+        "segments": ["store"],
+        **({"small_segments": policy} if policy != "pool" else {}),  # pool is the default
+    }
+    healthy = _judge(tmp_path, entry, _small_stores(hit=False))
+    hit = _judge(tmp_path, entry, _small_stores(hit=True))
+    statuses = {r["value"]: r["status"] for r in hit.rows}
+    if policy == "pool":
+        pooled = next(r for r in hit.rows if r["value"].startswith("(small segments"))
+        assert pooled["n"] == 1000 and pooled["verdict"] == "fail"
+        assert hit.verdict is Verdict.FAIL and "store=(small segments: s0," in hit.summary
+        assert all(statuses[f"s{i}"] == "pooled" for i in range(10))
+        assert hit.support == {"segments": 2, "not_judged": 0, "pooled": 10}
+        assert healthy.verdict is Verdict.PASS  # healthy small stores pass together
+    elif policy == "block":
+        assert hit.verdict is healthy.verdict is Verdict.INCONCLUSIVE  # never a silent pass
+        assert "small_segments: block" in hit.summary
+    else:  # warn: the old behaviour, listed and not judged; the regression goes through
+        assert hit.verdict is Verdict.PASS and "10 segments below min_support" in hit.summary
+        assert all(statuses[f"s{i}"] == "not judged" for i in range(10))
+
+
+def test_a_pool_still_too_small_is_listed_not_judged(tmp_path):
+    entry = {
+        "name": "segment_roc_auc_vs_baseline",
+        "max_drop": 0.02,
+        "min_support": 1500,
+        "segments": ["store"],
+    }
+    result = _judge(tmp_path, entry, _small_stores(hit=True))  # 1,000 rows even pooled
+    small = [r for r in result.rows if r["value"].startswith("s")]
+    assert len(small) == 10 and all(r["status"] == "not judged" for r in small)
+    assert all("even pooled" in r["reason"] for r in small)
+    assert "(even pooled)" in result.summary
 
 
 def test_without_production_the_candidate_must_beat_a_trivial_model(tmp_path):
@@ -180,3 +241,37 @@ def test_gate_results_survive_storage(tmp_path):
     again = GateResult.from_dict(result.to_dict())
     assert again.verdict is result.verdict and again.rows == result.rows
     assert again.interval == result.interval
+
+
+def test_evidence_keeps_one_type_per_key_for_plots_over_time(tmp_path):
+    import math
+
+    from checks.metadata import evidence_metadata
+    from ml_release.gates.result import GateResult
+
+    judged = _judge(tmp_path, AUC, _set()).evidence()
+    empty = GateResult("g", "t", Verdict.INCONCLUSIVE, "nothing", "n/a").evidence()
+    numbers = ("observed", "baseline", "delta", "threshold", "interval_low", "interval_high")
+    for fields in (judged, empty):
+        assert all(type(fields[k]) is float for k in numbers), fields  # never text
+    assert judged["interval_low"] < judged["interval_high"] and "interval" not in judged
+    assert all(math.isnan(empty[k]) for k in numbers)
+    stored = GateResult.from_dict(GateResult("g", "t", Verdict.PASS, "s", "m", observed=math.inf)
+                                  .to_dict())  # fmt: skip
+    assert math.isnan(stored.evidence()["observed"])
+
+    plotted = GateResult("g", "t", Verdict.FAIL, "s", "m", plot_png=b"\x89PNG fake")
+    metadata = evidence_metadata(plotted, True, ("v", "d"), tmp_path / "plots")
+    assert "plot" not in metadata  # no base64 in the event log
+    assert (tmp_path / "plots" / "t__g.png").read_bytes() == b"\x89PNG fake"
+    assert metadata["plot_path"].path == str(tmp_path / "plots" / "t__g.png")
+
+
+def test_bootstrap_depth_follows_the_bonferroni_confidence(tmp_path):
+    entry = {"name": "segment_recall_vs_baseline", "max_drop": 0.05, "min_support": 300}
+    result = _judge(tmp_path, entry, _set())  # 5 segments: 99 % per interval
+    assert result.draws == 4000  # 20 draws beyond each end of every interval
+    for row in result.rows:
+        assert row["draws"] == 4000
+    assert result.evidence()["draws"] == 4000
+    assert _judge(tmp_path, {**AUC}, _set()).evidence().get("draws") is None  # DeLong: exact

@@ -194,17 +194,31 @@ def test_a_token_usage_rise_is_caught():
     assert result.verdict is Verdict.FAIL and result.rows[1]["verdict"] == "fail"
 
 
-def test_structured_gates_count_failures_on_structured_routes_only():
-    production = _frame()
-    assert _judge("llm_json_validity", _report(production, production)).verdict is Verdict.PASS
+def test_structured_gates_pass_on_the_exact_upper_bound_not_the_point_estimate():
+    production = _frame()  # 20 structured answers, none failing
+    clean = _judge("llm_json_validity", _report(production, production))
+    exact = stats.binomtest(0, 20).proportion_ci(0.95, method="exact")  # independent method
+    assert clean.interval == pytest.approx((exact.low, exact.high))
+    assert clean.verdict is Verdict.INCONCLUSIVE and "too few answers" in clean.summary
+    tolerant = _judge("llm_json_validity", _report(production, production), max_failure_rate=0.2)
+    assert tolerant.verdict is Verdict.PASS  # 16.8 % <= 20 %
+
     broken = production.copy()
-    first = broken.index[broken["structured"]][0]
-    broken.loc[first, ["json_valid", "schema_valid"]] = False
-    broken.loc[first, "structured_problem"] = "not JSON"
-    result = _judge("llm_json_validity", _report(broken, production))
-    assert result.verdict is Verdict.FAIL and result.support == {"answers": 20, "failed": 1}
-    tolerant = _judge("llm_schema_conformance", _report(broken, production), max_failure_rate=0.1)
-    assert tolerant.verdict is Verdict.PASS
+    structured = broken.index[broken["structured"]]
+    broken.loc[structured[:8], ["json_valid", "schema_valid"]] = False
+    broken.loc[structured[:8], "structured_problem"] = "not JSON"
+    result = _judge("llm_json_validity", _report(broken, production), max_failure_rate=0.1)
+    assert result.verdict is Verdict.FAIL and result.support == {"answers": 20, "failed": 8}
+    assert result.interval[0] > 0.1  # 8 of 20: even the lower bound is above the tolerance
+    one = broken.copy()
+    one.loc[structured[1:8], ["json_valid", "schema_valid"]] = True
+    tolerant = _judge("llm_schema_conformance", _report(one, production), max_failure_rate=0.3)
+    assert tolerant.verdict is Verdict.PASS  # 1 of 20: upper bound 24.9 % <= 30 %
+
+
+def test_a_zero_failure_rate_is_refused_with_the_fix():
+    with pytest.raises(ValueError, match="max_failure_rate: 0 can never pass"):
+        CATALOG["llm_json_validity"].params(max_failure_rate=0.0)
 
 
 def test_p95_latency_gate_passes_noise_and_fails_a_slowdown():

@@ -448,3 +448,76 @@ def test_segment_verdicts_need_bonferroni_intervals_and_report_holm():
     narrow = {k: delong_auc_delta(*v, confidence=0.95) for k, v in segments.items()}
     with pytest.raises(ValueError, match="simultaneous_confidence"):
         decide_segments(narrow, greater_is_better=True, max_drop=0.01)
+
+
+def test_bootstrap_depth_leaves_twenty_draws_beyond_each_end():
+    from ml_release.evaluation.compare import compare
+    from ml_release.stats import resamples_for, simultaneous_confidence
+
+    assert resamples_for(0.95, 1000) == 1000  # 25 draws per tail already
+    assert resamples_for(simultaneous_confidence(0.95, 10), 1000) == 8000
+    rng = np.random.default_rng(3)
+    y = (rng.uniform(size=4000) < 0.3).astype(int)
+    cand, base = rng.uniform(size=4000), rng.uniform(size=4000)
+    level = simultaneous_confidence(0.95, 10)
+    c = compare("pr_auc", y, cand, base, confidence=level, resamples=1000)
+    assert c.draws.size == 8000 and c.method == "paired_bootstrap(B=8000)"
+    assert (c.draws < c.low).sum() >= 20 and (c.draws > c.high).sum() >= 20
+    with pytest.raises(ValueError, match="judge fewer segments"):
+        resamples_for(simultaneous_confidence(0.95, 1000), 1000)
+
+
+def _busy_machine(rng, n: int, slowdown: float = 1.0):
+    """Interleaved latencies of two servers: a shared, slowly varying machine load, heavy tails.
+
+    The load multiplies both servers' latency at the same steps (an AR(1) log factor), as on a
+    machine other jobs share; each request adds its own log-normal noise.
+    """
+    load = np.zeros(n)
+    shocks = rng.normal(0, 0.2, n)
+    for k in range(1, n):
+        load[k] = 0.9 * load[k - 1] + shocks[k]
+    candidate = np.exp(np.log(12) + load + rng.normal(0, 0.3, n)) * slowdown
+    production = np.exp(np.log(12) + load + rng.normal(0, 0.3, n))
+    return candidate, production
+
+
+def test_p99_ratio_interval_covers_the_truth_on_a_busy_machine():
+    from ml_release.stats.quantile import percentile_ratio
+
+    rng = np.random.default_rng(5)
+    covered = []
+    for _ in range(200):
+        c, p = _busy_machine(rng, 300, slowdown=1.1)
+        ratio = percentile_ratio(c, p, 99, 0.95, resamples=1000, seed=int(rng.integers(1e9)))
+        covered.append(ratio.low <= 0.1 <= ratio.high)  # the true p99 ratio is 1.1 exactly
+    assert 0.91 <= np.mean(covered) <= 0.99, np.mean(covered)
+    with pytest.raises(ValueError, match="at least 20 paired"):
+        percentile_ratio(np.ones(5), np.ones(5))
+
+
+def _latency_gate(candidate_ms, production_ms, **params):
+    from ml_release.serving.gates import latency_vs_baseline
+    from ml_release.serving.measure import ServerMeasurement
+    from ml_release.serving.run import ServingReport
+    from ml_release.spec import GateSpec
+
+    measurements = {}
+    for role, ms in (("candidate", candidate_ms), ("production", production_ms),
+                     ("production_replica", production_ms)):  # fmt: skip
+        m = ServerMeasurement(role, role, 1.0)
+        m.latencies_ms, m.latency_steps = list(ms), list(range(len(ms)))
+        measurements[role] = m
+    gate = GateSpec.model_validate({"name": "serving_latency_p99_vs_baseline", **params})
+    return latency_vs_baseline(gate, ServingReport(measurements, None, {}))
+
+
+def test_p99_gate_passes_a_twin_and_fails_a_slowdown_whatever_the_machine_does():
+    rng = np.random.default_rng(8)
+    twin = _latency_gate(*_busy_machine(rng, 1000), max_increase=0.25)
+    assert twin.verdict is Verdict.PASS, twin.summary
+    assert twin.interval[1] <= 0.25 and twin.draws >= 2000
+    slow = _latency_gate(*_busy_machine(rng, 1000, slowdown=1.6), max_increase=0.25)
+    assert slow.verdict is Verdict.FAIL and slow.interval[0] > 0.25, slow.summary
+    few = _latency_gate(*_busy_machine(rng, 60, slowdown=1.2), max_increase=0.25)
+    assert few.verdict is Verdict.INCONCLUSIVE and "send more requests" in few.summary

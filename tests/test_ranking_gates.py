@@ -127,12 +127,12 @@ def test_queries_without_relevant_rows_are_excluded_and_counted():
 
 def test_segments_without_relevance_or_support_are_not_judged_with_the_reason():
     data = _queries(n_queries=300, seed=5, no_relevance_market="fr")
-    result = _segment(data, min_support=45)
+    result = _segment(data, min_support=45, small_segments="warn")
     skipped = {r["value"]: r for r in result.rows if r["status"] == "not judged"}
     assert skipped["fr"]["reason"].startswith("no query with a relevant row")
     assert skipped["fr"]["positives"] == 0 and skipped["fr"]["n"] > 0
     assert "candidate" not in skipped["fr"]  # never a number
-    small = _segment(data, min_support=100)
+    small = _segment(data, min_support=100, small_segments="warn")
     reasons = [r["reason"] for r in small.rows if r["status"] == "not judged"]
     assert any("below min_support=100" in r for r in reasons)
     assert small.support["not_judged"] == len(reasons)
@@ -142,7 +142,25 @@ def test_nothing_judged_is_inconclusive():
     data = _queries(n_queries=40, seed=6)
     result = _segment(data, min_support=1000)
     assert result.verdict is Verdict.INCONCLUSIVE
-    assert result.support == {"segments": 0, "not_judged": 7}
+    assert result.support == {"segments": 0, "not_judged": 7, "pooled": 0}  # even pooled
+
+
+def test_a_regression_in_small_markets_is_caught_when_pooled():
+    data = _queries(n_queries=400, seed=13, noise=0.2)
+    markets = np.unique(data.query_ids, return_inverse=True)[1] % 40  # 40 markets of 10 queries
+    data.segments = {**data.segments, "market": np.array([f"m{m:02d}" for m in markets])}
+    broken = np.isin(data.segments["market"], [f"m{m:02d}" for m in range(20)])
+    only = {"min_support": 30, "segments": ["market"]}
+    healthy = _segment(data, **only)
+    data.candidate = np.where(broken, np.random.default_rng(1).normal(0, 1, broken.size),
+                              data.candidate)  # fmt: skip
+    pooled = _segment(data, **only)
+    assert healthy.verdict is Verdict.PASS, healthy.summary
+    assert pooled.verdict is Verdict.FAIL and "market=(small segments" in pooled.summary
+    assert pooled.support["pooled"] == 40
+    warned = _segment(data, **only, small_segments="warn")
+    assert warned.verdict is Verdict.INCONCLUSIVE and "no segment judged" in warned.summary
+    assert _segment(data, **only, small_segments="block").verdict is Verdict.INCONCLUSIVE
 
 
 def test_segment_intervals_are_bonferroni_over_the_judged_segments():

@@ -178,12 +178,16 @@ def _no_servers_left(folder_marker: str) -> bool:
     return True
 
 
-@pytest.mark.quiet
 def test_a_healthy_candidate_passes_every_serving_gate(healthy):
     results = verdicts(healthy)
-    assert {name: r.verdict for name, r in results.items()} == dict.fromkeys(
-        results, Verdict.PASS
-    ), {n: r.summary for n, r in results.items()}
+    # The p99 ratio's interval from 120 interleaved requests: never a false fail, but on a
+    # busy machine too wide to pass (tests/test_paired_stats.py judges the gate on
+    # simulated busy-machine latencies, pass and fail).
+    assert results["serving_latency_p99_vs_baseline"].verdict is not Verdict.FAIL
+    others = {n: r for n, r in results.items() if n != "serving_latency_p99_vs_baseline"}
+    assert {name: r.verdict for name, r in others.items()} == dict.fromkeys(others, Verdict.PASS), {
+        n: r.summary for n, r in results.items()
+    }
     # Measured for all three servers, in the same run.
     assert set(healthy.measurements) == {"candidate", "production", "production_replica"}
     for measurement in healthy.measurements.values():
@@ -206,13 +210,13 @@ def test_load_time_and_memory_limits_fail_when_exceeded(healthy):
     assert "ceiling of 10 MiB" in results["serving_memory"].summary
 
 
-@pytest.mark.quiet
 def test_a_slow_ensemble_fails_the_latency_gate(check):
     report = check("slow")
     gate = {"name": "serving_latency_p99_vs_baseline", **STRICT}
     result = verdicts(report, [gate])["serving_latency_p99_vs_baseline"]
-    assert result.verdict is Verdict.FAIL, result.summary
-    assert result.observed > result.threshold
+    # Blocked either way: fail on a quiet machine, at worst inconclusive on a busy one.
+    assert result.verdict is not Verdict.PASS, result.summary
+    assert result.interval[1] > STRICT["max_increase"] and result.delta > 0
     assert report.candidate.percentile(50) > 1.5 * report.production.percentile(50)
 
 

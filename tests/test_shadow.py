@@ -99,14 +99,17 @@ def verdicts(report):
     return {g.name: judge(g, report, SPEC) for g in SPEC.gates}
 
 
-@pytest.mark.quiet
 def test_identical_models_agree_on_every_replayed_request(shadow):
     report = shadow("production")
     results = verdicts(report)
     assert results["shadow_agreement"].observed == 1.0
-    assert {name: r.verdict for name, r in results.items()} == dict.fromkeys(
-        results, Verdict.PASS
-    ), {n: r.summary for n, r in results.items()}
+    # 100 timed requests: the p99 ratio's interval never falsely fails; it may be too wide
+    # to pass on a busy machine.
+    assert results["shadow_latency_vs_baseline"].verdict is not Verdict.FAIL
+    others = {n: r for n, r in results.items() if n != "shadow_latency_vs_baseline"}
+    assert {name: r.verdict for name, r in others.items()} == dict.fromkeys(others, Verdict.PASS), {
+        n: r.summary for n, r in results.items()
+    }
     assert report.candidate.error_count == 0 and report.both_answered().all()
     assert all(row["flips"] == 0 for row in segment_table(report))
     assert score_shift(report)["mean_abs_change"] == 0.0

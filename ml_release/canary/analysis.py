@@ -1,16 +1,24 @@
-"""The analysis at every canary look: candidate against production on what each served.
+"""The analysis at every canary look: candidate against production, within each step.
 
-Four comparisons, each an anytime-valid confidence sequence (`ml_release.stats.sequential`)
-over everything each arm served since the canary began, so looking after every step does
-not inflate false aborts:
+Up to four comparisons, each an anytime-valid confidence sequence over the steps so far
+(`ml_release.stats.stratified`), so looking after every step does not inflate false aborts:
 
 - `error_rate`: HTTP errors, timeouts and refused connections, over all routed requests;
 - `latency`: mean log latency of answered requests (margin: a relative increase);
-- `score_shift`: mean score, tested both ways at alpha/2 each;
-- `quality`: per-request log loss on the requests whose label has arrived (not judged
-  without labels).
+- `score_shift`: mean score, a shift either way beyond the margin;
+- `quality`: per-request log loss on the requests whose label has arrived (off with
+  `quality_margin: null`; on and no label by the last step: inconclusive, never a pass).
 
-The look fails when any comparison fails. At the final look it passes only when every judged
+**Like with like.** The arms are compared within each step, where both served the same
+stretch of traffic, and the steps are combined; a step where an arm served too few requests
+(5 for the error rate, 30 for means; the 100 % step, for production) adds nothing to a
+comparison.
+
+**The family.** A false abort by any comparison aborts the canary, so the k comparisons share
+the canary's `alpha`: each runs at alpha / k (Bonferroni), and the chance that any of them ever
+aborts a candidate within all its margins stays under `alpha` over the whole rollout.
+
+The look fails when any comparison fails. At the final look it passes only when every
 comparison passes; otherwise it is inconclusive, and inconclusive never promotes.
 """
 
@@ -23,10 +31,41 @@ import numpy as np
 from ml_release.gates.result import Verdict
 from ml_release.serving.router import RouteRecord
 from ml_release.spec import CanarySpec
-from ml_release.stats.sequential import SequentialResult, error_rate_sequence, mean_sequence
+from ml_release.stats.sequential import SequentialResult
+from ml_release.stats.stratified import (
+    MIN_N,
+    mean_stratum,
+    rate_stratum,
+    stratified_sequence,
+)
 
 CANDIDATE, PRODUCTION = "candidate", "production"
 _EPS = 1e-6
+# Requests per arm before a step counts: error counts are judged from 5 (a candidate refusing
+# everything at the 5 % step is aborted there), means from 30 (a running variance).
+MIN_ERRORS_N = 5
+
+
+@dataclass
+class ArmRequests:
+    """What one arm served in one step, as arrays."""
+
+    errors: np.ndarray  # one flag per routed request
+    log_latency: np.ndarray  # answered requests
+    scores: np.ndarray  # answered requests with a probability
+    losses: np.ndarray  # answered requests whose label has arrived
+
+
+@dataclass
+class StepRequests:
+    """Both arms' requests in one traffic step."""
+
+    step: float
+    arms: dict[str, ArmRequests]
+
+    def served(self, arm: str) -> int:
+        """Routed requests of `arm` in this step."""
+        return int(self.arms[arm].errors.size)
 
 
 @dataclass
@@ -49,6 +88,7 @@ class Look:
                 "lower": r.lower,
                 "upper": r.upper,
                 "margin": r.margin,
+                "alpha": r.alpha,
                 "candidate": r.candidate,
                 "production": r.production,
                 "n_candidate": r.n_candidate,
@@ -66,61 +106,103 @@ def _score(record: RouteRecord) -> float:
     return float(record.probabilities[positive][0])
 
 
-def analyze(
-    records: list[RouteRecord],
-    labels: dict[str, float],
-    settings: CanarySpec,
-    step: float,
-    final: bool,
-    tuned_n: int,
-) -> Look:
-    """Judge every comparison on the cumulative `records`; `labels` by request id (0/1)."""
-    arms = {
-        arm: [r for r in records if r.backend == arm and r.status != "not sent"]
-        for arm in (CANDIDATE, PRODUCTION)
+def _arm(records: list[RouteRecord], labels: dict[str, float]) -> ArmRequests:
+    answered = [r for r in records if not r.error]
+    scores = np.array([_score(r) for r in answered])
+    labelled = [
+        (labels[r.request_id], s)
+        for r, s in zip(answered, scores, strict=True)
+        if r.request_id in labels and np.isfinite(s)
+    ]
+    y = np.array([p[0] for p in labelled])
+    p = np.clip(np.array([p[1] for p in labelled]), 1e-12, 1 - 1e-12)
+    return ArmRequests(
+        errors=np.array([r.error for r in records], dtype=bool),
+        log_latency=np.log([max(r.latency_s, _EPS) for r in answered]),
+        scores=scores[np.isfinite(scores)],
+        losses=-(y * np.log(p) + (1 - y) * np.log(1 - p)) if labelled else np.array([]),
+    )
+
+
+def step_requests(
+    step: float, records: list[RouteRecord], labels: dict[str, float]
+) -> StepRequests:
+    """The step's routed records, per arm, as arrays (records never sent are left out)."""
+    sent = [r for r in records if r.status != "not sent"]
+    return StepRequests(
+        step,
+        {
+            arm: _arm([r for r in sent if r.backend == arm], labels)
+            for arm in (CANDIDATE, PRODUCTION)
+        },
+    )
+
+
+def comparisons(settings: CanarySpec) -> list[str]:
+    """The comparisons of this canary: their number splits alpha, so it is fixed in advance."""
+    names = ["error_rate", "latency", "score_shift"]
+    return names + (["quality"] if settings.quality_margin is not None else [])
+
+
+def planned_effective_requests(settings: CanarySpec, min_n: int = MIN_N) -> float:
+    """Effective requests (n_c n_p / (n_c + n_p)) summed over the plan's steps that count.
+
+    The tuning point of a comparison's confidence sequence, fixed by the plan before the
+    canary starts (at least 20).
+    """
+    total = 0.0
+    for share in settings.steps:
+        n_c = settings.requests_per_step * share / 100
+        n_p = settings.requests_per_step - n_c
+        if min(n_c, n_p) >= min_n:
+            total += n_c * n_p / (n_c + n_p)
+    return max(total, 20.0)
+
+
+def analyze(steps: list[StepRequests], settings: CanarySpec, final: bool) -> Look:
+    """Judge every comparison on the steps so far, within each step; the last is the look's."""
+    names = comparisons(settings)
+    kw = {
+        "alpha": settings.alpha / len(names),
+        "final": final,
+        "tuned_n": planned_effective_requests(settings),
     }
-    served = {arm: len(rs) for arm, rs in arms.items()}
-    kw = {"alpha": settings.alpha, "final": final, "tuned_n": tuned_n}
-    errors = {arm: sum(r.error for r in rs) for arm, rs in arms.items()}
+    arms = [(s.arms[CANDIDATE], s.arms[PRODUCTION]) for s in steps]
     results = {
-        "error_rate": error_rate_sequence(
-            errors[CANDIDATE],
-            served[CANDIDATE],
-            errors[PRODUCTION],
-            served[PRODUCTION],
+        "error_rate": stratified_sequence(
+            "error rate",
+            [
+                rate_stratum(int(c.errors.sum()), c.errors.size, int(p.errors.sum()), p.errors.size)
+                for c, p in arms
+            ],
             settings.error_margin,
+            **{**kw, "tuned_n": planned_effective_requests(settings, MIN_ERRORS_N)},
+            min_n=MIN_ERRORS_N,
+        ),
+        "latency": stratified_sequence(
+            "mean log latency",
+            [mean_stratum(c.log_latency, p.log_latency) for c, p in arms],
+            math.log1p(settings.latency_margin),
+            **kw,
+        ),
+        "score_shift": stratified_sequence(
+            "mean score",
+            [mean_stratum(c.scores, p.scores) for c, p in arms],
+            settings.score_shift_margin,
+            two_sided=True,
+            **kw,
+        ),
+    }
+    labelled = sum(min(c.losses.size, p.losses.size) for c, p in arms)
+    if "quality" in names:
+        results["quality"] = stratified_sequence(
+            "log loss (labelled requests)",
+            [mean_stratum(c.losses, p.losses) for c, p in arms],
+            settings.quality_margin,
             **kw,
         )
-    }
-    ok = {arm: [r for r in rs if not r.error] for arm, rs in arms.items()}
-    log_latency = {arm: np.log([max(r.latency_s, _EPS) for r in rs]) for arm, rs in ok.items()}
-    results["latency"] = mean_sequence(
-        log_latency[CANDIDATE],
-        log_latency[PRODUCTION],
-        math.log1p(settings.latency_margin),
-        **kw,
-    )
-    scores = {arm: np.array([_score(r) for r in rs]) for arm, rs in ok.items()}
-    half = {**kw, "alpha": settings.alpha / 2}
-    up = mean_sequence(scores[CANDIDATE], scores[PRODUCTION], settings.score_shift_margin, **half)
-    down = mean_sequence(
-        -scores[CANDIDATE], -scores[PRODUCTION], settings.score_shift_margin, **half
-    )
-    # Fail when either direction fails; pass only when both pass.
-    order = (Verdict.FAIL, Verdict.INCONCLUSIVE, Verdict.PASS)
-    results["score_shift"] = min(up, down, key=lambda r: order.index(r.decision))
-    losses = {}
-    for arm, rs in ok.items():
-        pairs = [(labels[r.request_id], _score(r)) for r in rs if r.request_id in labels]
-        y = np.array([p[0] for p in pairs])
-        p = np.clip(np.array([p[1] for p in pairs]), 1e-12, 1 - 1e-12)
-        losses[arm] = -(y * np.log(p) + (1 - y) * np.log(1 - p)) if len(pairs) else np.array([])
-    labelled = min(len(losses[CANDIDATE]), len(losses[PRODUCTION]))
-    if labelled:
-        results["quality"] = mean_sequence(
-            losses[CANDIDATE], losses[PRODUCTION], settings.quality_margin, **kw
-        )
-    return _decide(step, final, results, served, labelled)
+    served = {arm: sum(s.served(arm) for s in steps) for arm in (CANDIDATE, PRODUCTION)}
+    return _decide(steps[-1].step, final, results, served, labelled)
 
 
 def _decide(
@@ -141,8 +223,11 @@ def _decide(
     if not final:
         return Look(step, Verdict.INCONCLUSIVE, results, served, ["continue"])
     unsure = [n for n, r in results.items() if r.decision is not Verdict.PASS]
-    if not labelled:
-        reasons.append("no labelled request yet: online quality not judged")
+    if "quality" in results and not labelled:
+        reasons.append(
+            "no labelled request by the last step: online quality cannot be judged "
+            "(set canary.quality_margin: null when labels arrive later than a canary runs)"
+        )
     if unsure:
         reasons += [f"{n}: {results[n].reason}" for n in unsure]
         return Look(step, Verdict.INCONCLUSIVE, results, served, reasons)

@@ -2,15 +2,17 @@
 
 `run_steps` knows nothing of servers or ledgers: it moves the split through the steps, calls
 `send(step_index)` to drive that step's traffic (on one machine: a replay of logged requests
-through the router), analyses everything served so far, and stops at the first failing look.
-Every way out that is not a pass puts the weight back to 0: traffic returns to production.
+through the router), analyses every step so far (the arms compared within each step), and
+stops at the first failing look. A `send` that raises `NotEnoughTraffic` ends the canary
+`inconclusive` before that step: a replay never repeats a request to make up a step. Every
+way out that is not a pass puts the weight back to 0: traffic returns to production.
 """
 
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ml_release.canary.analysis import Look, analyze
+from ml_release.canary.analysis import Look, StepRequests, analyze, step_requests
 from ml_release.gates.result import GateResult, Verdict
 from ml_release.serving.router import TrafficSplit
 from ml_release.spec import CanarySpec
@@ -64,9 +66,8 @@ def canary_evidence(result: CanaryResult, gate: str, target: str, spec_hash: str
     )
 
 
-def expected_candidate_requests(settings: CanarySpec) -> int:
-    """Requests the candidate serves over the whole rollout if every step completes."""
-    return max(1, round(sum(settings.requests_per_step * s / 100 for s in settings.steps)))
+class NotEnoughTraffic(Exception):
+    """A step cannot get its share of fresh requests; the message says how many are left."""
 
 
 def _send_with_deadline(send: Callable[[int], None], index: int, deadline: float) -> str | None:
@@ -96,14 +97,20 @@ def run_steps(
     on_look: Callable[[Look], None] = lambda look: None,
 ) -> CanaryResult:
     """Move traffic through `settings.steps`, analysing after each; abort at a failing look."""
-    start = split.mark()
-    tuned_n = expected_candidate_requests(settings)
     looks: list[Look] = []
+    steps: list[StepRequests] = []
     try:
         for index, step in enumerate(settings.steps):
+            start = split.mark()
             split.set_weight(step)
-            late = _send_with_deadline(send, index, settings.deadline_seconds)
-            look = analyze(split.records(since=start), labels, settings, step, step == 100, tuned_n)
+            try:
+                late = _send_with_deadline(send, index, settings.deadline_seconds)
+            except NotEnoughTraffic as short:
+                split.set_weight(0)
+                reason = f"inconclusive: not enough traffic for the {step:g} % step: {short}"
+                return CanaryResult(Verdict.INCONCLUSIVE, looks, reason)
+            steps.append(step_requests(step, split.records(since=start), labels))
+            look = analyze(steps, settings, step == settings.steps[-1])
             if late:
                 look.decision, look.reasons = Verdict.FAIL, [late, *look.reasons]
             looks.append(look)

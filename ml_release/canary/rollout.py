@@ -1,7 +1,9 @@
 """A canary rollout on one machine: both models served, a router in front, logged traffic replayed.
 
-Traffic is the serving log replayed in time order (cycled when the rollout needs more requests
-than the window has) through `LocalRouter`, sticky by request id. Every look is a
+Traffic is the serving log replayed in time order through `LocalRouter`, sticky by request id;
+each request is sent once. When the window runs out before a step has its
+`requests_per_step` fresh requests, the canary ends there, `inconclusive: not enough traffic`:
+repeating requests would make the confidence sequences too narrow. Every look is a
 `canary_step` ledger event with its evidence; a failing or inconclusive rollout is a
 `canary_aborted` event, and traffic goes back to production. Promotion after a pass is the
 caller's (through the same rules as `release_decision`).
@@ -21,7 +23,7 @@ from pathlib import Path
 import psutil
 
 from ml_release.canary.analysis import Look
-from ml_release.canary.controller import CanaryResult, run_steps
+from ml_release.canary.controller import CanaryResult, NotEnoughTraffic, run_steps
 from ml_release.errors import ConflictError
 from ml_release.faults import fault_point
 from ml_release.gates.result import Verdict
@@ -89,12 +91,13 @@ def _write_state(state_file: Path, candidate: Candidate, step: float) -> None:
 def traffic_plan(
     requests: LoggedRequests, contract: dict[str, str], per_step: int, steps: int
 ) -> tuple[list[bytes], list[str], dict[str, float]]:
-    """Bodies and request ids for every step, in log order, and labels by request id."""
+    """Bodies and request ids in log order, each request once, and labels by request id.
+
+    At most `per_step * steps` requests; fewer when the window is shorter (never cycled).
+    """
     bodies, ids, labels = [], [], {}
-    for k in range(per_step * steps):
-        i = k % len(requests)
-        round_ = k // len(requests)
-        request_id = requests.request_ids[i] + (f"~{round_}" if round_ else "")
+    for i in range(min(per_step * steps, len(requests))):
+        request_id = requests.request_ids[i]
         bodies.append(encode_request(requests.raw.iloc[[i]], contract))
         ids.append(request_id)
         label = requests.labels[i]
@@ -149,6 +152,13 @@ def rollout(
 
         def send(index: int) -> None:
             step = settings.steps[index]
+            left = len(bodies) - index * per_step
+            if left < per_step:
+                raise NotEnoughTraffic(
+                    f"it needs {per_step} fresh logged requests and {max(left, 0)} are left in "
+                    f"the window of {len(bodies)}; replay a longer serving log or lower "
+                    "canary.requests_per_step (requests are never repeated)"
+                )
             _write_state(state_file, candidate, step)
             progress(f"step {index + 1}/{len(settings.steps)}: {step:g} % to the candidate")
             # Where a test (or the demo) injects a fault, such as the candidate's server dying.

@@ -213,8 +213,10 @@ def cmd_coverage(args: argparse.Namespace) -> int:
         console.print(Markdown("\n".join(sweep_lines(result))))
     for kind, path in write_reports(result, Path(args.out)).items():
         console.print(f"{kind}: {path}")
-    if result.control.caught:
-        console.print("[red]the control (a healthy candidate) was blocked: a gate blocks all[/]")
+    if not result.control_passed:
+        console.print("[red]the control (a healthy candidate) did not pass: see its row[/]")
+    if result.errored:
+        console.print(f"[red]errored, not counted as caught: {', '.join(result.errored)}[/]")
     if result.uncovered:
         console.print(f"[red]required but not blocked: {', '.join(result.uncovered)}[/]")
     return result.exit_code

@@ -112,6 +112,10 @@ class FailureMode:
     sweep: tuple[float, ...] = ()  # strengths tried by --sweep, weakest first
     requires: str = ""  # "shadow" or "canary": the mode applies only when the spec has them
     phase: str = "release"  # "canary": the fault appears only once the canary job runs
+    # An error that stops the run counts as caught only when it matches this (a regular
+    # expression over "<error class>: <message>"): the clear refusal the mode should get.
+    # Any other error is a crash, reported as errored, never as caught.
+    expects_error: str = ""
 
     def describe(self, strength: float | None = None) -> str:
         """Title and strength, as the matrix prints them."""
@@ -212,9 +216,23 @@ def _shadow(b: Bench, s: float) -> Injection:
 
 DATA, QUALITY = ("data_contract", "parity"), ("model_quality",)
 MODES: tuple[FailureMode, ...] = (
-    FailureMode("renamed_column", "schema change: a column renamed", DATA, 1, "", _schema_rename),
     FailureMode(
-        "changed_dtype", "schema change: numbers sent as strings", DATA, 1, "", _schema_dtype
+        "renamed_column",
+        "schema change: a column renamed",
+        DATA,
+        1,
+        "",
+        _schema_rename,
+        expects_error=r"^DataInputError: .*column '[^']+' is missing",
+    ),
+    FailureMode(
+        "changed_dtype",
+        "schema change: numbers sent as strings",
+        DATA,
+        1,
+        "",
+        _schema_dtype,
+        expects_error=r"^DataInputError: .*column '[^']+' must be numeric",
     ),
     FailureMode(
         "null_flood",

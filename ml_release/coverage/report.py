@@ -13,11 +13,20 @@ STYLE = {"blocked": "bold red", "warned": "yellow", "passed": "dim", "not run": 
 
 
 def verdict(result: CoverageResult, run: ModeRun) -> str:
-    """What the row concludes: caught, NOT CAUGHT, or for the control, passed / BLOCKED."""
+    """What the row concludes: caught, ERRORED, NOT CAUGHT; the control: passed or not.
+
+    An error counts as caught only for a mode that declares it (`expects_error`); any other
+    error is a crash and says so, whatever the gates did.
+    """
     if run.mode == "control":
-        return "BLOCKED (a gate blocks a healthy release)" if run.caught else "passed"
+        return {
+            "passed": "passed",
+            "errored": "ERRORED (an error stopped a healthy release)",
+        }.get(run.outcome, "BLOCKED (a gate blocks a healthy release)")
+    if run.outcome == "errored":
+        return "ERRORED (an undeclared error stopped it: not counted as caught)"
     if run.caught:
-        return "caught" + (" (stopped by an error)" if run.failures and not run.blocked_by else "")
+        return "caught" + (" (the declared error)" if run.outcome == "expected error" else "")
     required = run.mode in result.required
     return "NOT CAUGHT" + (" (required)" if required else "")
 
@@ -51,15 +60,17 @@ def terminal_table(result: CoverageResult) -> Table:
     table.add_column("failure mode (strength)", overflow="fold", max_width=44)
     for i, _ in enumerate(result.gates, 1):
         table.add_column(str(i), justify="center", min_width=1)
-    table.add_column("stopped by", overflow="fold", max_width=24)
+    table.add_column("blocked by", overflow="fold", max_width=28)
+    table.add_column("errors", overflow="fold", max_width=24)
     table.add_column("verdict", overflow="fold")
     for run in _rows(result):
-        wrong = run.caught == (run.mode == "control")
+        right = run.outcome == "passed" if run.mode == "control" else run.caught
         table.add_row(
             run.title,
             *[TERMINAL[run.cell(g)] for g in result.gates],
+            run.stopped_by if run.caught else "",
             _stopped(run),
-            ("[bold red]" if wrong else "[green]") + verdict(result, run) + "[/]",
+            ("[green]" if right else "[bold red]") + verdict(result, run) + "[/]",
         )
     return table
 
@@ -75,14 +86,16 @@ def markdown(result: CoverageResult) -> str:
         "Empty: not run for this mode (gates that start model servers run only for the modes "
         "that target them).",
         "",
-        "| failure mode | " + " | ".join(f"`{g}`" for g in result.gates) + " | stopped | verdict |",
-        "|---|" + "---|" * (len(result.gates) + 2),
+        "| failure mode | "
+        + " | ".join(f"`{g}`" for g in result.gates)
+        + " | blocked by | errors | verdict |",
+        "|---|" + "---|" * (len(result.gates) + 3),
     ]
     for run in _rows(result):
         cells = [SYMBOL[run.cell(g)] for g in result.gates]
         lines.append(
-            f"| {run.title} | " + " | ".join(cells) + f" | {_stopped(run)} | "
-            f"{verdict(result, run)} |"
+            f"| {run.title} | " + " | ".join(cells) + f" | {run.stopped_by if run.caught else ''} "
+            f"| {_stopped(run)} | {verdict(result, run)} |"
         )
     if result.skipped:
         lines += ["", "Not applicable to this spec:", ""]
@@ -113,11 +126,14 @@ def sweep_lines(result: CoverageResult) -> list[str]:
 
 def _summary(result: CoverageResult) -> str:
     caught = sum(run.caught for run in result.runs)
+    control = {"passed": "control passed", "errored": "CONTROL ERRORED"}
     parts = [
-        f"{caught} of {len(result.runs)} failure modes blocked",
-        "control passed" if not result.control.caught else "CONTROL BLOCKED",
+        f"{caught} of {len(result.runs)} failure modes blocked, {len(result.errored)} errored",
+        control.get(result.control.outcome, "CONTROL BLOCKED"),
         f"{result.seconds:.0f} s",
     ]
+    if result.errored:
+        parts.append("errored (a crash, not a catch): " + ", ".join(result.errored))
     if result.uncovered:
         parts.append("required but not blocked: " + ", ".join(result.uncovered))
     return "; ".join(parts) + "."
@@ -133,9 +149,11 @@ def html_page(result: CoverageResult) -> str:
             f'<td style="background:{colours[c]}">{SYMBOL[c]}</td>'
             for c in (run.cell(g) for g in result.gates)
         )
+        by = html.escape(run.stopped_by if run.caught else "")
         stopped, said = html.escape(_stopped(run)), html.escape(verdict(result, run))
         body.append(
-            f"<tr><th>{html.escape(run.title)}</th>{cells}<td>{stopped}</td><td>{said}</td></tr>"
+            f"<tr><th>{html.escape(run.title)}</th>{cells}<td>{by}</td><td>{stopped}</td>"
+            f"<td>{said}</td></tr>"
         )
     return (
         "<!doctype html><meta charset='utf-8'><title>gate coverage</title>"
@@ -144,7 +162,8 @@ def html_page(result: CoverageResult) -> str:
         "thead th{writing-mode:vertical-rl}</style>"
         f"<h1>Gate coverage of {html.escape(result.spec_source)}</h1>"
         f"<p>{html.escape(_summary(result))}</p>"
-        f"<table><thead><tr><th>failure mode</th>{head}<th>stopped</th><th>verdict</th></tr>"
+        f"<table><thead><tr><th>failure mode</th>{head}<th>blocked by</th><th>errors</th>"
+        "<th>verdict</th></tr>"
         f"</thead><tbody>{''.join(body)}</tbody></table>"
     )
 

@@ -11,6 +11,7 @@ the model-server families (serving, shadow) run only for the modes that target t
 import copy
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -60,6 +61,7 @@ class ModeRun:
     seconds: float
     exit_code: int = 0
     promoted: bool = False
+    expects_error: str = ""  # the mode's declared error (FailureMode.expects_error)
 
     @property
     def blocked_by(self) -> list[str]:
@@ -72,9 +74,42 @@ class ModeRun:
         return [g["gate"] for g in self.gates if not g["blocking"] and not g["passed"]]
 
     @property
+    def expected_error(self) -> bool:
+        """Every error that stopped the run is the one the mode declares."""
+        pattern = self.expects_error
+        return bool(pattern and self.failures) and all(
+            re.search(pattern, f"{f['error']}: {f.get('message', '')}", re.S) for f in self.failures
+        )
+
+    @property
+    def errored(self) -> bool:
+        """An error the mode does not declare stopped the run: a crash, never counted as caught.
+
+        A non-zero exit that no blocking gate and no error explains counts as one too.
+        """
+        unexplained = self.exit_code != 0 and not self.blocked_by and not self.failures
+        return (bool(self.failures) and not self.expected_error) or unexplained
+
+    @property
     def caught(self) -> bool:
-        """The release did not go through: a blocking gate said no, or an error stopped it."""
-        return bool(self.blocked_by or self.failures) or self.exit_code != 0
+        """A blocking gate said no, or the run stopped with the error the mode declares."""
+        return not self.errored and (bool(self.blocked_by) or self.expected_error)
+
+    @property
+    def outcome(self) -> str:
+        """`errored`, `blocked`, `expected error` or `passed`."""
+        if self.errored:
+            return "errored"
+        if self.blocked_by:
+            return "blocked"
+        return "expected error" if self.expected_error else "passed"
+
+    @property
+    def stopped_by(self) -> str:
+        """What stopped the release: the blocking gates, or the declared error's step."""
+        if self.blocked_by:
+            return ", ".join(dict.fromkeys(self.blocked_by))
+        return ", ".join(f"{f['step']} ({f['error']})" for f in self.failures)
 
     def cell(self, column: str) -> str:
         """The matrix cell of a gate column: blocked, warned, passed or not run."""
@@ -104,15 +139,25 @@ class CoverageResult:
 
     @property
     def uncovered(self) -> list[str]:
-        """Required modes no `must_pass` gate (or stopping error) caught."""
+        """Required modes no `must_pass` gate (or declared error) caught; errored ones too."""
         caught = {run.mode for run in self.runs if run.caught}
         ran = {run.mode for run in self.runs}
         return [m for m in self.required if m in ran and m not in caught]
 
     @property
+    def errored(self) -> list[str]:
+        """Modes an undeclared error stopped: crashes, reported apart from caught ones."""
+        return [run.mode for run in self.runs if run.errored]
+
+    @property
+    def control_passed(self) -> bool:
+        """The healthy control went through: no gate blocked it and no error stopped it."""
+        return self.control.outcome == "passed"
+
+    @property
     def exit_code(self) -> int:
-        """0 every required mode was blocked and the control passed; 1 otherwise."""
-        return 1 if self.uncovered or self.control.caught else 0
+        """0 every required mode was caught and the control passed; 1 otherwise."""
+        return 1 if self.uncovered or not self.control_passed else 0
 
     def smallest_blocked(self, mode: str) -> float | None:
         """The weakest swept strength that was blocked (None: none was)."""
@@ -317,8 +362,9 @@ class Runner:
             time.perf_counter() - started,
             1 if outcome.decision.get("decision") == "canary aborted" else outcome.exit_code,
             outcome.decision.get("decision") in ("promoted", "canary passed"),
+            mode.expects_error if mode else "",
         )
-        verdict = "caught" if run.caught else "not caught"
+        verdict = run.outcome
         self.progress(f"{label}: {verdict} ({run.seconds:.1f} s)")
         return run
 

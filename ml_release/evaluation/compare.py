@@ -4,7 +4,9 @@
 - Log loss and Brier score: means of per-row losses, so the paired t interval of the per-row
   differences is exact.
 - Everything else (precision, recall, F1, PR-AUC, ECE): the vectorized paired bootstrap; above
-  `little_above` rows, PR-AUC and ECE use the bag of little bootstraps.
+  `little_above` rows, PR-AUC and ECE use the bag of little bootstraps. Its depth follows the
+  confidence the interval is computed at (Bonferroni included): at least 20 draws in each tail
+  (`resamples_for`), and the comparison's `draws` say how many were used.
 See docs/statistics.md.
 """
 
@@ -15,6 +17,7 @@ from ml_release.stats import (
     delong_auc_delta,
     paired_bootstrap_delta,
     paired_mean_delta,
+    resamples_for,
     weighted_metric,
 )
 
@@ -58,7 +61,7 @@ def compare(
         baseline,
         weighted_metric(metric, threshold=threshold),
         confidence=confidence,
-        n_resamples=resamples,
+        n_resamples=resamples_for(confidence, resamples),
         seed=seed,
         metric=metric,
         little_above=little_above,

@@ -99,28 +99,16 @@ def segment_vs_baseline(
         return invalid
     if data.trivial_baseline:
         return evidence.no_production(gate.name, data.name, "trivial-model")
-    judged, skipped = [], []
-    columns = params.segments or segments
-    for column, value, mask in evidence.segment_slices(data.segments, columns, params.crossings):
+
+    def check(mask: np.ndarray) -> tuple[dict, str, bool]:
         y = data.y[mask]
-        point = compute_metrics(
-            y,
-            data.candidate[mask],
-            threshold=settings.threshold,
-            min_support=params.min_support,
-            names=[metric],
-        )[metric]
-        base = compute_metrics(
-            y,
-            data.baseline[mask],
-            threshold=settings.threshold,
-            min_support=params.min_support,
-            names=[metric],
-        )[metric]
-        if reason := point.undefined_reason or base.undefined_reason:
-            skipped.append(evidence.skipped_row(column, value, _support(y), reason))
-        else:
-            judged.append((column, value, mask, _support(y)))
+        if len(y) < params.min_support:
+            return _support(y), f"{len(y)} rows, below min_support={params.min_support}", True
+        values = [
+            compute_metrics(y, scores[mask], threshold=settings.threshold, names=[metric])[metric]
+            for scores in (data.candidate, data.baseline)
+        ]
+        return _support(y), values[0].undefined_reason or values[1].undefined_reason or "", False
 
     def compare_slice(mask: np.ndarray, confidence: float):
         return compare(
@@ -135,20 +123,21 @@ def segment_vs_baseline(
             little_above=settings.little_bootstrap_above,
         )
 
-    rows, confidence = evidence.judge_slices(judged, compare_slice, params, higher)
+    slices = evidence.segment_slices(data.segments, params.segments or segments, params.crossings)
+    plan = evidence.plan_slices(slices, check, params.small_segments)
+    rows, confidence = evidence.judge_slices(plan.judged, compare_slice, params, higher)
     summary = evidence.named_segments(rows, lambda r: f"n={r['n']:,}") or (
-        f"all {len(rows)} judged segments within the margin"
+        f"all {len(rows)} judged segments within the margin" if rows else "no segment judged"
     )
-    if skipped:
-        summary += f" ({len(skipped)} segments not judged: too small or one class)"
     return evidence.segment_result(
         gate.name,
         data.name,
         rows,
-        skipped,
+        plan,
         summary,
         f"per-segment {rows[0]['method'] if rows else 'comparison'} at {confidence:.2%} each "
         f"({params.multiplicity} over {len(rows)} segments)",
+        params.small_segments,
         threshold=evidence.margin(params),
         direction=evidence.direction(higher),
     )
@@ -231,6 +220,7 @@ def calibration(gate: GateSpec, data: EvalSet, settings: EvaluationSpec):
         threshold=params.max_ece,
         interval=(comparison.low, comparison.high),
         support={"rows": len(data.y)},
+        draws=evidence.draw_count(comparison),
     )
 
 

@@ -141,30 +141,29 @@ def segment_vs_baseline(
     if data.trivial_baseline:
         return evidence.no_production(gate.name, data.name, "random-ranking")
     table = query_table(data, metric, params.k)
-    judged, skipped = [], []
-    columns = params.segments or segments
-    for column, value, mask in evidence.segment_slices(table.segments, columns, params.crossings):
+
+    def check(mask: np.ndarray) -> tuple[dict, str, bool]:
         support = table.support(mask)
-        if reason := undefined_reason(support, params.min_support):
-            skipped.append(evidence.skipped_row(column, value, support, reason))
-        else:
-            judged.append((column, value, mask, support))
+        reason = undefined_reason(support, params.min_support)
+        return support, reason, bool(reason)  # too few queries with a relevant row: small
+
+    slices = evidence.segment_slices(table.segments, params.segments or segments, params.crossings)
+    plan = evidence.plan_slices(slices, check, params.small_segments)
     rows, confidence = evidence.judge_slices(
-        judged, table.compare, params, RANKING_DIRECTIONS[metric]
+        plan.judged, table.compare, params, RANKING_DIRECTIONS[metric]
     )
     summary = evidence.named_segments(rows, lambda r: f"{r['positives']:,} queries") or (
         f"all {len(rows)} judged segments within the margin" if rows else "no segment judged"
     )
-    if skipped:
-        summary += f" ({len(skipped)} segments not judged: no or too few queries with relevance)"
     return evidence.segment_result(
         gate.name,
         data.name,
         rows,
-        skipped,
+        plan,
         f"{table.name}: {summary}",
         f"per-segment per-query paired_t at {confidence:.2%} each "
         f"({params.multiplicity} over {len(rows)} segments)",
+        params.small_segments,
         threshold=evidence.margin(params),
         direction=DIRECTION,
     )

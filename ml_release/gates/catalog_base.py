@@ -1,11 +1,28 @@
 """The base of every gate's parameters and catalog entry."""
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 Rate = float
+SmallSegments = Literal["pool", "block", "warn"]
+SMALL_SEGMENTS_RULE = (
+    "Segments below `min_support` follow `small_segments`: `pool` (default) judges the small "
+    "segments of each column together as one more segment of the family (listed as not judged "
+    "only when even the pool is below `min_support`), `block` makes the gate `inconclusive` "
+    "while any exists, `warn` lists them as not judged."
+)
+
+
+def small_segments_field() -> Any:
+    """The `small_segments` parameter of every segment gate."""
+    return Field(
+        "pool",
+        description="Segments below `min_support`: `pool` judges them together (one more "
+        "segment per column), `block` makes the gate inconclusive, `warn` lists them as not "
+        "judged.",
+    )
 
 
 class GateParams(BaseModel):

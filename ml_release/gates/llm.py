@@ -6,7 +6,7 @@ across routes. Cost and speed gates tolerate a relative increase over production
 docs/llm.md.
 """
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ml_release.gates.catalog_base import GateDefinition, GateParams
 
@@ -33,9 +33,25 @@ class StructuredParams(GateParams):
     """Answers of structured routes that must be JSON matching the route's schema."""
 
     max_failure_rate: float = Field(
-        0.0, ge=0.0, le=1.0, description="Highest tolerated share of failing answers."
+        0.05,
+        gt=0.0,
+        le=1.0,
+        description="Highest tolerated share of failing answers: the gate passes when the exact "
+        "interval's upper bound is at most this.",
     )
     confidence: float = Field(0.95, gt=0.5, lt=1.0, description="Exact binomial interval.")
+
+    @field_validator("max_failure_rate", mode="before")
+    @classmethod
+    def _not_zero(cls, value: object) -> object:
+        if value == 0:
+            raise ValueError(
+                "max_failure_rate: 0 can never pass: no finite number of answers shows a "
+                "failure rate of exactly 0. Give the rate you tolerate; with n structured "
+                "answers and none failing, the exact 95 % upper bound is 1 - 0.025^(1/n) "
+                "(about 3.7/n: 0.05 needs 72 answers, 0.25 needs 13)"
+            )
+        return value
 
 
 class IncreaseParams(GateParams):
@@ -89,10 +105,10 @@ def _quality_rule(metric: str) -> str:
 def _structured_rule(what: str) -> str:
     return (
         "Share of the candidate's answers to structured routes (questions naming a `schema`) "
-        f"that {what}: `pass` when it is at most `max_failure_rate`, `fail` when the lower bound "
-        "of its exact (Clopper-Pearson) interval at `confidence` is above `max_failure_rate` "
-        "(with `max_failure_rate: 0`, any failing answer), `inconclusive` otherwise or when no "
-        "question names a schema. The same with or without production."
+        f"that {what}, with its exact (Clopper-Pearson) interval at `confidence`: `pass` when "
+        "the upper bound is at most `max_failure_rate` (the data show the rate is tolerable), "
+        "`fail` when the lower bound is above it, `inconclusive` otherwise (too few answers to "
+        "tell) or when no question names a schema. The same with or without production."
     )
 
 
@@ -157,7 +173,7 @@ def llm_gates() -> list[GateDefinition]:
             StructuredParams,
             "Answers of structured routes parse as JSON.",
             verdict_rule=_structured_rule("do not parse as JSON as they are"),
-            example={"max_failure_rate": 0.0},
+            example={"max_failure_rate": 0.05},
         ),
         GateDefinition(
             "llm_schema_conformance",
@@ -167,7 +183,7 @@ def llm_gates() -> list[GateDefinition]:
             verdict_rule=_structured_rule(
                 "are not JSON or do not validate against the route's JSON Schema"
             ),
-            example={"max_failure_rate": 0.0},
+            example={"max_failure_rate": 0.05},
         ),
         GateDefinition(
             "llm_tokens_vs_baseline",

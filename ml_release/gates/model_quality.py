@@ -10,7 +10,13 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from ml_release.gates.catalog_base import GateDefinition, GateParams
+from ml_release.gates.catalog_base import (
+    SMALL_SEGMENTS_RULE,
+    GateDefinition,
+    GateParams,
+    SmallSegments,
+    small_segments_field,
+)
 
 # Direction is never guessed: True when greater is better (checked against ml_release.metrics).
 METRIC_DIRECTIONS: dict[str, bool] = {
@@ -39,7 +45,12 @@ class EvaluationParams(GateParams):
     eval_set: EvalSet = Field(
         "holdout", description="`holdout`, or `serving` (the labelled serving-log requests)."
     )
-    min_support: int = Field(200, ge=1, description="Fewer rows: inconclusive, not a number.")
+    min_support: int = Field(
+        200,
+        ge=1,
+        description="Fewer rows: inconclusive, not a number (segment gates: a small segment, "
+        "see `small_segments`).",
+    )
 
 
 class VsBaselineParams(EvaluationParams):
@@ -66,6 +77,7 @@ class SegmentVsBaselineParams(VsBaselineParams):
     multiplicity: Literal["bonferroni", "none"] = Field(
         "bonferroni", description="Per-segment confidence 1 - (1 - confidence)/m over m segments."
     )
+    small_segments: SmallSegments = small_segments_field()
 
 
 class FloorParams(EvaluationParams):
@@ -118,9 +130,11 @@ def model_quality_gates() -> list[GateDefinition]:
                 + (" (binary or multi-class)." if metric == "log_loss" else "."),
                 verdict_rule="The global rule in every value of every segment column, with "
                 "Bonferroni intervals over the judged segments: `fail` if any segment fails, "
-                "else `inconclusive` if any judged segment is, else `pass`. Segments below "
-                "`min_support` are listed as not judged; nothing judged is `inconclusive`; with "
-                "no production model the gate does not apply (`pass`).",
+                "else `inconclusive` if any judged segment is, else `pass`. "
+                + SMALL_SEGMENTS_RULE
+                + " Segments whose metric is undefined (one class) are listed as not judged; "
+                "nothing judged is `inconclusive`; with no production model the gate does not "
+                "apply (`pass`).",
                 example={
                     "max_drop" if higher else "max_relative_drop": 0.03 if higher else 0.05,
                     "min_support": 500,

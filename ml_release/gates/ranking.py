@@ -11,7 +11,13 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from ml_release.gates.catalog_base import GateDefinition, GateParams
+from ml_release.gates.catalog_base import (
+    SMALL_SEGMENTS_RULE,
+    GateDefinition,
+    GateParams,
+    SmallSegments,
+    small_segments_field,
+)
 
 # Direction is never guessed (checked against ml_release.metrics.RANKING_METRICS by a test).
 RANKING_DIRECTIONS: dict[str, bool] = {"ndcg_at_k": True, "recall_at_k": True}
@@ -25,8 +31,8 @@ class RankingParams(GateParams):
     min_support: int = Field(
         30,
         ge=2,
-        description="Fewer queries with a relevant row: inconclusive (global) or not judged "
-        "(segment), never a number.",
+        description="Fewer queries with a relevant row: inconclusive (global) or a small "
+        "segment (see `small_segments`), never a number.",
     )
 
 
@@ -54,6 +60,7 @@ class RankingSegmentParams(RankingVsBaselineParams):
     multiplicity: Literal["bonferroni", "none"] = Field(
         "bonferroni", description="Per-segment confidence 1 - (1 - confidence)/m over m segments."
     )
+    small_segments: SmallSegments = small_segments_field()
 
 
 class RankingFloorParams(RankingParams):
@@ -96,10 +103,11 @@ def ranking_gates() -> list[GateDefinition]:
                 verdict_rule="The global rule in every value of every segment column (segments "
                 "are sets of queries: a segment column must be constant within a query), with "
                 "Bonferroni intervals over the judged segments: `fail` if any segment fails, "
-                "else `inconclusive` if any judged segment is, else `pass`. Segments with fewer "
-                "than `min_support` queries with a relevant row are listed as not judged, with "
-                "the reason; nothing judged is `inconclusive`; with no production model the gate "
-                "does not apply (`pass`).",
+                "else `inconclusive` if any judged segment is, else `pass`. Support is the "
+                "queries with a relevant row. "
+                + SMALL_SEGMENTS_RULE
+                + " Nothing judged is `inconclusive`; with no production model the gate does not "
+                "apply (`pass`).",
                 example={"k": 10, "max_drop": 0.03, "min_support": 50},
             ),
             GateDefinition(

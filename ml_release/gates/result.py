@@ -3,6 +3,11 @@
 Every gate returns a `GateResult`: verdict (`pass`, `fail`, `inconclusive`), the headline
 numbers (observed, baseline, delta, interval, threshold, direction, support), a per-column or
 per-segment table, bounded failing examples, and the spec hash of the rules that produced it.
+
+`evidence()` is what check metadata holds, and it keeps one type per key from run to run so the
+UI can plot a gate over time: every headline number is a float (NaN when missing or not finite),
+the interval is two floats (`interval_low`, `interval_high`), and `draws` (resamples behind a
+bootstrap interval) is an int, present only for bootstrap intervals.
 """
 
 import base64
@@ -40,6 +45,7 @@ class GateResult:
     direction: Direction = "lower_is_better"
     interval: tuple[float, float] | None = None
     support: dict[str, int] = field(default_factory=dict)
+    draws: int | None = None
     rows: list[dict[str, Any]] = field(default_factory=list)
     examples: list[dict[str, Any]] = field(default_factory=list)
     plot_png: bytes | None = None
@@ -72,37 +78,42 @@ class GateResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "GateResult":
-        """Inverse of `to_dict`."""
+        """Inverse of `to_dict` (headline numbers stored as text become floats again)."""
         data = dict(data)
         data["verdict"] = Verdict(data["verdict"])
         data["plot_png"] = base64.b64decode(data["plot_png"]) if data.get("plot_png") else None
+        for name in ("observed", "baseline", "threshold"):
+            if isinstance(data.get(name), str):
+                data[name] = float(data[name])
         if data.get("interval") is not None:
-            data["interval"] = tuple(data["interval"])
+            data["interval"] = tuple(float(v) for v in data["interval"])
         return cls(**data)
 
     def evidence(self) -> dict[str, Any]:
         """The headline evidence every gate shares, as plain values for check metadata.
 
-        Numbers that are missing or not finite are text ("None", "nan"), never a wrong number.
+        Each key keeps its type from run to run: numbers are floats, NaN when missing or not
+        finite (never text, never a wrong number); `draws` only for bootstrap intervals.
         """
-
-        def number(value: float | None) -> float | str:
-            return float(value) if value is not None and math.isfinite(value) else str(value)
-
-        return {
+        low, high = self.interval if self.interval else (None, None)
+        fields = {
             "verdict": self.verdict.value,
             "method": self.method,
-            "observed": number(self.observed),
-            "baseline": number(self.baseline),
-            "delta": number(self.delta),
-            "threshold": number(self.threshold),
+            "observed": _number(self.observed),
+            "baseline": _number(self.baseline),
+            "delta": _number(self.delta),
+            "threshold": _number(self.threshold),
             "direction": self.direction,
-            "interval": str(self.interval) if self.interval else "n/a",
+            "interval_low": _number(low),
+            "interval_high": _number(high),
             "support": dict(self.support),
             keys.SPEC_HASH: self.spec_hash,
             keys.BASELINE_DIGEST: self.baseline_digest or "n/a",
             keys.DATA_VERSION: self.data_version or "unknown",
         }
+        if self.draws is not None:
+            fields["draws"] = int(self.draws)
+        return fields
 
     def markdown(self) -> str:
         """A short Markdown summary for people: verdict, headline numbers, failing rows."""
@@ -120,6 +131,14 @@ class GateResult:
             for row in failing[:20]:
                 lines.append("| " + " | ".join(_cell(row.get(h)) for h in headers) + " |")
         return "\n".join(lines)
+
+
+def _number(value: float | None) -> float:
+    """A float for check metadata: NaN stands for missing or not finite."""
+    if value is None:
+        return math.nan
+    value = float(value)
+    return value if math.isfinite(value) else math.nan
 
 
 def _jsonable(value: Any) -> Any:

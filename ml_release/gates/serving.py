@@ -28,10 +28,13 @@ class MemoryParams(GateParams):
 
 
 class LatencyVsBaselineParams(GateParams):
-    """Single-request p99 latency against production's, beyond production's own noise."""
+    """Single-request p99 latency against production's, judged on the ratio's interval."""
 
     max_increase: float = Field(
         0.25, ge=0.0, description="Tolerated p99 increase over production, as a share."
+    )
+    confidence: float = Field(
+        0.95, gt=0.5, lt=1.0, description="Confidence of the p99 ratio's interval."
     )
     max_noise: float = Field(
         0.5,
@@ -82,11 +85,14 @@ def serving_gates() -> list[GateDefinition]:
             "serving_latency_p99_vs_baseline",
             "serving",
             LatencyVsBaselineParams,
-            "Single-request p99 no worse than production beyond the margin and the measured "
-            "noise of two production servers.",
-            verdict_rule="`fail` when the candidate's p99 is above production's x "
-            "(1 + `max_increase`) x the ratio of the two production servers' p99; "
-            "`inconclusive` when those two differ by more than `max_noise`; otherwise `pass`.",
+            "Single-request p99 no worse than production beyond the margin, judged on an "
+            "interval of the p99 ratio from interleaved requests.",
+            verdict_rule="Candidate and production get the same single requests interleaved "
+            "step by step; the interval at `confidence` of p99(candidate) / p99(production) - 1 "
+            "is a moving-block bootstrap over the paired steps. `fail` when it lies entirely "
+            "above `max_increase`, `pass` when its upper bound is at most `max_increase`, "
+            "`inconclusive` otherwise (send more `serving.requests`), with fewer than 20 paired "
+            "requests, or when the two production servers' p99 differ by more than `max_noise`.",
             example={"max_increase": 0.25},
         ),
         GateDefinition(

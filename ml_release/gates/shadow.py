@@ -63,11 +63,14 @@ def shadow_gates() -> list[GateDefinition]:
             "shadow_latency_vs_baseline",
             "shadow",
             LatencyVsBaselineParams,
-            "Candidate p99 on replayed requests no worse than production's beyond the margin "
-            "and production's own noise.",
-            verdict_rule="`fail` when the candidate's p99 is above production's x "
-            "(1 + `max_increase`) x the ratio of production's p99 on odd and even requests; "
-            "`inconclusive` when that ratio exceeds 1 + `max_noise`; otherwise `pass`.",
+            "Candidate p99 on replayed requests no worse than production's beyond the margin, "
+            "judged on an interval of the p99 ratio.",
+            verdict_rule="The replayed requests timed on both servers (each sent to one, then "
+            "the other) are paired; the interval at `confidence` of p99(candidate) / "
+            "p99(production) - 1 is a moving-block bootstrap over them. `fail` when it lies "
+            "entirely above `max_increase`, `pass` when its upper bound is at most "
+            "`max_increase`, `inconclusive` otherwise, with fewer than 20 paired requests, or "
+            "when production's p99 on odd and even requests differ by more than `max_noise`.",
             example={"max_increase": 0.5},
         ),
         GateDefinition(

@@ -129,7 +129,9 @@ def structured(gate: GateSpec, report: LLMReport) -> GateResult:
     n = len(answers)
     low, high = (float(x) for x in clopper_pearson(failed, n, params.confidence))
     rate = failed / n
-    if rate <= params.max_failure_rate:
+    # Judged on the interval, like every gate: 0 failures in 20 answers still leaves a rate of
+    # up to 17 % plausible, which a 5 % tolerance cannot pass.
+    if high <= params.max_failure_rate:
         verdict = Verdict.PASS
     elif low > params.max_failure_rate:
         verdict = Verdict.FAIL
@@ -161,7 +163,9 @@ def structured(gate: GateSpec, report: LLMReport) -> GateResult:
         verdict,
         f"{failed} of {n} structured answers {what} ({rate:.1%}; exact "
         f"{params.confidence:.0%} interval [{low:.1%}, {high:.1%}]; allowed "
-        f"{params.max_failure_rate:.1%})",
+        f"{params.max_failure_rate:.1%}"
+        + (": too few answers to tell" if verdict is Verdict.INCONCLUSIVE else "")
+        + ")",
         "count, Clopper-Pearson interval",
         observed=rate,
         baseline=baseline,

@@ -15,7 +15,7 @@ from ml_release.gates.result import GateResult, Verdict
 from ml_release.llm.report import LLMReport
 from ml_release.llm.verdicts import comparison_row, worst
 from ml_release.spec import GateSpec
-from ml_release.stats.paired import Comparison, paired_mean_delta
+from ml_release.stats.paired import Comparison, paired_mean_delta, resamples_for
 from ml_release.stats.verdict import Decision, decide
 
 
@@ -122,8 +122,12 @@ def cost(gate: GateSpec, report: LLMReport) -> GateResult:
 def p95_comparison(
     c: np.ndarray, b: np.ndarray, name: str, confidence: float, resamples: int, seed: int
 ) -> Comparison:
-    """Paired bootstrap of p95(candidate) - p95(production) over the same questions."""
+    """Paired bootstrap of p95(candidate) - p95(production) over the same questions.
+
+    At least 20 draws lie beyond each end of the interval (`resamples_for`).
+    """
     n = len(c)
+    resamples = resamples_for(confidence, resamples)
     index = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
     draws = np.percentile(c[index], 95, axis=1) - np.percentile(b[index], 95, axis=1)
     alpha = 1 - confidence
@@ -166,5 +170,6 @@ def p95_time(gate: GateSpec, report: LLMReport) -> GateResult:
         direction="lower_is_better",
         interval=(comparison.low, comparison.high),
         support={"questions": comparison.n},
+        draws=len(comparison.draws),
         rows=[comparison_row(f"p95_{column}", comparison, decision)],
     )

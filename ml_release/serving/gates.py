@@ -2,7 +2,9 @@
 
 Every gate fails when the candidate did not load or did not answer: a server that cannot serve
 is never a pass. Gates comparing with production pass with a note when no production model
-exists yet (the absolute limits still apply).
+exists yet (the absolute limits still apply). The p99 latency gate judges an interval of the
+p99 ratio from the interleaved requests (`ml_release.stats.quantile`), like every other
+comparison gate: a verdict the measurement cannot support is `inconclusive`.
 """
 
 import math
@@ -18,11 +20,14 @@ from ml_release.gates.serving import (
     LoadTimeParams,
     MemoryParams,
 )
-from ml_release.serving.measure import ServerMeasurement
+from ml_release.serving.measure import ServerMeasurement, paired_latencies
 from ml_release.serving.run import ServingReport
 from ml_release.spec import GateSpec, ReleaseSpec
+from ml_release.stats.quantile import percentile_ratio
+from ml_release.stats.verdict import decide
 
 _PERCENTILES = (50, 95, 99)
+MIN_PAIRED = 20  # requests both servers answered, for a p99 interval at all
 
 
 def _not_serving(gate: GateSpec, candidate: ServerMeasurement) -> GateResult | None:
@@ -120,7 +125,7 @@ def memory(gate: GateSpec, report: ServingReport) -> GateResult:
 
 
 def latency_vs_baseline(gate: GateSpec, report: ServingReport) -> GateResult:
-    """Candidate p99 within production p99 times (1 + margin) times the A/A noise ratio."""
+    """The p99 ratio's interval, from interleaved requests, against 1 + max_increase."""
     params: LatencyVsBaselineParams = gate.params  # type: ignore[assignment]
     candidate, production, replica = report.candidate, report.production, report.replica
     failed = _not_serving(gate, candidate)
@@ -129,8 +134,8 @@ def latency_vs_baseline(gate: GateSpec, report: ServingReport) -> GateResult:
     p99 = candidate.percentile(99)
     rows = latency_rows(report)
     method = (
-        "p99 of interleaved single requests; allowed = production p99 x (1 + max_increase) x "
-        "the ratio between two production servers (run-to-run noise)"
+        "p99 ratio candidate / production over interleaved single requests, paired by step; "
+        "moving-block bootstrap interval"
     )
     if production is None or replica is None:
         return gate_result(
@@ -143,44 +148,71 @@ def latency_vs_baseline(gate: GateSpec, report: ServingReport) -> GateResult:
         )
     base, twin = production.percentile(99), replica.percentile(99)
     noise = abs(math.log(twin / base))
-    return p99_verdict(gate, p99, base, noise, params, method, rows, "two production servers")
+    c, b = paired_latencies(candidate, production)
+    return p99_verdict(gate, c, b, noise, params, method, rows, "two production servers")
 
 
 def p99_verdict(
     gate: GateSpec,
-    p99: float,
-    base: float,
+    candidate_ms: np.ndarray,
+    production_ms: np.ndarray,
     noise: float,
     params: LatencyVsBaselineParams,
     method: str,
     rows: list[dict[str, Any]],
     twins: str,
 ) -> GateResult:
-    """Fail when `p99` > `base` x (1 + max_increase) x exp(`noise`).
+    """Judge the interval of p99(candidate) / p99(production) - 1 against `max_increase`.
 
-    `noise` is |log| of the ratio of production's p99 measured twice (two servers, or two
-    halves of the requests); beyond `max_noise` it is inconclusive. `twins` names the two.
+    `candidate_ms` and `production_ms` are paired: request k of each was sent at the same
+    step. `fail` when the whole interval lies above `max_increase`, `pass` when it lies at or
+    below it, `inconclusive` otherwise. `noise` is |log| of the ratio of production's p99
+    measured twice (`twins`: two servers, or odd and even requests): beyond `max_noise` the
+    measurement itself is suspect and the gate is inconclusive.
     """
-    allowed = base * (1 + params.max_increase) * math.exp(noise)
-    common = {"observed": p99, "baseline": base, "threshold": allowed, "rows": rows}
+    if len(candidate_ms) < MIN_PAIRED:
+        return gate_result(
+            gate,
+            Verdict.INCONCLUSIVE,
+            f"only {len(candidate_ms)} requests answered by both servers, fewer than "
+            f"{MIN_PAIRED}: send more requests",
+            method,
+            rows=rows,
+        )
+    comparison = percentile_ratio(candidate_ms, production_ms, 99, params.confidence)
+    decision = decide(comparison, greater_is_better=False, max_drop=params.max_increase)
+    common = {
+        "observed": comparison.candidate,
+        "baseline": comparison.baseline,
+        "threshold": params.max_increase,
+        "interval": (comparison.low, comparison.high),
+        "support": {"paired_requests": comparison.n},
+        "draws": len(comparison.draws),
+        "rows": rows,
+    }
+    ratio = (
+        f"p99 {comparison.candidate:.2f} ms vs production {comparison.baseline:.2f} ms "
+        f"({comparison.delta:+.1%}; {params.confidence:.0%} interval [{comparison.low:+.1%}, "
+        f"{comparison.high:+.1%}], tolerated +{params.max_increase:.0%})"
+    )
     if noise > math.log1p(params.max_noise):
         return gate_result(
             gate,
             Verdict.INCONCLUSIVE,
             f"the {twins}' p99 differ by {math.expm1(noise):.0%} (more than max_noise "
             f"{params.max_noise:.0%}): too noisy to judge; send more requests or measure on a "
-            "quieter machine",
-            method,
+            f"quieter machine; {ratio}",
+            f"{method} ({comparison.method})",
             **common,
         )
-    verdict = Verdict.FAIL if p99 > allowed else Verdict.PASS
+    says = {
+        Verdict.FAIL: "slower than tolerated",
+        Verdict.PASS: "within the tolerated increase",
+        Verdict.INCONCLUSIVE: "cannot tell: the interval straddles the tolerated increase; "
+        "send more requests (serving.requests)",
+    }[decision.verdict]
     return gate_result(
-        gate,
-        verdict,
-        f"p99 {p99:.2f} ms vs production {base:.2f} ms ({p99 / base - 1:+.0%}); allowed "
-        f"{allowed:.2f} ms (+{params.max_increase:.0%} margin, {math.expm1(noise):.1%} noise)",
-        method,
-        **common,
+        gate, decision.verdict, f"{says}: {ratio}", f"{method} ({comparison.method})", **common
     )
 
 

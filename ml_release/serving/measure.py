@@ -1,7 +1,9 @@
 """Side-by-side measurement of model servers: latency, batches, agreement, schema, memory.
 
 Every server gets the same pre-serialized requests, interleaved request by request in a
-rotating order, so a slow moment of the machine falls on all of them alike.
+rotating order, so a slow moment of the machine falls on all of them alike. Each answered
+single request keeps its step, so the latency gate compares the servers step by step
+(`paired_latencies`).
 """
 
 import json
@@ -35,6 +37,7 @@ class ServerMeasurement:
     load_seconds: float
     peak_rss_mb: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
+    latency_steps: list[int] = field(default_factory=list)  # rotation step of each latency
     requests: int = 0
     errors: list[str] = field(default_factory=list)
     error_count: int = 0
@@ -66,6 +69,16 @@ class ServerMeasurement:
         self.error_count += 1
         if len(self.errors) < MAX_ERRORS_KEPT:
             self.errors.append(f"HTTP {status}: {content[:300].decode(errors='replace')}")
+
+
+def paired_latencies(
+    first: ServerMeasurement, second: ServerMeasurement
+) -> tuple[np.ndarray, np.ndarray]:
+    """Latencies of the steps both servers answered, in step order: (first's, second's)."""
+    a = dict(zip(first.latency_steps, first.latencies_ms, strict=True))
+    b = dict(zip(second.latency_steps, second.latencies_ms, strict=True))
+    steps = sorted(a.keys() & b.keys())
+    return np.array([a[k] for k in steps]), np.array([b[k] for k in steps])
 
 
 def _rotation(roles: list[str], step: int) -> list[str]:
@@ -107,7 +120,7 @@ def measure_servers(
         for step in range(settings.requests):
             body = singles[step % len(singles)]
             for role in _rotation(roles, step):
-                _single(clients[role], servers[role].name, body, out[role], answers[role])
+                _single(clients[role], servers[role].name, body, out[role], answers[role], step)
             if (step + 1) % max(1, settings.requests // 4) == 0:
                 progress(f"single requests: {step + 1}/{settings.requests} per server")
         for role in roles:
@@ -138,6 +151,7 @@ def _single(
     body: bytes,
     measurement: ServerMeasurement,
     answers: list[np.ndarray],
+    step: int,
 ) -> None:
     status, content, seconds = client.infer(name, body)
     measurement.requests += 1
@@ -145,6 +159,7 @@ def _single(
         measurement.record_error(status, content)
         return
     measurement.latencies_ms.append(seconds * 1000)
+    measurement.latency_steps.append(step)
     response = json.loads(content)
     if not measurement.schema:
         measurement.schema = output_schema(response)

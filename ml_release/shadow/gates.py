@@ -95,33 +95,42 @@ def error_rate(gate: GateSpec, report: ShadowReport) -> GateResult:
 
 
 def latency(gate: GateSpec, report: ShadowReport) -> GateResult:
-    """Candidate p99 against production's, production's odd and even requests as the noise."""
+    """The p99 ratio's interval over the timed requests both answered; odd/even as the noise."""
     params: LatencyVsBaselineParams = gate.params  # type: ignore[assignment]
     rows = latency_rows(report)
     method = (
-        "p99 over the replayed requests sent alone; allowed = production p99 x "
-        "(1 + max_increase) x the ratio of production's p99 on odd and on even requests"
+        "p99 ratio candidate / production over the replayed requests sent alone to both, "
+        "paired by request; moving-block bootstrap interval"
     )
-    candidate = report.candidate.latency_ms[report.candidate.ok]
-    candidate = candidate[~np.isnan(candidate)]
-    if len(candidate) == 0:
+    candidate = report.candidate.latency_ms.copy()
+    candidate[~report.candidate.ok] = np.nan
+    answered = candidate[~np.isnan(candidate)]
+    if len(answered) == 0:
         return gate_result(
             gate, Verdict.FAIL, "the candidate answered no request", method, rows=rows
         )
-    p99 = float(np.percentile(candidate, 99))
+    p99 = float(np.percentile(answered, 99))
     if report.production is None:
         return gate_result(
             gate, Verdict.PASS, f"p99 {p99:.2f} ms; {NO_BASELINE}", method, rows=rows
         )
-    times = report.production.latency_ms[report.production.ok]
-    times = times[~np.isnan(times)]  # in a batched replay only the timed sample has a latency
+    production = report.production.latency_ms.copy()
+    production[~report.production.ok] = np.nan
+    times = production[~np.isnan(production)]  # in a batched replay only the timed sample
     odd, even = times[1::2], times[0::2]
     if min(len(odd), len(even)) == 0:
         return gate_result(gate, Verdict.FAIL, "production answered too few requests", method)
-    base = float(np.percentile(times, 99))
     noise = abs(math.log(np.percentile(odd, 99) / np.percentile(even, 99)))
+    both = ~np.isnan(candidate) & ~np.isnan(production)
     return p99_verdict(
-        gate, p99, base, noise, params, method, rows, "odd and even production requests"
+        gate,
+        candidate[both],
+        production[both],
+        noise,
+        params,
+        method,
+        rows,
+        "odd and even production requests",
     )
 
 

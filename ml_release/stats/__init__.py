@@ -13,6 +13,7 @@ from ml_release.stats.paired import (
     paired_bootstrap_delta,
     paired_mean_delta,
     resample_weights,
+    resamples_for,
 )
 from ml_release.stats.verdict import (
     Decision,
@@ -38,6 +39,7 @@ __all__ = [
     "paired_mean_delta",
     "resample_weights",
     "resampled",
+    "resamples_for",
     "simultaneous_confidence",
     "tolerated_margin",
     "weighted_metric",

@@ -32,6 +32,31 @@ from ml_release.stats.weighted import (
 )
 
 MAX_UNDEFINED_SHARE = 0.01  # resamples on which the metric may be undefined before we give up
+MIN_TAIL_DRAWS = 20  # bootstrap draws beyond each end of a percentile interval, at least
+MAX_RESAMPLES = 200_000  # beyond this a gate asks for fewer segments or lower confidence
+
+
+def resamples_for(confidence: float, requested: int) -> int:
+    """Resamples B so that each tail of a `confidence` percentile interval holds >= 20 draws.
+
+    A percentile interval's end is the (1 - confidence)/2 quantile of the B draws; with
+    Bonferroni over m segments the per-segment confidence is 1 - alpha/m, and B = 1000 leaves
+    2.5 draws in a tail at m = 10, too few to place the end. So B is raised to
+    ceil(20 / ((1 - confidence) / 2)) when `requested` is smaller (8,000 for 10 segments).
+
+    Raises:
+        ValueError: More than `MAX_RESAMPLES` would be needed, with the fix.
+    """
+    tail = (1.0 - _check_confidence(confidence)) / 2.0
+    needed = math.ceil(MIN_TAIL_DRAWS / tail - 1e-9)
+    if needed > MAX_RESAMPLES:
+        raise ValueError(
+            f"a bootstrap interval at confidence {confidence:.6g} needs {needed:,} resamples "
+            f"for {MIN_TAIL_DRAWS} draws in each tail, more than {MAX_RESAMPLES:,}: judge fewer "
+            "segments (drop crossings or segment columns), lower the gate's confidence, or use "
+            "a metric with an exact interval (roc_auc, log_loss, brier)"
+        )
+    return max(int(requested), needed)
 
 
 @dataclass(frozen=True)
