@@ -117,29 +117,30 @@ def judge_family(
 ) -> GateResult:
     """Every slice of `parts` against production, Bonferroni across the judged ones."""
     params = gate.params
-    judged, skipped = [], []
-    for column, value, mask in parts:
-        if mask.sum() < params.min_support:  # type: ignore[attr-defined]
-            reason = f"n={int(mask.sum())} below min_support={params.min_support}"  # type: ignore[attr-defined]
-            skipped.append(evidence.skipped_row(column, value, _support(mask), reason))
-        else:
-            judged.append((column, value, mask, _support(mask)))
+    policy = getattr(params, "small_segments", "pool")
+
+    def check(mask: np.ndarray) -> tuple[dict, str, bool]:
+        n = int(mask.sum())
+        if n < params.min_support:  # type: ignore[attr-defined]
+            return _support(mask), f"n={n} below min_support={params.min_support}", True  # type: ignore[attr-defined]
+        return _support(mask), "", False
+
+    plan = evidence.plan_slices(parts, check, policy)
     rows, confidence = evidence.judge_slices(
-        judged, lambda mask, c: measure.compare(data, mask, c), params, measure.higher
+        plan.judged, lambda mask, c: measure.compare(data, mask, c), params, measure.higher
     )
     summary = evidence.named_segments(rows, lambda r: f"n={r['n']:,}") or (
         f"all {len(rows)} judged {what} within the margin" if rows else f"no {what} judged"
     )
-    if skipped:
-        summary += f" ({len(skipped)} {what} not judged: below min_support)"
     return evidence.segment_result(
         gate.name,
         data.name,
         rows,
-        skipped,
+        plan,
         f"{measure.name}: {summary}",
         f"per-slice {measure.method} at {confidence:.2%} each "
         f"({params.multiplicity} over {len(rows)} {what})",  # type: ignore[attr-defined]
+        policy,
         threshold=evidence.margin(params),
         direction=evidence.direction(measure.higher),
     )

@@ -30,6 +30,7 @@ from ml_release.stats.paired import (
     _from_standard_error,
     _resample_cells,
     _undefined,
+    resamples_for,
 )
 
 
@@ -82,6 +83,7 @@ def paired_abs_mean_delta(
 ) -> Comparison:
     """|mean r_c| - |mean r_b| on the same rows, from normal draws of the two means."""
     confidence = _check_confidence(confidence)
+    draws = resamples_for(confidence, draws)  # >= 20 draws in each tail
     c = np.asarray(residual_candidate, dtype=float)
     b = np.asarray(residual_baseline, dtype=float)
     n = c.size
@@ -112,6 +114,7 @@ def paired_macro_f1_delta(
     The classes averaged are those present among `y`'s labels, in every resample alike.
     """
     confidence = _check_confidence(confidence)
+    n_resamples = resamples_for(confidence, n_resamples)  # >= 20 draws in each tail
     y = np.asarray(y, dtype=np.int64)
     n = y.size
     method = f"paired_bootstrap(B={n_resamples})"
