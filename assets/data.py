@@ -3,7 +3,7 @@
 import dagster as dg
 
 from ml_release import keys
-from ml_release.sources import fingerprint, load_source
+from ml_release.sources import fingerprint, load_source, row_key
 from ml_release.spec import ReleaseSpec
 
 DESCRIPTIONS = {
@@ -25,7 +25,13 @@ def _data_asset(spec: ReleaseSpec, name: str) -> dg.AssetsDefinition:
         kinds={"duckdb"},
     )
     def _asset(context: dg.AssetExecutionContext):
-        rows = load_source(context.resources.warehouse.get(), source, name, spec.model.task)
+        rows = load_source(
+            context.resources.warehouse.get(),
+            source,
+            name,
+            spec.model.task,
+            unique=row_key(spec, name),
+        )
         digest = fingerprint(source)
         context.log.info(f"{name}: {rows} rows from {source.describe()}")
         return dg.MaterializeResult(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-from ml_release.errors import DatabaseLockedError
+from ml_release.errors import DISK_FULL_TEXT, CorruptStateError, DatabaseLockedError
 
 _LOCK_MESSAGE = re.compile(r"lock", re.IGNORECASE)
 
@@ -41,6 +41,9 @@ def setting(connection: duckdb.DuckDBPyConnection, name: str, value: object) -> 
 class DuckDBFile:
     """A DuckDB database file opened briefly, with bounded waiting for other processes."""
 
+    # What to do when the file is no database any more; subclasses say it for their file.
+    repair_hint = "Restore it from a backup, or move it aside to start empty."
+
     def __init__(self, path: Path | str, lock_timeout: float = 120.0) -> None:
         self.path = Path(path)
         self.lock_timeout = lock_timeout
@@ -55,9 +58,14 @@ class DuckDBFile:
         while True:
             try:
                 return duckdb.connect(str(self.path))
-            except duckdb.IOException as exc:
-                if not _LOCK_MESSAGE.search(str(exc)):
+            except duckdb.Error as exc:
+                if any(text in str(exc) for text in DISK_FULL_TEXT):
                     raise
+                if not isinstance(exc, duckdb.IOException) or not _LOCK_MESSAGE.search(str(exc)):
+                    raise CorruptStateError(
+                        f"{self.path} cannot be opened as a DuckDB database "
+                        f"({str(exc).splitlines()[0]}). {self.repair_hint}"
+                    ) from None
                 if time.monotonic() + delay > deadline:
                     raise DatabaseLockedError(
                         f"{self.path} stayed locked for {self.lock_timeout:.0f} s: {exc}. "

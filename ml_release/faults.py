@@ -73,3 +73,34 @@ class KillCandidateAt:
         if name == "canary:before_step" and float(context["step"]) == self.percent:
             context["log"](f"fault injected: the candidate server is killed at {self.percent:g} %")
             context["candidate_server"].process.kill()
+
+
+class RaiseAt:
+    """Raise `error` when step `step` is reached (a full disk, an unexpected bug)."""
+
+    def __init__(self, step: str, error: BaseException) -> None:
+        self.step, self.error = step, error
+
+    def __call__(self, name: str, **context: Any) -> None:
+        """Raise at the step; an OSError gets the step's path as its filename."""
+        if name != self.step:
+            return
+        if isinstance(self.error, OSError) and "path" in context:
+            raise type(self.error)(self.error.errno, self.error.strerror, str(context["path"]))
+        raise self.error
+
+
+class HangAt:
+    """Say so on stderr, then sleep, when step `step` is reached (a process to kill there)."""
+
+    def __init__(self, step: str, seconds: float = 600.0) -> None:
+        self.step, self.seconds = step, seconds
+
+    def __call__(self, name: str, **_: Any) -> None:
+        """Hang at the step."""
+        if name == self.step:
+            import sys
+            import time
+
+            print(f"hanging at {name}", file=sys.stderr, flush=True)
+            time.sleep(self.seconds)

@@ -7,9 +7,16 @@
 - `production_events`: the `production_model` asset's materializations, one per promotion,
   override and rollback, reported from wherever the ledger moved production (a run's step,
   `ml-release rollback`, an override) and caught up after a crash between the two.
+- the warehouse pool: who holds it (`pool_states`), and freeing the slots of runs that cannot
+  (`free_abandoned`: finished, or executed by a process that is gone).
+
+Concurrency slots are read and freed through `instance.event_log_storage` (the calls Dagster's
+own `dagster instance concurrency` command and run monitoring use); they live here, in one
+place, and `tests/test_instance_adapter.py` fails loudly if a Dagster upgrade changes them.
 """
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -140,3 +147,98 @@ def sync_production(
         return 0
     target = next_known_good(registry, store_root, model)
     return report_production(instance, [(event, target) for event in missing])
+
+
+# -- the warehouse pool: who holds it, and freeing what dead runs left behind -----------------
+HOST_TAG, PID_TAG = "ml_release/host", "ml_release/pid"
+
+
+def process_tags() -> dict[str, str]:
+    """Tags naming the process that executes a run in-process (`ml-release run`)."""
+    import os
+    import socket
+
+    return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
+
+
+def _process_gone(run: Any) -> bool:
+    import socket
+
+    import psutil
+
+    pid = run.tags.get(PID_TAG, "")
+    if run.tags.get(HOST_TAG) != socket.gethostname() or not pid.isdigit():
+        return False  # launched elsewhere (the daemon, another host): not ours to judge
+    return not psutil.pid_exists(int(pid))
+
+
+@dataclass(frozen=True)
+class PoolState:
+    """One pool: the runs holding its slots and the runs waiting for one."""
+
+    pool: str
+    holders: list[str]
+    waiting: list[str]
+
+
+def pool_states(instance: dg.DagsterInstance) -> list[PoolState]:
+    """Every concurrency pool's holders and waiters (run ids)."""
+    storage = instance.event_log_storage
+    states = []
+    for pool in sorted(storage.get_concurrency_keys()):
+        info = storage.get_concurrency_info(pool)
+        holders = sorted({slot.run_id for slot in info.claimed_slots})
+        waiting = sorted({step.run_id for step in info.pending_steps} - set(holders))
+        states.append(PoolState(pool, holders, waiting))
+    return states
+
+
+def free_abandoned(instance: dg.DagsterInstance, force: set[str] = frozenset()) -> list[str]:
+    """Free pool slots left by runs that cannot release them; lines saying what was done.
+
+    A slot is abandoned when its run finished (the daemon frees those only after a while, and
+    not at all when it is not running), or when its run was executed in-process by a process
+    on this host that is gone (killed, out of memory). Runs in `force` (a run id the user
+    named, stuck in a way this machine cannot see) are marked canceled and freed too.
+    """
+    storage = instance.event_log_storage
+    done = []
+    for run_id in sorted(storage.get_concurrency_run_ids()):
+        run = instance.get_run_by_id(run_id)
+        if run is None:
+            storage.free_concurrency_slots_for_run(run_id)
+            done.append(f"freed the slots of run {run_id}, which no longer exists")
+        elif run.is_finished:
+            storage.free_concurrency_slots_for_run(run_id)
+            done.append(f"freed the slots of run {run_id}, finished ({run.status.value})")
+        elif _process_gone(run) or run_id in force:
+            why = (
+                f"its process {run.tags.get(PID_TAG)} is gone"
+                if run_id not in force
+                else "named with --run"
+            )
+            instance.report_run_failed(run, f"ml-release: {why}; its pool slots were freed")
+            storage.free_concurrency_slots_for_run(run_id)
+            done.append(f"marked run {run_id} failed and freed its slots: {why}")
+    return done
+
+
+def describe_run(instance: dg.DagsterInstance, run_id: str) -> str:
+    """A run in a few words: job, status, who launched it, since when."""
+    run = instance.get_run_by_id(run_id)
+    if run is None:
+        return f"run {run_id} (unknown)"
+    where = (
+        f"process {run.tags[PID_TAG]} on {run.tags.get(HOST_TAG)}"
+        if PID_TAG in run.tags
+        else "the Dagster UI or a sensor"
+    )
+    return f"run {run_id} ({run.job_name}, {run.status.value}, launched by {where})"
+
+
+def stop_run(instance: dg.DagsterInstance, run_id: str, why: str) -> None:
+    """Mark an unfinished run of this process canceled and free its pool slots."""
+    run = instance.get_run_by_id(run_id)
+    if run is not None and not run.is_finished:
+        instance.report_run_canceled(run, why)
+    instance.event_log_storage.free_concurrency_slots_for_run(run_id)

@@ -5,6 +5,7 @@ artifact digest), which the launcher adds first (`ml-release run`, the artifact 
 UI's partition picker). `execute_release` is what the CLI and the coverage runner call.
 """
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,16 +17,22 @@ from pydantic import Field
 
 from ml_release import keys
 from ml_release.errors import (
-    EXIT_BAD_INPUT,
     EXIT_BLOCKED,
     EXIT_CONFLICT,
-    EXIT_INTEGRITY,
+    EXIT_INTERNAL,
     EXIT_OK,
+    exit_code_of_failure,
 )
 from ml_release.home import release_home, reports_dir
-from ml_release.instance import add_candidate, production_materialization
+from ml_release.instance import (
+    add_candidate,
+    free_abandoned,
+    process_tags,
+    production_materialization,
+)
 from ml_release.rollback import next_known_good, rollback
 from ml_release.spec import ReleaseSpec
+from ml_release.waiting import watched_run
 
 
 class RollbackConfig(dg.Config):
@@ -127,14 +134,6 @@ def _release_job(selection: dg.AssetSelection):
     )
 
 
-_EXIT_BY_ERROR = {
-    "DatabaseLockedError": EXIT_CONFLICT,
-    "ConflictError": EXIT_CONFLICT,
-    "StaleVerdicts": EXIT_CONFLICT,
-    "IntegrityError": EXIT_INTEGRITY,
-    "UnsafeArtifactError": EXIT_INTEGRITY,
-    "WrongModelError": EXIT_INTEGRITY,
-}
 _CHECK_BLOCKED = "DagsterAssetCheckFailedError"
 
 
@@ -162,7 +161,9 @@ class ReleaseOutcome:
     def exit_code(self) -> int:
         """0 every blocking gate passed, 1 blocked by a gate, 2-4 an error stopped the run."""
         if self.failures:
-            return max(_EXIT_BY_ERROR.get(f["error"], EXIT_BAD_INPUT) for f in self.failures)
+            codes = [exit_code_of_failure(f["error"], f["message"]) for f in self.failures]
+            known = [code for code in codes if code != EXIT_INTERNAL]
+            return max(known) if known else EXIT_INTERNAL
         if self.stale:
             return EXIT_CONFLICT
         if not self.decision and not self.blocked:
@@ -181,6 +182,9 @@ def _plain_metadata(event: Any) -> dict:
     return {k: getattr(v, "value", v) for k, v in event.materialization.metadata.items()}
 
 
+DEFAULT_MAX_WAIT = 900.0  # seconds a run may wait for a pool slot before giving up
+
+
 def execute_release(
     defs: dg.Definitions,
     instance: dg.DagsterInstance,
@@ -189,14 +193,36 @@ def execute_release(
     candidate_artifact: str = "",
     log_level: str = "CRITICAL",
     job: str = keys.RELEASE_JOB,
+    progress: Callable[[str], None] = lambda line: None,
+    max_wait: float = DEFAULT_MAX_WAIT,
 ) -> ReleaseOutcome:
-    """Run the release (or canary) job for candidate `digest` in this process."""
+    """Run the release (or canary) job for candidate `digest` in this process.
+
+    Slots of the warehouse pool left by runs whose process is gone are freed first. While the
+    run waits for a slot another run holds, `progress` says which run and for how long; after
+    `max_wait` seconds it gives up (WaitedTooLong, exit 3). SIGINT and SIGTERM stop it cleanly:
+    the run is marked canceled, its slots freed (Interrupted, exit 130 / 143).
+    """
     add_candidate(instance, spec.model.name, digest)
+    for line in free_abandoned(instance):
+        progress(line)
     run_config: dict = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     if job == keys.RELEASE_JOB and candidate_artifact:
         run_config["ops"] = {keys.CANDIDATE_MODEL: {"config": {"artifact": candidate_artifact}}}
-    result = defs.resolve_job_def(job).execute_in_process(
-        instance=instance, raise_on_error=False, run_config=run_config, partition_key=digest
+    run_id = str(uuid.uuid4())
+    result = watched_run(
+        lambda: defs.resolve_job_def(job).execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            run_config=run_config,
+            partition_key=digest,
+            run_id=run_id,
+            tags=process_tags(),
+        ),
+        instance,
+        run_id,
+        progress,
+        max_wait,
     )
     outcome = outcome_from_events(result.run_id, result.all_events)
     outcome.partition = digest
@@ -208,6 +234,8 @@ def release_in_process(
     candidate: Path | None = None,
     defs: dg.Definitions | None = None,
     instance: dg.DagsterInstance | None = None,
+    progress: Callable[[str], None] = lambda line: None,
+    max_wait: float = DEFAULT_MAX_WAIT,
 ) -> ReleaseOutcome:
     """What `ml-release run` does: prepare the candidate, gate it in its own run, record.
 
@@ -229,7 +257,9 @@ def release_in_process(
     instance = instance or ensure_instance(dagster_home())
     registry = Registry(registry_path())
     prepared = prepare_candidate(spec, candidate, artifacts_dir(), registry, quarantine_dir())
-    outcome = execute_release(defs, instance, spec, prepared.digest)
+    outcome = execute_release(
+        defs, instance, spec, prepared.digest, progress=progress, max_wait=max_wait
+    )
     outcome.prepared = f"{prepared.version} (sha256 {prepared.digest[:12]}, {prepared.source})"
     record_outcome(registry, spec.model.name, spec.spec_hash, outcome)
     sync_production(instance, registry, spec.model.name, artifacts_dir())

@@ -39,6 +39,21 @@ def evaluation_rows(warehouse: Warehouse, spec: ReleaseSpec) -> pd.DataFrame:
     return frame
 
 
+def check_labelled(holdout: pd.DataFrame, label: str, where: str) -> None:
+    """Every holdout row has its label; DataInputError with the count and examples if not.
+
+    (Serving requests whose label has not arrived yet are left out instead: labels come late.)
+    """
+    missing = holdout["label"].isna().to_numpy()
+    if missing.any():
+        shown = ", ".join(map(str, holdout["row_id"].to_numpy()[missing][:5]))
+        raise DataInputError(
+            f"{keys.EVALUATION_HOLDOUT}: {int(missing.sum())} of {len(holdout)} rows of {where} "
+            f"have no label {label!r} (NaN or null), e.g. row ids {shown}. The holdout is "
+            "judged on its labels. Fix: drop the unlabelled rows from the export, or label them."
+        )
+
+
 def raw_evaluation_rows(warehouse: Warehouse, spec: ReleaseSpec) -> pd.DataFrame:
     """Raw rows of both evaluation sets, with `eval_set`, `row_id`, `label` (as read), segments."""
     code = load_feature_code(spec.features.code)
@@ -67,6 +82,7 @@ def raw_evaluation_rows(warehouse: Warehouse, spec: ReleaseSpec) -> pd.DataFrame
             f"{quote(log.request_column)} AS request FROM {quote(keys.SERVING_LOG)} "
             f"WHERE {quote(label)} IS NOT NULL ORDER BY row_id"
         ).df()
+    check_labelled(holdout, label, spec.source_for(keys.EVALUATION_HOLDOUT).describe())
     requests = pd.DataFrame.from_records(
         [json.loads(text) for text in served.pop("request")], index=served.index
     ).reindex(columns=raw_columns)

@@ -14,6 +14,7 @@ import duckdb
 
 from ml_release.dbfile import one
 from ml_release.errors import DataInputError
+from ml_release.faults import fault_point
 from ml_release.identifiers import quote
 from ml_release.spec import SourceSpec
 from ml_release.warehouse import Warehouse
@@ -77,15 +78,56 @@ def _reader(source: SourceSpec) -> tuple[str, list[object]]:
 SOURCES_TABLE = "_loaded_sources"
 
 
+MAX_LISTED = 5
+
+
+def row_key(spec, dataset: str) -> str | None:
+    """The column that identifies a dataset's rows for the paired comparison, if any."""
+    from ml_release import keys
+
+    if dataset == keys.EVALUATION_HOLDOUT:
+        return spec.data.id_column
+    if dataset == keys.SERVING_LOG and spec.data.serving_log is not None:
+        return spec.data.serving_log.request_id_column
+    return None
+
+
+def duplicate_keys(connection, table: str, column: str) -> tuple[int, list[tuple[str, int]]]:
+    """How many rows share a key with another row, and the most repeated keys (in SQL).
+
+    Counted by one GROUP BY in the database, before anything joins on the key: a join of a
+    key that repeats k times returns k * k rows (all ids equal: n * n), so this is checked
+    first and memory stays bounded whatever the input.
+    """
+    (rows,) = connection.execute(
+        f"SELECT coalesce(sum(n), 0) FROM (SELECT count(*) AS n FROM {quote(table)} "
+        f"GROUP BY {quote(column)} HAVING count(*) > 1)"
+    ).fetchall()[0]
+    if not rows:
+        return 0, []
+    examples = connection.execute(
+        f"SELECT CAST({quote(column)} AS VARCHAR), count(*) AS n FROM {quote(table)} "
+        f"GROUP BY {quote(column)} HAVING count(*) > 1 ORDER BY n DESC, 1 LIMIT {MAX_LISTED}"
+    ).fetchall()
+    return int(rows), [(str(key), int(n)) for key, n in examples]
+
+
 def load_source(
-    warehouse: Warehouse, source: SourceSpec, table: str, task: str = "binary_classification"
+    warehouse: Warehouse,
+    source: SourceSpec,
+    table: str,
+    task: str = "binary_classification",
+    unique: str | None = None,
 ) -> int:
     """Copy `source` into warehouse `table` atomically; returns its row count (never 0).
 
     The source's fingerprint is recorded with the table in the same transaction
-    (`loaded_fingerprint`), so every verdict can say which data it judged.
+    (`loaded_fingerprint`), so every verdict can say which data it judged. With `unique`, that
+    column must identify rows (the comparison pairs rows by it): duplicates are a clear error
+    and nothing is loaded.
     """
     check_source(source, table, task)
+    fault_point("warehouse:load", table=table)  # a step holding the warehouse pool
     digest = fingerprint(source)
     if source.duckdb is not None:
         relation, params = f"src.{quote(source.table or '')}", []
@@ -106,6 +148,8 @@ def load_source(
                 )
             if source.duckdb is not None:
                 connection.execute("DETACH src")
+            if unique is not None:
+                _check_unique(connection, table, unique, source)
             connection.execute(
                 f"CREATE TABLE IF NOT EXISTS {SOURCES_TABLE} "
                 "(dataset VARCHAR PRIMARY KEY, fingerprint VARCHAR, loaded_at TIMESTAMPTZ)"
@@ -121,6 +165,21 @@ def load_source(
             f"{str(exc).splitlines()[0]}. Fix: re-export the file or correct `data` in the spec."
         ) from None
     return rows
+
+
+def _check_unique(connection, table: str, column: str, source: SourceSpec) -> None:
+    present = [r[0] for r in connection.execute(f"DESCRIBE {quote(table)}").fetchall()]
+    if column not in present:
+        return  # the feature and scoring steps name a missing column with their own message
+    repeated, examples = duplicate_keys(connection, table, column)
+    if repeated:
+        shown = ", ".join(f"{key!r} ({n} rows)" for key, n in examples)
+        raise DataInputError(
+            f"{table}: {repeated} rows of {source.describe()} share their {column!r} with "
+            f"another row, e.g. {shown}. Both models are compared row by row on {column!r}, "
+            "so it must identify one row. Fix: deduplicate the export, or name a unique "
+            "column in the spec."
+        )
 
 
 def read_columns(source: SourceSpec, columns: list[str], dataset: str) -> "pd.DataFrame":

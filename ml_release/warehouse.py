@@ -13,6 +13,11 @@ if TYPE_CHECKING:
 class Warehouse(DuckDBFile):
     """Access to `warehouse.duckdb` for every step of a release."""
 
+    repair_hint = (
+        "The warehouse holds only what releases load and compute: delete the file (and its "
+        ".wal) and run the release again; it is rebuilt from the sources."
+    )
+
     def exists(self, table: str) -> bool:
         """True when `table` is in the warehouse."""
         if not self.path.exists():

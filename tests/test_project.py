@@ -12,7 +12,7 @@ from tests.conftest import PROJECT
 
 # The Dagster glue: the only modules of ml_release that may import dagster. `cli` and the demo
 # tour drive Dagster runs, so they are glue too (they import it lazily, inside commands).
-GLUE_MODULES = {"definitions", "keys", "sensors", "jobs", "instance"}
+GLUE_MODULES = {"definitions", "keys", "sensors", "jobs", "instance", "waiting"}
 GLUE_PACKAGES = {"cli"}
 GLUE_FILES = {"demo/tour.py"}
 

@@ -44,6 +44,7 @@ from ml_release.artifacts.skops_io import disallowed_content, file_nodes, skops_
 from ml_release.errors import (
     ConflictError,
 )
+from ml_release.faults import fault_point
 from ml_release.home import release_home
 
 STALE_TEMP_SECONDS = 3600.0
@@ -71,6 +72,7 @@ def _feature_columns(features: Mapping[str, str] | Iterable[Mapping[str, str]]) 
 
 
 def _write_synced(path: Path, data: bytes) -> None:
+    fault_point("artifact:write", path=path)  # where tests fill the disk
     with open(path, "xb") as handle:
         handle.write(data)
         handle.flush()

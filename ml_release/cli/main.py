@@ -16,7 +16,14 @@ from ml_release.cli.registry import (
     cmd_rollback,
     cmd_status,
 )
-from ml_release.cli.release import cmd_canary, cmd_coverage, cmd_run, cmd_shadow, cmd_validate
+from ml_release.cli.release import (
+    cmd_canary,
+    cmd_coverage,
+    cmd_recover,
+    cmd_run,
+    cmd_shadow,
+    cmd_validate,
+)
 from ml_release.cli.tools import (
     SCENARIO_NAMES,
     cmd_demo_data,
@@ -24,13 +31,20 @@ from ml_release.cli.tools import (
     cmd_runtime,
     cmd_serve,
 )
-from ml_release.errors import ReleaseError
+from ml_release.errors import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    ReleaseError,
+    environment_message,
+    exit_code_of,
+)
 from ml_release.home import dagster_home
 
 HELP_EPILOG = """\
 exit codes: 0 promoted or done, 1 blocked by a gate, 2 bad input (spec, data, arguments),
-            3 lock, conflict or stale verdicts, 4 integrity (artifact digest, unsafe file),
-            5 environment
+            3 lock, conflict, stale verdicts or a wait that ran out, 4 integrity (artifact
+            digest, unsafe file, corrupt state), 5 environment (a tool or server, a full disk),
+            70 internal error (a bug; traceback saved), 130/143 interrupted
 
 first steps:  ml-release validate && ml-release run
 reference:    docs/cli.md (commands), docs/spec.md (release.yaml), docs/gates.md (gates)
@@ -42,6 +56,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from ml_release.demo.tour import cmd_demo as tour
 
     return tour(args)
+
+
+def _max_wait(parser) -> None:
+    parser.add_argument(
+        "--max-wait",
+        type=float,
+        default=None,
+        help="seconds to wait for the warehouse pool another run holds before giving up with "
+        "exit 3 (default 900)",
+    )
 
 
 def _registry_commands(sub) -> None:
@@ -76,10 +100,19 @@ def _release_commands(sub) -> None:
     sub.add_parser("validate", help=cmd_validate.__doc__).set_defaults(func=cmd_validate)
     p = sub.add_parser("run", help=cmd_run.__doc__)
     p.add_argument("--candidate", help="artifact folder to gate instead of training one")
+    _max_wait(p)
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("canary", help=cmd_canary.__doc__)
     p.add_argument("--candidate", help="gated version to roll out (default: the latest gated)")
+    _max_wait(p)
     p.set_defaults(func=cmd_canary)
+    p = sub.add_parser("recover", help=cmd_recover.__doc__)
+    p.add_argument(
+        "--run",
+        action="append",
+        help="also mark this stuck run canceled and free its slots (repeatable)",
+    )
+    p.set_defaults(func=cmd_recover)
     p = sub.add_parser("shadow", help=cmd_shadow.__doc__)
     p.add_argument("--candidate", help="version to replay to (default: the latest registered)")
     p.set_defaults(func=cmd_shadow)
@@ -147,8 +180,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _internal_error(exc: BaseException) -> int:
+    """A bug: a short message, the traceback in a file (never on the terminal), exit 70."""
+    import traceback
+    from datetime import UTC, datetime
+
+    from ml_release.home import release_home
+
+    try:
+        folder = release_home() / "logs"
+        folder.mkdir(parents=True, exist_ok=True)
+        saved = folder / f"error-{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}.txt"
+        saved.write_text("".join(traceback.format_exception(exc)))
+        where = f"the traceback is in {saved}"
+    except OSError:
+        where = "the traceback could not be saved (the disk may be full)"
+    console.print(f"[bold red]internal error[/] ({type(exc).__name__}): {exc}", markup=False)
+    console.print(f"This is a bug in ml-release, not in your input; {where}. Please report it.")
+    return EXIT_INTERNAL
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `ml-release` script."""
+    """Entry point of the `ml-release` script: every outcome is a documented exit code."""
     args = build_parser().parse_args(argv)
     use_spec(args.spec)
     os.environ.setdefault("DAGSTER_HOME", str(dagster_home()))
@@ -158,6 +211,17 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[bold red]error[/] ({type(exc).__name__}):")
         console.print(str(exc), markup=False, highlight=False)
         return exc.exit_code
+    except KeyboardInterrupt:
+        console.print("interrupted: nothing was recorded for the unfinished step")
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # the machine's errors are classified; anything else is a bug
+        code = exit_code_of(exc)
+        if code == EXIT_INTERNAL:
+            return _internal_error(exc)
+        message = environment_message(exc) if isinstance(exc, OSError) else str(exc)
+        console.print(f"[bold red]error[/] ({type(exc).__name__}):")
+        console.print(message, markup=False, highlight=False)
+        return code
 
 
 if __name__ == "__main__":

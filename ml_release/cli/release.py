@@ -42,14 +42,27 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def run_release(spec: ReleaseSpec, title: str, candidate: Path | None = None, defs=None):
+def run_release(
+    spec: ReleaseSpec,
+    title: str,
+    candidate: Path | None = None,
+    defs=None,
+    max_wait: float | None = None,
+):
     """Prepare the candidate, gate it in one run of its own, print the verdict table."""
-    from ml_release.jobs import release_in_process
+    from ml_release.jobs import DEFAULT_MAX_WAIT, release_in_process
     from ml_release.report import print_outcome
 
     check_sources(spec)
     with console.status(f"gating a candidate of {spec.model.name}…"):
-        outcome = release_in_process(spec, candidate, defs, instance())
+        outcome = release_in_process(
+            spec,
+            candidate,
+            defs,
+            instance(),
+            progress=console.print,
+            max_wait=DEFAULT_MAX_WAIT if max_wait is None else max_wait,
+        )
     print_outcome(console, title, outcome, home_line())
     return outcome
 
@@ -64,7 +77,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             console.print(f"the ranking demo data was not there yet: generated it in {written}")
     candidate = Path(args.candidate).resolve() if args.candidate else None
     title = f"release of {spec.model.name} ({spec.source.name})"
-    return run_release(spec, title, candidate).exit_code
+    return run_release(spec, title, candidate, max_wait=args.max_wait).exit_code
 
 
 def gated_candidate(model: str, version: str | None) -> tuple[str, str]:
@@ -87,20 +100,28 @@ def cmd_canary(args: argparse.Namespace) -> int:
     spec = load(args)  # first: it puts the project's assets/checks/resources on the path
     if not spec.canary.enabled:
         raise SpecError(f"{spec.source}: canary.enabled is false; set it to use canaries")
-    return run_canary(spec, args.candidate)
+    return run_canary(spec, args.candidate, max_wait=args.max_wait)
 
 
-def run_canary(spec: ReleaseSpec, version: str | None = None, defs=None) -> int:
+def run_canary(
+    spec: ReleaseSpec, version: str | None = None, defs=None, max_wait: float | None = None
+) -> int:
     """Run the `canary` job for the gated candidate; print its outcome; 1 when it aborted."""
     from ml_release.definitions import build_definitions
-    from ml_release.jobs import execute_release
+    from ml_release.jobs import DEFAULT_MAX_WAIT, execute_release
     from ml_release.report import print_outcome
 
     label, digest = gated_candidate(spec.model.name, version)
     steps = " -> ".join(f"{s:g} %" for s in spec.canary.steps)
     with console.status(f"canary of {spec.model.name} {label}: {steps}…"):
         outcome = execute_release(
-            defs or build_definitions(spec), instance(), spec, digest, job=keys.CANARY_JOB
+            defs or build_definitions(spec),
+            instance(),
+            spec,
+            digest,
+            job=keys.CANARY_JOB,
+            progress=console.print,
+            max_wait=DEFAULT_MAX_WAIT if max_wait is None else max_wait,
         )
     sync_production_asset(spec.model.name)
     print_outcome(console, f"canary of {spec.model.name} {label}", outcome, home_line())
@@ -220,3 +241,19 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     if result.uncovered:
         console.print(f"[red]required but not blocked: {', '.join(result.uncovered)}[/]")
     return result.exit_code
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    """Free the warehouse pool from runs that cannot release it (finished, or process gone)."""
+    from ml_release.instance import free_abandoned, pool_states
+
+    home = instance()
+    done = free_abandoned(home, force=set(args.run or []))
+    for line in done:
+        console.print(line)
+    for state in pool_states(home):
+        holders = ", ".join(state.holders) or "nobody"
+        console.print(f"pool '{state.pool}': held by {holders}; {len(state.waiting)} run(s) wait")
+    if not done:
+        console.print("nothing to recover: every slot is held by a run that is still alive")
+    return EXIT_OK

@@ -42,6 +42,10 @@ class DuckDBBackend:
 
     def __init__(self, path: Path | str, lock_timeout: float = 30.0) -> None:
         self.file = DuckDBFile(path, lock_timeout)
+        self.file.repair_hint = (
+            f"Restore it from a backup. Every committed write also left a readable copy of the "
+            f"versions and the whole ledger in {Path(path).name}.snapshot.json beside it."
+        )
         self.path = Path(path)
         self.where = str(self.path)
 

@@ -1,0 +1,106 @@
+"""Running a Dagster run in this process without ever waiting silently or unstoppably.
+
+The run executes in a worker thread; this thread watches it. While it waits for a pool slot
+another run holds, a line says which run and for how long, every `REPORT_EVERY` seconds; after
+`max_wait` seconds the run is marked canceled, its slots freed, and `WaitedTooLong` says how
+to recover. SIGINT and SIGTERM do the same and raise `Interrupted`. (Glue: it uses the Dagster
+instance through `ml_release.instance`.)
+"""
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import dagster as dg
+
+from ml_release.errors import Interrupted, WaitedTooLong
+from ml_release.instance import describe_run, pool_states, stop_run
+
+POLL_SECONDS = 1.0
+REPORT_EVERY = 15.0
+
+
+class _Signals:
+    """SIGINT/SIGTERM remembered (not raised) while a run executes in another thread."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._saved: dict[int, Any] = {}
+
+    def __enter__(self) -> "_Signals":
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._saved[signum] = signal.signal(signum, self._note)
+        return self
+
+    def _note(self, signum: int, frame: Any) -> None:
+        self.received = signum
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._saved.items():
+            signal.signal(signum, handler)
+
+
+def watched_run(
+    execute: Callable[[], Any],
+    instance: dg.DagsterInstance,
+    run_id: str,
+    progress: Callable[[str], None],
+    max_wait: float,
+) -> Any:
+    """`execute()`'s result; its run is watched for pool waits and signals (see module)."""
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["result"] = execute()
+        except BaseException as exc:  # handed to the watching thread, raised there
+            box["error"] = exc
+
+    worker = threading.Thread(target=work, name=f"run-{run_id[:8]}", daemon=True)
+    waiting_since: float | None = None
+    reported = 0.0
+    with _Signals() as signals:
+        worker.start()
+        while worker.is_alive():
+            worker.join(POLL_SECONDS)
+            if signals.received is not None:
+                name = signal.Signals(signals.received).name
+                stop_run(instance, run_id, f"stopped by {name}")
+                raise Interrupted(
+                    f"stopped by {name}: run {run_id} was marked canceled and its pool slots "
+                    "freed; nothing of the unfinished step was recorded. Re-run the command "
+                    "to gate the candidate.",
+                    signals.received,
+                )
+            if not worker.is_alive():
+                break
+            holding = [s for s in pool_states(instance) if run_id in s.waiting]
+            if not holding:
+                waiting_since = None
+                continue
+            now = time.monotonic()
+            waiting_since = waiting_since or now
+            waited = now - waiting_since
+            holders = (
+                "; ".join(describe_run(instance, h) for s in holding for h in s.holders)
+                or "a run that has not released it yet"
+            )
+            if waited > max_wait:
+                stop_run(instance, run_id, f"waited {waited:.0f} s for the warehouse pool")
+                raise WaitedTooLong(
+                    f"gave up after waiting {waited:.0f} s for the '{holding[0].pool}' pool, "
+                    f"held by {holders}. If that run is still working, retry later (or raise "
+                    "--max-wait). If it is stuck or its process is dead, free it: "
+                    "`ml-release recover` (runs of this host whose process is gone), or "
+                    "`ml-release recover --run RUN_ID`, or terminate it in the Dagster UI. "
+                    "See docs/runbook-recovery.md."
+                )
+            if now - reported >= REPORT_EVERY:
+                reported = now
+                progress(f"waiting {waited:.0f} s for the '{holding[0].pool}' pool: {holders}")
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
