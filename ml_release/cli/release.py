@@ -39,6 +39,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     console.print(
         f"{spec.source}: valid ({len(spec.gates)} gates, spec hash {spec.spec_hash[:12]})"
     )
+    if spec.allow_ungated:
+        from ml_release.report import UNGATED
+
+        console.print(f"[bold yellow]{UNGATED}[/]")
     return EXIT_OK
 
 
@@ -50,7 +54,7 @@ def run_release(spec: ReleaseSpec, title: str, candidate: Path | None = None, de
     check_sources(spec)
     with console.status(f"gating a candidate of {spec.model.name}…"):
         outcome = release_in_process(spec, candidate, defs, instance())
-    print_outcome(console, title, outcome, home_line())
+    print_outcome(console, title, outcome, home_line(), spec.allow_ungated)
     return outcome
 
 
@@ -103,7 +107,9 @@ def run_canary(spec: ReleaseSpec, version: str | None = None, defs=None) -> int:
             defs or build_definitions(spec), instance(), spec, digest, job=keys.CANARY_JOB
         )
     sync_production_asset(spec.model.name)
-    print_outcome(console, f"canary of {spec.model.name} {label}", outcome, home_line())
+    print_outcome(
+        console, f"canary of {spec.model.name} {label}", outcome, home_line(), spec.allow_ungated
+    )
     return (
         EXIT_BLOCKED if outcome.decision.get("decision") == "canary aborted" else outcome.exit_code
     )
@@ -166,7 +172,7 @@ def cmd_shadow(args: argparse.Namespace) -> int:
     inconclusive_blocks = spec.inconclusive == "block"
     rows = [
         {
-            "gate": r.gate,
+            "gate": gate.id,
             "dataset": r.target,
             "verdict": r.verdict.value,
             "passed": r.passed(inconclusive_blocks),
@@ -176,7 +182,8 @@ def cmd_shadow(args: argparse.Namespace) -> int:
         for gate, r in results
     ]
     baseline = live.version if live else "none"
-    console.print(verdict_table(f"shadow replay of {name} {version} vs {baseline}", rows))
+    title = f"shadow replay of {name} {version} vs {baseline}"
+    console.print(verdict_table(title, rows, spec.allow_ungated))
     blocked = [row["gate"] for row in rows if row["blocking"] and not row["passed"]]
     console.print(f"blocked by {', '.join(blocked)}" if blocked else "every must_pass gate passed")
     return EXIT_BLOCKED if blocked else EXIT_OK
