@@ -18,24 +18,35 @@ from ml_release.errors import EXIT_BLOCKED, EXIT_OK, NotFoundError, SpecError
 from ml_release.spec import ReleaseSpec
 
 
-def check_sources(spec: ReleaseSpec) -> None:
-    """Fail fast, before anything runs, when a source cannot be read."""
+def check_sources(spec: ReleaseSpec, read: bool = False) -> dict[str, int]:
+    """Fail fast, before anything runs, when a source cannot be read.
+
+    With `read`, each source is read far enough to prove it usable for this spec (columns,
+    rows, labels, logged requests: `ml_release.source_probe`); returns its row count.
+    """
+    from ml_release.source_probe import probe_source
     from ml_release.sources import check_source
 
     if spec.llm is not None:  # an LLM release reads its RAG set, not the tabular sources
         from ml_release.home import release_home
         from ml_release.llm.dataset import load_rag_set
 
-        load_rag_set(spec.llm.path(spec.llm.dataset, spec.source.parent, release_home()))
-        return
+        rag = load_rag_set(spec.llm.path(spec.llm.dataset, spec.source.parent, release_home()))
+        return {keys.RAG_QUESTIONS: len(rag.questions)}
+    rows = {}
     for dataset in (keys.TRAINING_SNAPSHOT, keys.EVALUATION_HOLDOUT, keys.SERVING_LOG):
-        check_source(spec.source_for(dataset), dataset, spec.model.task)
+        if read:
+            rows[dataset] = probe_source(spec, dataset)
+        else:
+            check_source(spec.source_for(dataset), dataset, spec.model.task)
+    return rows
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    """Check the spec and that every source can be read."""
+    """Check the spec, and read every source far enough to prove it usable by this spec."""
     spec = load(args)
-    check_sources(spec)
+    for dataset, rows in check_sources(spec, read=True).items():
+        console.print(f"{dataset}: {rows:,} rows", highlight=False)
     console.print(
         f"{spec.source}: valid ({len(spec.gates)} gates, spec hash {spec.spec_hash[:12]})"
     )
