@@ -3,6 +3,7 @@
 import dagster as dg
 
 from ml_release import keys
+from ml_release.source_needs import check_role_columns, role_needs
 from ml_release.sources import fingerprint, load_source, row_key
 from ml_release.spec import ReleaseSpec
 
@@ -25,13 +26,12 @@ def _data_asset(spec: ReleaseSpec, name: str) -> dg.AssetsDefinition:
         kinds={"duckdb"},
     )
     def _asset(context: dg.AssetExecutionContext):
-        rows = load_source(
-            context.resources.warehouse.get(),
-            source,
-            name,
-            spec.model.task,
-            unique=row_key(spec, name),
-        )
+        warehouse = context.resources.warehouse.get()
+        rows = load_source(warehouse, source, name, spec.model.task, unique=row_key(spec, name))
+        # The columns the listed gates and the model read, named here (as `validate` names
+        # them), not as a binder error steps later.
+        needs = role_needs(spec)[name]
+        check_role_columns(warehouse.columns(name), needs, name, source.describe(), spec.model.task)
         digest = fingerprint(source)
         context.log.info(f"{name}: {rows} rows from {source.describe()}")
         return dg.MaterializeResult(

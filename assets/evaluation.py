@@ -12,6 +12,7 @@ import dagster as dg
 from assets.partitions import candidates
 from ml_release import keys
 from ml_release.evaluation.report import html_report, image_markdown, worst_segments_markdown
+from ml_release.evaluation.run import model_gates
 from ml_release.evaluation.steps import judge_candidate, score_baseline, score_candidate
 from ml_release.evaluation.tasks import EvaluationTask, evaluation_task
 from ml_release.gates.store import store_results
@@ -96,7 +97,8 @@ def build_report_asset(spec: ReleaseSpec, task: EvaluationTask) -> dg.AssetsDefi
         """Candidate against production on the same rows, per segment, with intervals."""
         warehouse = context.resources.warehouse.get()
         report = judge_candidate(task, warehouse, spec, context.partition_key)
-        store_results(warehouse, context.run.run_id, report.results)
+        ids = [gate.id for gate in model_gates(spec)]  # the report judged them in this order
+        store_results(warehouse, context.run.run_id, ids, report.results)
         folder = Path(context.resources.report_store.path) / context.run.run_id
         folder.mkdir(parents=True, exist_ok=True)
         page = folder / "evaluation.html"
@@ -107,8 +109,8 @@ def build_report_asset(spec: ReleaseSpec, task: EvaluationTask) -> dg.AssetsDefi
                 keys.BASELINE_DIGEST: baseline or "none",
                 "gates": dg.MetadataValue.md(
                     "\n".join(
-                        f"- **{r.gate}** ({r.target}): {r.verdict.value} - {r.summary}"
-                        for r in report.results
+                        f"- **{gate_id}** ({r.target}): {r.verdict.value} - {r.summary}"
+                        for gate_id, r in zip(ids, report.results, strict=True)
                     )
                 ),
                 "worst_segments": dg.MetadataValue.md(worst_segments_markdown(report.results)),

@@ -142,7 +142,7 @@ def build_llm_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
             result.baseline_digest = live.digest if live else "none"
             result.data_version = rag.fingerprint
         warehouse = context.resources.warehouse.get()
-        store_results(warehouse, context.run.run_id, results)
+        store_results(warehouse, context.run.run_id, [g.id for g in gates], results)
         frames = [report.candidate.assign(role="candidate")]
         if report.production is not None:
             frames.append(report.production.assign(role="production"))

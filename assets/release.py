@@ -13,6 +13,7 @@ from ml_release.release import (
     release_lineage,
     rollback_target_after,
 )
+from ml_release.report import UNGATED
 from ml_release.spec import ReleaseSpec
 from ml_release.subjects import candidate_ref
 
@@ -60,6 +61,7 @@ def build_release_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
                 keys.SPEC_HASH: spec.spec_hash,
                 "verdicts": dg.MetadataValue.json(result.verdicts),
                 "lineage": dg.MetadataValue.json(lineage),
+                **({"allow_ungated": UNGATED} if spec.allow_ungated else {}),
             },
             data_version=dg.DataVersion(candidate.digest),
         )

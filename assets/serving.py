@@ -69,14 +69,17 @@ def build_serving_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
         )
         results = [judge(gate, report, spec) for gate in gates]
         stamp(results, production, warehouse, spec)
-        store_results(warehouse, context.run.run_id, results)
+        store_results(warehouse, context.run.run_id, [g.id for g in gates], results)
         table = latency_table(report)
         return dg.MaterializeResult(
             metadata={
                 "production": production.version if production else "none",
                 keys.BASELINE_DIGEST: production.digest if production else "none",
                 "gates": dg.MetadataValue.md(
-                    "\n".join(f"- **{r.gate}**: {r.verdict.value} - {r.summary}" for r in results)
+                    "\n".join(
+                        f"- **{g.id}**: {r.verdict.value} - {r.summary}"
+                        for g, r in zip(gates, results, strict=True)
+                    )
                 ),
                 "latency": dg.MetadataValue.md(table.to_markdown(index=False, floatfmt=".2f")),
                 "batches": dg.MetadataValue.md(

@@ -65,14 +65,17 @@ def build_shadow_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
         )
         results = [judge(gate, report, spec) for gate in gates]
         stamp(results, production, warehouse, spec)
-        store_results(warehouse, context.run.run_id, results)
+        store_results(warehouse, context.run.run_id, [g.id for g in gates], results)
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": len(requests),
                 "production": production.version if production else "none",
                 keys.BASELINE_DIGEST: production.digest if production else "none",
                 "gates": dg.MetadataValue.md(
-                    "\n".join(f"- **{r.gate}**: {r.verdict.value} - {r.summary}" for r in results)
+                    "\n".join(
+                        f"- **{g.id}**: {r.verdict.value} - {r.summary}"
+                        for g, r in zip(gates, results, strict=True)
+                    )
                 ),
                 "latency": _markdown(latency_rows(report)),
                 "flips_by_segment": _markdown(segment_table(report)),

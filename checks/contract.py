@@ -4,7 +4,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from checks.metadata import check_result, run_candidate
+from checks.metadata import check_description, check_result, run_candidate
 from ml_release import keys
 from ml_release.contract.run import run_contract, run_parity
 from ml_release.feature_code import load_feature_code
@@ -15,10 +15,10 @@ from ml_release.spec import GateSpec, ReleaseSpec
 
 def _spec(gate: GateSpec, additional: list[str]) -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(
-        name=gate.name,
+        name=gate.id,
         asset=gate.target,
         blocking=gate.must_pass,
-        description=CATALOG[gate.name].summary,
+        description=check_description(gate),
         additional_deps=additional,
     )
 
@@ -39,7 +39,7 @@ def _contract_check(spec: ReleaseSpec, target: str, gates: list[GateSpec]):
         version = data_version(warehouse, load_feature_code(spec.features.code).version)
         for gate, result in zip(gates, results, strict=True):
             result.data_version = version
-            context.log.info(f"{gate.name} on {target}: {result.verdict.value}: {result.summary}")
+            context.log.info(f"{gate.id} on {target}: {result.verdict.value}: {result.summary}")
             yield check_result(result, gate, spec, candidate, reports)
 
     return _check
@@ -47,7 +47,7 @@ def _contract_check(spec: ReleaseSpec, target: str, gates: list[GateSpec]):
 
 def _parity_check(spec: ReleaseSpec, gate: GateSpec):
     @dg.multi_asset_check(
-        name="training_serving_parity_check",
+        name=f"{gate.id}_check",
         specs=[_spec(gate, [keys.SERVING_LOG, keys.CANDIDATE_MODEL])],
         description="Logged serving features against the shared feature code, row by row.",
         required_resource_keys={"warehouse", "model_registry"},
@@ -58,7 +58,7 @@ def _parity_check(spec: ReleaseSpec, gate: GateSpec):
         warehouse = context.resources.warehouse.get()
         result = run_parity(warehouse, spec, gate.params)  # type: ignore[arg-type]
         result.data_version = data_version(warehouse, load_feature_code(spec.features.code).version)
-        context.log.info(f"{gate.name}: {result.verdict.value}: {result.summary}")
+        context.log.info(f"{gate.id}: {result.verdict.value}: {result.summary}")
         yield check_result(result, gate, spec, candidate)
 
     return _check

@@ -6,6 +6,7 @@ from pathlib import Path
 import dagster as dg
 
 from ml_release import keys
+from ml_release.gates.catalog import CATALOG
 from ml_release.gates.result import GateResult
 from ml_release.spec import GateSpec, ReleaseSpec
 from ml_release.store import version_of
@@ -62,6 +63,14 @@ def evidence_metadata(
     return metadata
 
 
+def check_description(gate: GateSpec) -> str:
+    """The check's UI text: what the gate judges, and on which set when it has a choice."""
+    summary = CATALOG[gate.name].summary
+    if gate.eval_set == gate.target:
+        return summary
+    return f"{summary} Judged on: {gate.eval_set} ({gate.name})."
+
+
 def check_result(
     result: GateResult,
     gate: GateSpec,
@@ -71,9 +80,11 @@ def check_result(
 ) -> dg.AssetCheckResult:
     """The check result of one gate: blocking severity when `must_pass`, evidence attached."""
     metadata = evidence_metadata(result, gate.must_pass, candidate, report_dir)
+    metadata[keys.GATE_NAME] = gate.name
+    metadata[keys.EVAL_SET] = gate.eval_set
     return dg.AssetCheckResult(
         asset_key=gate.target,
-        check_name=gate.name,
+        check_name=gate.id,
         passed=result.passed(inconclusive_blocks=spec.inconclusive == "block"),
         severity=dg.AssetCheckSeverity.ERROR if gate.must_pass else dg.AssetCheckSeverity.WARN,
         metadata=metadata,

@@ -7,8 +7,7 @@ that finds no result for its run fails.
 
 import dagster as dg
 
-from checks.metadata import check_result, run_candidate
-from ml_release.gates.catalog import CATALOG
+from checks.metadata import check_description, check_result, run_candidate
 from ml_release.gates.store import load_results
 from ml_release.spec import GateSpec, ReleaseSpec
 
@@ -24,7 +23,7 @@ def build_stored_checks(
         name=f"{asset}_gates",
         specs=[
             dg.AssetCheckSpec(
-                g.name, asset=asset, blocking=g.must_pass, description=CATALOG[g.name].summary
+                g.id, asset=asset, blocking=g.must_pass, description=check_description(g)
             )
             for g in gates
         ],
@@ -34,15 +33,15 @@ def build_stored_checks(
     def _check(context: dg.AssetCheckExecutionContext):
         candidate = run_candidate(context, spec)
         results = load_results(context.resources.warehouse.get(), context.run.run_id)
-        missing = [g.name for g in gates if g.name not in results]
+        missing = [g.id for g in gates if g.id not in results]
         if missing:
             raise dg.Failure(
                 f"{asset} stored no result for {', '.join(missing)} in this run: "
                 f"materialize {asset} and its checks in the same run"
             )
         for gate in gates:
-            result = results[gate.name]
-            context.log.info(f"{gate.name}: {result.verdict.value}: {result.summary}")
+            result = results[gate.id]
+            context.log.info(f"{gate.id}: {result.verdict.value}: {result.summary}")
             yield check_result(result, gate, spec, candidate)
 
     return [_check]

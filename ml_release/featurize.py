@@ -3,7 +3,9 @@
 The feature module named by `features.code` in the spec provides `REQUIRED_COLUMNS` (raw column
 → "numeric" or "categorical") and `compute_features(raw) -> DataFrame`. Before any row is
 computed, the raw table's columns are checked against `REQUIRED_COLUMNS`: a missing column (with
-a rename hint) or a numeric column stored as text is a `DataInputError` naming the dataset.
+a rename hint) or a numeric column stored as text is a `DataInputError` naming the dataset. The
+serving log's raw columns are fields of its logged JSON requests, checked the same way
+(`ml_release.request_fields`).
 """
 
 import json
@@ -19,6 +21,7 @@ from ml_release.errors import DataInputError
 from ml_release.feature_code import FeatureCode, load_feature_code
 from ml_release.home import temp_file
 from ml_release.identifiers import quote
+from ml_release.request_fields import check_logged_requests
 from ml_release.spec import ReleaseSpec, close_matches
 from ml_release.warehouse import Warehouse
 
@@ -126,6 +129,8 @@ def build_features(warehouse: Warehouse, spec: ReleaseSpec, feature_table: str) 
             source,
         )
         select = [c for c in columns if c != log.logged_features_column]
+        with warehouse.connect() as connection:  # a renamed field must not become nulls
+            check_logged_requests(connection, spec, required)
 
         def raw_of(frame: pd.DataFrame) -> pd.DataFrame:
             return _parse_requests(frame, log.request_column, list(required))

@@ -62,7 +62,7 @@ def _value(metadata: dict, key: str) -> Any:
 def recorded_verdicts(
     instance: dg.DagsterInstance, digest: str
 ) -> dict[tuple[str, str], list[GateVerdict]]:
-    """Every check evaluation for `digest`, by (dataset, gate), from its partition's runs."""
+    """Every check evaluation for `digest`, by (dataset, gate id), from its partition's runs."""
     runs = instance.get_run_records(dg.RunsFilter(tags={keys.PARTITION_TAG: digest}))
     history: dict[tuple[str, str], list[GateVerdict]] = {}
     for record in runs:
@@ -72,7 +72,7 @@ def recorded_verdicts(
             metadata = evaluation.metadata
             baseline = _value(metadata, keys.BASELINE_DIGEST)
             data_version = _value(metadata, keys.DATA_VERSION)
-            verdict = GateVerdict(
+            verdict = GateVerdict(  # `gate` is the check name: the gate entry's id
                 dataset=evaluation.asset_key.to_user_string(),
                 gate=evaluation.check_name,
                 passed=evaluation.passed,
@@ -83,6 +83,7 @@ def recorded_verdicts(
                 run_id=run_id,
                 baseline_digest=None if baseline in (None, "n/a") else baseline,
                 data_version=None if data_version in (None, "unknown") else data_version,
+                eval_set=_value(metadata, keys.EVAL_SET),
             )
             history.setdefault((verdict.dataset, verdict.gate), []).append(verdict)
     return history

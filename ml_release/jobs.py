@@ -278,9 +278,11 @@ def outcome_of_run(instance: dg.DagsterInstance, run_id: str) -> ReleaseOutcome:
 def _gate_row(evaluation: Any) -> dict:
     metadata = evaluation.metadata
     verdict = metadata.get("verdict")
+    eval_set = metadata.get(keys.EVAL_SET)
     return {
-        "gate": evaluation.check_name,
+        "gate": evaluation.check_name,  # the gate entry's id
         "dataset": evaluation.asset_key.to_user_string(),
+        "eval_set": eval_set.value if eval_set else None,
         "verdict": verdict.value if verdict else ("pass" if evaluation.passed else "fail"),
         "passed": evaluation.passed,
         "blocking": evaluation.severity == dg.AssetCheckSeverity.ERROR,

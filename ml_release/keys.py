@@ -47,6 +47,10 @@ BASELINE_DIGEST = "baseline_digest"
 BASELINE_VERSION = "baseline_version"
 DATA_VERSION = "data_version"
 SPEC_HASH = "spec_hash"
+# A check is named by its gate entry's id; these say which catalog gate it is and what it
+# judged (`holdout`, `serving`, or its dataset), so one gate name can run on several sets.
+GATE_NAME = "gate"
+EVAL_SET = "eval_set"
 
 # Every release run gates one candidate: its Dagster partition key is the candidate's digest.
 PARTITION_TAG = "dagster/partition"

@@ -25,7 +25,7 @@ class StaleVerdicts(ReleaseError):
 
 @dataclass(frozen=True)
 class GateVerdict:
-    """One recorded evaluation of a gate (a Dagster asset check)."""
+    """One recorded evaluation of a gate (a Dagster asset check named by the gate's id)."""
 
     dataset: str
     gate: str
@@ -37,6 +37,7 @@ class GateVerdict:
     run_id: str
     baseline_digest: str | None = None  # None: the gate compares nothing (a data gate)
     data_version: str | None = None
+    eval_set: str | None = None  # what it judged: `holdout`, `serving`, or its dataset
 
 
 @dataclass
@@ -70,7 +71,7 @@ def judge_promotion(
     """Judge the `required` (dataset, gate) pairs from their recorded `history`.
 
     Args:
-        required: The spec's must_pass gates as (dataset, gate).
+        required: The spec's must_pass gates as (dataset, gate id).
         history: Recorded verdicts per pair, any order.
         digest: The candidate's artifact digest.
         spec_hash: The current spec's hash.
@@ -91,6 +92,7 @@ def judge_promotion(
             {
                 "dataset": dataset,
                 "gate": gate,
+                "eval_set": verdict.eval_set,
                 "verdict": verdict.verdict,
                 "passed": verdict.passed,
                 "run_id": verdict.run_id,

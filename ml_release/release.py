@@ -77,7 +77,7 @@ def release_candidate(
         StaleVerdicts: Production moved, or the verdicts are about another spec or data.
     """
     model = spec.model.name
-    required = [(g.target, g.name) for g in spec.gates if g.must_pass]
+    required = [(g.target, g.id) for g in spec.gates if g.must_pass]
     live = registry.alias(model, PRODUCTION)
     live_digest = registry.version(model, live).digest if live else None
     decision = judge_promotion(

@@ -4,11 +4,31 @@ from rich.console import Console
 from rich.table import Table
 
 STYLE = {"pass": "green", "fail": "red", "inconclusive": "yellow"}
+UNGATED = (
+    "allow_ungated: true - this spec has no must_pass model-quality gate: a model that "
+    "predicts badly is not blocked"
+)
 
 
-def verdict_table(title: str, gates: list[dict]) -> Table:
-    """One row per gate: dataset, verdict, whether it blocks, and its summary."""
+def judged_on(gate: dict) -> str:
+    """The dataset of a gate row, with the evaluation set it judged when that says more."""
+    eval_set = gate.get("eval_set")
+    return (
+        f"{gate['dataset']} ({eval_set})"
+        if eval_set not in (None, gate["dataset"])
+        else (gate["dataset"])
+    )
+
+
+def verdict_table(title: str, gates: list[dict], ungated: bool = False) -> Table:
+    """One row per gate: dataset (and evaluation set), verdict, effect, and its summary.
+
+    `ungated`: the spec says `allow_ungated: true`; the table says what that means.
+    """
     table = Table(title=title, title_justify="left", show_lines=False)
+    if ungated:
+        table.caption = UNGATED
+        table.caption_style = "bold yellow"
     for column in ("gate", "dataset", "verdict", "effect", "evidence"):
         table.add_column(column, overflow="fold")
     for gate in sorted(gates, key=lambda g: (g["passed"], not g["blocking"], g["dataset"])):
@@ -18,15 +38,22 @@ def verdict_table(title: str, gates: list[dict]) -> Table:
             effect = "[bold red]BLOCKS[/]" if gate["blocking"] else "[yellow]warns[/]"
         style = STYLE.get(gate["verdict"], "white")
         table.add_row(
-            gate["gate"], gate["dataset"], f"[{style}]{gate['verdict']}[/]", effect, gate["summary"]
+            gate["gate"], judged_on(gate), f"[{style}]{gate['verdict']}[/]", effect, gate["summary"]
         )
     return table
 
 
-def print_outcome(console: Console, title: str, outcome, home: str = "") -> None:
-    """Print the verdict table, failed steps, and the one-line conclusion (and the home)."""
+def print_outcome(
+    console: Console, title: str, outcome, home: str = "", ungated: bool = False
+) -> None:
+    """Print the verdict table, failed steps, and the one-line conclusion (and the home).
+
+    `ungated`: the spec says `allow_ungated: true`, shown even when no gate ran.
+    """
     if outcome.gates:
-        console.print(verdict_table(title, outcome.gates))
+        console.print(verdict_table(title, outcome.gates, ungated))
+    elif ungated:
+        console.print(f"[bold yellow]{UNGATED}[/]")
     for failure in outcome.failures:
         console.print(f"[bold red]error in {failure['step']}[/] ({failure['error']}):")
         console.print(failure["message"], markup=False, highlight=False)
@@ -47,7 +74,7 @@ def print_outcome(console: Console, title: str, outcome, home: str = "") -> None
     if outcome.failures:
         verdict = "[bold red]ERROR[/]: the release could not be judged"
     elif outcome.blocked:
-        names = ", ".join(f"{g['gate']} ({g['dataset']})" for g in outcome.blocked)
+        names = ", ".join(f"{g['gate']} ({judged_on(g)})" for g in outcome.blocked)
         verdict = f"[bold red]BLOCKED[/] by {names}; production unchanged"
     elif outcome.refusal:
         verdict = "[bold red]BLOCKED[/] at promotion; production unchanged"

@@ -25,6 +25,7 @@ from ml_release.errors import DataInputError
 from ml_release.feature_code import load_feature_code
 from ml_release.featurize import check_raw_columns
 from ml_release.identifiers import quote
+from ml_release.request_fields import check_logged_requests
 from ml_release.spec import ReleaseSpec
 from ml_release.warehouse import Warehouse
 
@@ -72,6 +73,8 @@ def raw_evaluation_rows(warehouse: Warehouse, spec: ReleaseSpec) -> pd.DataFrame
             warehouse.columns(table), needed, table, spec.source_for(table).describe()
         )
     with warehouse.connect() as connection:
+        # A field renamed inside the logged JSON would be read as nulls: refuse it first.
+        check_logged_requests(connection, spec, code.required_columns)
         holdout = connection.sql(
             f"SELECT {quote(spec.data.id_column)} AS row_id, {quote(label)} AS label, "
             f"{', '.join(quote(c) for c in raw_columns)} FROM {quote(keys.EVALUATION_HOLDOUT)} "

@@ -75,6 +75,30 @@ def _reader(source: SourceSpec) -> tuple[str, list[object]]:
     return "read_parquet(?)", [source.path]
 
 
+def open_relation(connection: duckdb.DuckDBPyConnection, source: SourceSpec):
+    """(relation, parameters) reading `source` on `connection` (a DuckDB source is attached)."""
+    if source.duckdb is not None:
+        connection.execute("ATTACH ? AS src (READ_ONLY)", [source.duckdb])
+        return f"src.{quote(source.table or '')}", []
+    return _reader(source)
+
+
+def no_rows_error(table: str, source: SourceSpec) -> DataInputError:
+    """The error for a source with columns but no rows (`run` and `validate` alike)."""
+    return DataInputError(
+        f"{table}: {source.describe()} has columns but no rows. Fix: check the "
+        "export that produced it; a release cannot be judged on an empty dataset."
+    )
+
+
+def unreadable_error(table: str, source: SourceSpec, exc: duckdb.Error) -> DataInputError:
+    """The error for a source DuckDB cannot read (`run` and `validate` alike)."""
+    return DataInputError(
+        f"{table}: {source.describe()} cannot be read as {source.file_format or 'a table'}: "
+        f"{str(exc).splitlines()[0]}. Fix: re-export the file or correct `data` in the spec."
+    )
+
+
 SOURCES_TABLE = "_loaded_sources"
 
 
@@ -142,10 +166,7 @@ def load_source(
             )
             rows = int(one(connection, f"SELECT count(*) FROM {quote(table)}")[0])
             if rows == 0:
-                raise DataInputError(
-                    f"{table}: {source.describe()} has columns but no rows. Fix: check the "
-                    "export that produced it; a release cannot be judged on an empty dataset."
-                )
+                raise no_rows_error(table, source)
             if source.duckdb is not None:
                 connection.execute("DETACH src")
             if unique is not None:
@@ -160,10 +181,7 @@ def load_source(
                 [table, digest],
             )
     except duckdb.Error as exc:
-        raise DataInputError(
-            f"{table}: {source.describe()} cannot be read as {source.file_format or 'a table'}: "
-            f"{str(exc).splitlines()[0]}. Fix: re-export the file or correct `data` in the spec."
-        ) from None
+        raise unreadable_error(table, source, exc) from None
     return rows
 
 
@@ -192,11 +210,7 @@ def read_columns(source: SourceSpec, columns: list[str], dataset: str) -> "pd.Da
     check_source(source, dataset)
     connection = duckdb.connect()
     try:
-        if source.duckdb is not None:
-            connection.execute("ATTACH ? AS src (READ_ONLY)", [source.duckdb])
-            relation, params = f"src.{quote(source.table or '')}", []
-        else:
-            relation, params = _reader(source)
+        relation, params = open_relation(connection, source)
         present = [
             row[0]
             for row in connection.execute(f"DESCRIBE SELECT * FROM {relation}", params).fetchall()
@@ -210,10 +224,7 @@ def read_columns(source: SourceSpec, columns: list[str], dataset: str) -> "pd.Da
         selected = ", ".join(quote(c) for c in columns)
         return connection.execute(f"SELECT {selected} FROM {relation}", params).df()
     except duckdb.Error as exc:
-        raise DataInputError(
-            f"{dataset}: {source.describe()} cannot be read as {source.file_format or 'a table'}: "
-            f"{str(exc).splitlines()[0]}. Fix: re-export the file or correct `data` in the spec."
-        ) from None
+        raise unreadable_error(dataset, source, exc) from None
     finally:
         connection.close()
 

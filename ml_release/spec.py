@@ -34,6 +34,13 @@ from ml_release.spec_data import (
     close_matches,
     identifier_field,
 )
+from ml_release.spec_gates import (
+    blocking_problems,
+    check_gate_id,
+    duplicate_id_problems,
+    fill_gate_ids,
+    range_problem,
+)
 from ml_release.spec_tasks import (
     MULTICLASS_LOG_LOSS_GATES,
     TABULAR_TASKS,
@@ -313,9 +320,12 @@ class CanarySpec(SpecModel):
 
 
 class GateSpec(SpecModel):
-    """One entry of `gates:`: a catalog name, whether it blocks, and its parameters."""
+    """One entry of `gates:`: a catalog name, its id, whether it blocks, and its parameters."""
 
     name: str
+    # The check's name: the gate name unless the entry says otherwise or shares its name and
+    # target with another entry (ml_release.spec_gates.fill_gate_ids).
+    id: str = ""
     must_pass: bool = True
     # SerializeAsAny: dump the concrete parameter model, so the spec hash covers thresholds.
     params: SerializeAsAny[GateParams]
@@ -335,12 +345,21 @@ class GateSpec(SpecModel):
                 f"Known gates: {', '.join(sorted(CATALOG))} (see docs/gates.md)"
             )
         must_pass = raw.pop("must_pass", True)
-        return {"name": name, "must_pass": must_pass, "params": CATALOG[name].params(**raw)}
+        gate_id = check_gate_id(raw.pop("id"), name) if "id" in raw else name
+        params = CATALOG[name].params(**raw)
+        if (problem := range_problem(name, params)) is not None:
+            raise ValueError(problem)
+        return {"name": name, "id": gate_id, "must_pass": must_pass, "params": params}
 
     @property
     def target(self) -> str:
         """The asset this gate's check is attached to."""
         return gate_target(self.name, self.params)
+
+    @property
+    def eval_set(self) -> str:
+        """What the gate judges: its evaluation set (`holdout`, `serving`), else its target."""
+        return getattr(self.params, "eval_set", None) or self.target
 
 
 class ReleaseSpec(SpecModel):
@@ -366,11 +385,23 @@ class ReleaseSpec(SpecModel):
         "allow-list, e.g. `my_team.encoders.TargetEncoder`; review each before listing it "
         "(docs/models.md).",
     )
+    allow_ungated: bool = Field(
+        False,
+        description="Release without a must_pass model-quality gate (refused otherwise: such a "
+        "spec cannot stop a model that predicts badly); every verdict table then says so.",
+    )
     gates: list[GateSpec]
 
     _check_trusted = field_validator("trusted_types")(check_trusted_types)
 
     _source: Path = PrivateAttr(default=Path("release.yaml"))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gate_ids(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and "gates" in raw:
+            return {**raw, "gates": fill_gate_ids(raw["gates"])}
+        return raw
 
     @model_validator(mode="after")
     def _task_sections(self) -> "ReleaseSpec":
@@ -390,6 +421,7 @@ class ReleaseSpec(SpecModel):
         if llm and self.canary.enabled:
             problems.append("canary.enabled: canaries serve models, not prompt/configs; remove it")
         problems += _ranking_problems(self) + task_problems(self)
+        problems += blocking_problems(self.gates, self.allow_ungated)
         for i, gate in enumerate(self.gates):
             if (problem := _task_problem(self.model.task, gate.name)) is not None:
                 problems.append(f"gates[{i}]: {problem}")
@@ -419,18 +451,12 @@ class ReleaseSpec(SpecModel):
             known(column, f"contract.ranges.{column}", self.features.numeric)
         for column in self.contract.categories:
             known(column, f"contract.categories.{column}", self.features.categorical)
-        seen: set[tuple[str, str]] = set()
         for i, gate in enumerate(self.gates):
             for column in getattr(gate.params, "columns", None) or []:
                 known(column, f"gates[{i}].columns", features)
             for column in getattr(gate.params, "segments", None) or []:
                 known(column, f"gates[{i}].segments", self.data.segments)
-            if (gate.name, gate.target) in seen:
-                problems.append(
-                    f"gates[{i}]: {gate.name!r} is listed twice for {gate.target!r}; "
-                    "merge the entries"
-                )
-            seen.add((gate.name, gate.target))
+        problems += duplicate_id_problems(self.gates)
         if self.shadow.batch_size > self.serving.max_rows:
             problems.append(
                 f"shadow.batch_size: {self.shadow.batch_size} is more than serving.max_rows "
@@ -448,7 +474,15 @@ class ReleaseSpec(SpecModel):
     @property
     def spec_hash(self) -> str:
         """sha256 of the normalised spec: verdicts record it to name the rules that made them."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        data = self.model_dump(mode="json")
+        # Keys added later leave the hash of a spec that does not use them unchanged, so the
+        # verdicts already recorded under it keep counting.
+        if not data["allow_ungated"]:
+            del data["allow_ungated"]
+        for gate in data["gates"]:
+            if gate["id"] == gate["name"]:
+                del gate["id"]
+        canonical = json.dumps(data, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
     def source_for(self, dataset: str) -> SourceSpec:

@@ -86,8 +86,18 @@ class ServingLogSpec(SourceSpec):
     logged_features_column: str = Field(
         "logged_features", description="Features the serving path computed (JSON text)."
     )
-    prediction_column: str = "prediction"
-    latency_column: str = "latency_ms"
+    prediction_column: str = Field(
+        "prediction", description="Production's logged answer; read when present (evidence)."
+    )
+    latency_column: str = Field(
+        "latency_ms", description="Production's logged latency; read when present (evidence)."
+    )
+    request_extra_fields: list[str] = Field(
+        default_factory=list,
+        description="Fields a logged request may carry besides the feature code's "
+        "REQUIRED_COLUMNS and data.id_column (metadata production receives); any other field "
+        "is refused as unexpected, so a renamed field is never read as missing values.",
+    )
 
     _check_columns = field_validator(
         "request_id_column",
@@ -96,6 +106,11 @@ class ServingLogSpec(SourceSpec):
         "prediction_column",
         "latency_column",
     )(identifier_field)
+
+    @field_validator("request_extra_fields")
+    @classmethod
+    def _check_extra(cls, value: list[str]) -> list[str]:
+        return [check_identifier(v) for v in value]
 
 
 class DataSpec(SpecModel):

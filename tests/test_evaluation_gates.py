@@ -52,7 +52,7 @@ def _set(
 
 
 def _gate(tmp_path, entry, segments=("region", "channel")):
-    data = spec_dict(gates=[entry])
+    data = spec_dict(gates=[entry], allow_ungated=True)  # one gate judged on its own
     data["data"]["segments"] = list(segments)
     spec = load_spec(write_spec(tmp_path, data))
     return spec.gates[0], spec

@@ -52,7 +52,7 @@ GATES = [
 
 def spec_with(*gates: dict):
     """The project spec with only the given serving gates."""
-    return parse_spec(spec_dict(gates=list(gates)), PROJECT / "release.yaml")
+    return parse_spec(spec_dict(gates=list(gates), allow_ungated=True), PROJECT / "release.yaml")
 
 
 def verdicts(report, gates=GATES):

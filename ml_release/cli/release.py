@@ -18,27 +18,42 @@ from ml_release.errors import EXIT_BLOCKED, EXIT_OK, NotFoundError, SpecError
 from ml_release.spec import ReleaseSpec
 
 
-def check_sources(spec: ReleaseSpec) -> None:
-    """Fail fast, before anything runs, when a source cannot be read."""
+def check_sources(spec: ReleaseSpec, read: bool = False) -> dict[str, int]:
+    """Fail fast, before anything runs, when a source cannot be read.
+
+    With `read`, each source is read far enough to prove it usable for this spec (columns,
+    rows, labels, logged requests: `ml_release.source_probe`); returns its row count.
+    """
+    from ml_release.source_probe import probe_source
     from ml_release.sources import check_source
 
     if spec.llm is not None:  # an LLM release reads its RAG set, not the tabular sources
         from ml_release.home import release_home
         from ml_release.llm.dataset import load_rag_set
 
-        load_rag_set(spec.llm.path(spec.llm.dataset, spec.source.parent, release_home()))
-        return
+        rag = load_rag_set(spec.llm.path(spec.llm.dataset, spec.source.parent, release_home()))
+        return {keys.RAG_QUESTIONS: len(rag.questions)}
+    rows = {}
     for dataset in (keys.TRAINING_SNAPSHOT, keys.EVALUATION_HOLDOUT, keys.SERVING_LOG):
-        check_source(spec.source_for(dataset), dataset, spec.model.task)
+        if read:
+            rows[dataset] = probe_source(spec, dataset)
+        else:
+            check_source(spec.source_for(dataset), dataset, spec.model.task)
+    return rows
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    """Check the spec and that every source can be read."""
+    """Check the spec, and read every source far enough to prove it usable by this spec."""
     spec = load(args)
-    check_sources(spec)
+    for dataset, rows in check_sources(spec, read=True).items():
+        console.print(f"{dataset}: {rows:,} rows", highlight=False)
     console.print(
         f"{spec.source}: valid ({len(spec.gates)} gates, spec hash {spec.spec_hash[:12]})"
     )
+    if spec.allow_ungated:
+        from ml_release.report import UNGATED
+
+        console.print(f"[bold yellow]{UNGATED}[/]")
     return EXIT_OK
 
 
@@ -63,7 +78,7 @@ def run_release(
             progress=console.print,
             max_wait=DEFAULT_MAX_WAIT if max_wait is None else max_wait,
         )
-    print_outcome(console, title, outcome, home_line())
+    print_outcome(console, title, outcome, home_line(), spec.allow_ungated)
     return outcome
 
 
@@ -124,7 +139,9 @@ def run_canary(
             max_wait=DEFAULT_MAX_WAIT if max_wait is None else max_wait,
         )
     sync_production_asset(spec.model.name)
-    print_outcome(console, f"canary of {spec.model.name} {label}", outcome, home_line())
+    print_outcome(
+        console, f"canary of {spec.model.name} {label}", outcome, home_line(), spec.allow_ungated
+    )
     return (
         EXIT_BLOCKED if outcome.decision.get("decision") == "canary aborted" else outcome.exit_code
     )
@@ -187,7 +204,7 @@ def cmd_shadow(args: argparse.Namespace) -> int:
     inconclusive_blocks = spec.inconclusive == "block"
     rows = [
         {
-            "gate": r.gate,
+            "gate": gate.id,
             "dataset": r.target,
             "verdict": r.verdict.value,
             "passed": r.passed(inconclusive_blocks),
@@ -197,7 +214,8 @@ def cmd_shadow(args: argparse.Namespace) -> int:
         for gate, r in results
     ]
     baseline = live.version if live else "none"
-    console.print(verdict_table(f"shadow replay of {name} {version} vs {baseline}", rows))
+    title = f"shadow replay of {name} {version} vs {baseline}"
+    console.print(verdict_table(title, rows, spec.allow_ungated))
     blocked = [row["gate"] for row in rows if row["blocking"] and not row["passed"]]
     console.print(f"blocked by {', '.join(blocked)}" if blocked else "every must_pass gate passed")
     return EXIT_BLOCKED if blocked else EXIT_OK

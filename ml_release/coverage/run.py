@@ -166,9 +166,9 @@ class CoverageResult:
 
 
 def gate_columns(spec: ReleaseSpec) -> list[str]:
-    """One matrix column per gate; `name @ target` where a gate is listed for several targets."""
-    names = [g.name for g in spec.gates]
-    columns = [g.name if names.count(g.name) == 1 else f"{g.name} @ {g.target}" for g in spec.gates]
+    """One matrix column per gate id; `id @ target` where an id is listed for several targets."""
+    ids = [g.id for g in spec.gates]
+    columns = [g.id if ids.count(g.id) == 1 else f"{g.id} @ {g.target}" for g in spec.gates]
     return columns + ([CANARY_CHECK] if spec.canary.enabled else [])
 
 

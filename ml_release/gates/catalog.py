@@ -265,6 +265,14 @@ def catalog_markdown() -> str:
         "does is the spec's `inconclusive` setting (`block` by default). See "
         "[concepts.md](concepts.md) for the vocabulary.",
         "",
+        "Besides `name` and `must_pass`, every entry may have an `id`: its check's name. It "
+        "defaults to the gate name, so one gate may be listed several times when the entries "
+        "judge different sets: `roc_auc_vs_baseline` on the holdout and again with `eval_set: "
+        "serving` (the check `roc_auc_vs_baseline_serving`). Two entries on the same set need "
+        "an `id` each. A spec needs at least one `must_pass` model-quality gate (else "
+        "`allow_ungated: true`, which every verdict table shows), and a `threshold` or "
+        "`max_drop` outside its metric's range is refused with the range.",
+        "",
     ]
     families = list(dict.fromkeys(g.family for g in CATALOG.values()))
     for family in families:

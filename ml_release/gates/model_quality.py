@@ -43,7 +43,9 @@ class EvaluationParams(GateParams):
     """Parameters shared by the model-quality gates."""
 
     eval_set: EvalSet = Field(
-        "holdout", description="`holdout`, or `serving` (the labelled serving-log requests)."
+        "holdout",
+        description="`holdout`, or `serving` (the labelled serving-log requests); list the gate "
+        "once per set to judge both.",
     )
     min_support: int = Field(
         200,
@@ -83,7 +85,9 @@ class SegmentVsBaselineParams(VsBaselineParams):
 class FloorParams(EvaluationParams):
     """An absolute bound, for releases with or without a production model."""
 
-    threshold: float = Field(description="The bound the candidate must meet (min or max).")
+    threshold: float = Field(
+        description="The bound the candidate must meet (min or max), within the metric's range."
+    )
 
 
 class CalibrationParams(EvaluationParams):

@@ -2,7 +2,8 @@
 
 `evaluation_report` and `serving_report` compute all their gates in one pass (the measurements
 are the expensive part) and store the results in `_gate_results`; their checks read them back
-for the same run. A check that finds no result for its run fails.
+for the same run. Results are keyed by the gate entry's id (its check name): one gate name may
+be judged on several evaluation sets. A check that finds no result for its run fails.
 """
 
 import json
@@ -14,27 +15,30 @@ from ml_release.warehouse import Warehouse
 RESULTS_TABLE = "_gate_results"
 
 
-def store_results(warehouse: Warehouse, run_id: str, results: list[GateResult]) -> None:
-    """Keep the results of one run for its checks."""
+def store_results(
+    warehouse: Warehouse, run_id: str, ids: list[str], results: list[GateResult]
+) -> None:
+    """Keep the results of one run for its checks; `ids[i]` is the id of `results[i]`'s gate."""
+    if len(ids) != len(results):
+        raise ValueError(f"{len(results)} gate results for {len(ids)} gate ids")
     with warehouse.transaction() as connection:
         connection.execute(
             f'CREATE TABLE IF NOT EXISTS "{RESULTS_TABLE}" (run_id VARCHAR, gate VARCHAR, '
             "result VARCHAR, stored_at TIMESTAMPTZ)"
         )
-        for result in results:  # a rerun replaces; other reports' results in the run stay
+        for gate_id in ids:  # a rerun replaces; other reports' results in the run stay
             connection.execute(
-                f'DELETE FROM "{RESULTS_TABLE}" WHERE run_id = ? AND gate = ?',
-                [run_id, result.gate],
+                f'DELETE FROM "{RESULTS_TABLE}" WHERE run_id = ? AND gate = ?', [run_id, gate_id]
             )
-        for result in results:
+        for gate_id, result in zip(ids, results, strict=True):
             connection.execute(
                 f'INSERT INTO "{RESULTS_TABLE}" VALUES (?, ?, ?, ?)',
-                [run_id, result.gate, json.dumps(result.to_dict()), datetime.now(UTC)],
+                [run_id, gate_id, json.dumps(result.to_dict()), datetime.now(UTC)],
             )
 
 
 def load_results(warehouse: Warehouse, run_id: str) -> dict[str, GateResult]:
-    """The results stored for `run_id`, by gate name."""
+    """The results stored for `run_id`, by gate id."""
     if not warehouse.exists(RESULTS_TABLE):
         return {}
     with warehouse.connect() as connection:

@@ -18,6 +18,7 @@ import pandas as pd
 from ml_release import keys
 from ml_release.errors import DataInputError
 from ml_release.identifiers import quote
+from ml_release.request_fields import request_check, where_logged
 from ml_release.serving.client import V2Client, answer_columns, encode_request, probabilities
 from ml_release.serving.server import RunningServer
 from ml_release.spec import ReleaseSpec
@@ -51,7 +52,8 @@ def load_window(
     Only requests within `shadow.window_days` of the newest are read, when it is set.
 
     Raises:
-        DataInputError: The window is empty, or a request lacks a column of the contract.
+        DataInputError: The window is empty, or a request does not match the request contract
+            (a field missing, unexpected or mistyped: `ml_release.request_fields`).
     """
     log, settings = spec.data.serving_log, spec.shadow
     time_column = quote(spec.data.timestamp_column)
@@ -61,15 +63,11 @@ def load_window(
             f"WHERE {time_column} >= (SELECT max({time_column}) FROM {quote(keys.SERVING_LOG)}) "
             f"- INTERVAL (CAST({float(settings.window_days) * 86400} AS BIGINT)) SECOND"
         )
+    present = warehouse.columns(keys.SERVING_LOG)
+    # The logged answer and latency are evidence only: no gate needs them, so read when present.
+    optional = [c for c in (log.prediction_column, log.latency_column) if c in present]
     columns = ", ".join(
-        quote(c)
-        for c in (
-            log.request_id_column,
-            log.request_column,
-            log.prediction_column,
-            log.latency_column,
-            spec.data.label,
-        )
+        quote(c) for c in (log.request_id_column, log.request_column, *optional, spec.data.label)
     )
     frame = warehouse.frame(
         f"SELECT * FROM (SELECT {columns}, {time_column} AS _t FROM {quote(keys.SERVING_LOG)} "
@@ -81,18 +79,21 @@ def load_window(
             f"serving_log has no request to replay{' in the window' if where else ''} "
             "(shadow.window_days)"
         )
+    check = request_check(spec, contract)
+    check.add(frame[log.request_id_column], frame[log.request_column])
+    check.raise_if_any(where_logged(spec))
     raw = pd.DataFrame([json.loads(text) for text in frame[log.request_column]])
-    missing = [c for c in contract if c not in raw.columns]
-    if missing:
-        raise DataInputError(
-            f"serving_log.{log.request_column}: the logged requests lack {', '.join(missing)}, "
-            "which the feature code's REQUIRED_COLUMNS needs; they cannot be replayed"
-        )
+
+    def logged(column: str) -> np.ndarray:
+        if column not in frame:
+            return np.full(len(frame), np.nan)
+        return pd.to_numeric(frame[column], errors="coerce").to_numpy(float)
+
     return LoggedRequests(
         request_ids=frame[log.request_id_column].astype(str).tolist(),
         raw=raw,
-        logged_score=pd.to_numeric(frame[log.prediction_column], errors="coerce").to_numpy(float),
-        logged_latency_ms=pd.to_numeric(frame[log.latency_column], errors="coerce").to_numpy(float),
+        logged_score=logged(log.prediction_column),
+        logged_latency_ms=logged(log.latency_column),
         labels=pd.to_numeric(frame[spec.data.label], errors="coerce").to_numpy(float),
     )
 

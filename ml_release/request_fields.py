@@ -1,0 +1,187 @@
+"""The logged serving request is part of the contract: its JSON fields, checked before scoring.
+
+The serving log stores each raw request as JSON text. A field renamed inside it is not a
+Parquet column: read with `reindex`, it silently becomes nulls, and the quality gates would
+score the damaged rows. Every place that reads logged requests (the serving feature table, the
+`serving` evaluation set, shadow replay and canaries, and `ml-release validate`) runs them
+through `RequestFieldCheck` first. Missing, unexpected (with a "did you mean" for a rename),
+mistyped and unparsable fields are one `DataInputError`, in the words of a renamed column.
+
+A field may be null (a missing value, judged by the null-rate gate); it may not be absent. The
+fields a request may carry are the feature code's `REQUIRED_COLUMNS`, `data.id_column` (and
+`data.query_column` for ranking), and `data.serving_log.request_extra_fields`.
+"""
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from ml_release import keys
+from ml_release.errors import DataInputError
+from ml_release.identifiers import quote
+from ml_release.spec import ReleaseSpec, close_matches
+
+EXAMPLES = 3
+SCAN_BATCH = 50_000
+
+
+@dataclass
+class _Field:
+    missing: int = 0
+    mistyped: int = 0
+    seen_as: dict[str, int] = field(default_factory=dict)
+    examples: list[str] = field(default_factory=list)
+
+
+def _kind_of(value: object) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "text"
+    return "list" if isinstance(value, list) else "object"
+
+
+def _fits(value: object, kind: str) -> bool:
+    if value is None:
+        return True
+    found = _kind_of(value)
+    return found == "number" if kind == "numeric" else found in ("text", "number", "boolean")
+
+
+class RequestFieldCheck:
+    """Accumulates what is wrong with logged requests, batch by batch; `raise_if_any` reports.
+
+    Args:
+        required: Field -> `numeric` / `categorical` (the feature code's REQUIRED_COLUMNS).
+        allowed: Further fields a request may carry (ids, metadata).
+    """
+
+    def __init__(self, required: dict[str, str], allowed: Iterable[str] = ()):
+        self.required = dict(required)
+        self.allowed = set(allowed) - set(required)
+        self.fields = {name: _Field() for name in required}
+        self.extra: dict[str, _Field] = {}
+        self.unreadable = _Field()
+        self.requests = 0
+
+    def add(self, request_ids: Iterable[object], texts: Iterable[object]) -> None:
+        """Check one batch of logged requests (`texts` as stored, JSON text or null)."""
+        for request_id, text in zip(request_ids, texts, strict=True):
+            self.requests += 1
+            parsed = self._parse(request_id, text)
+            if parsed is None:
+                continue
+            for name, kind in self.required.items():
+                if name not in parsed:
+                    _note(self.fields[name], "missing", request_id)
+                elif not _fits(parsed[name], kind):
+                    entry = self.fields[name]
+                    _note(entry, "mistyped", request_id)
+                    seen = _kind_of(parsed[name])
+                    entry.seen_as[seen] = entry.seen_as.get(seen, 0) + 1
+            for name in parsed:
+                if name not in self.required and name not in self.allowed:
+                    _note(self.extra.setdefault(name, _Field()), "missing", request_id)
+
+    def _parse(self, request_id: object, text: object) -> dict | None:
+        try:
+            parsed = json.loads(text) if isinstance(text, str | bytes) else None
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            _note(self.unreadable, "missing", request_id)
+            return None
+        return parsed
+
+    def problems(self) -> list[str]:
+        """One line per problem found so far."""
+        total, lines = self.requests, []
+        if self.unreadable.missing:
+            lines.append(
+                f"{self.unreadable.missing:,} of {total:,} requests are not a JSON object (null, "
+                f"invalid JSON or another type), e.g. {_ids(self.unreadable)}"
+            )
+        extra = list(self.extra)
+        for name, entry in self.fields.items():
+            if entry.missing:
+                lines.append(
+                    f"field {name!r} is missing from {entry.missing:,} of {total:,} requests, "
+                    f"e.g. {_ids(entry)}.{close_matches(name, extra)}"
+                )
+            if entry.mistyped:
+                seen = ", ".join(f"{kind} ({n:,})" for kind, n in entry.seen_as.items())
+                lines.append(
+                    f"field {name!r} must be {_expected(self.required[name])} but holds {seen}"
+                    f" in {entry.mistyped:,} of {total:,} requests, e.g. {_ids(entry)}"
+                    + (" (numbers stored as text?)" if "text" in entry.seen_as else "")
+                )
+        for name, entry in self.extra.items():
+            lines.append(
+                f"field {name!r} is not expected ({entry.missing:,} of {total:,} requests, e.g. "
+                f"{_ids(entry)}).{close_matches(name, list(self.fields))}"
+            )
+        return lines
+
+    def raise_if_any(self, where: str) -> None:
+        """Raise DataInputError listing every problem, or return when the requests are fine."""
+        problems = self.problems()
+        if problems:
+            raise DataInputError(
+                f"{where}: the logged requests do not match the request contract (the fields "
+                "the feature code reads):\n  - "
+                + "\n  - ".join(problems)
+                + "\nFix: correct the serving log's export, or update REQUIRED_COLUMNS and "
+                "compute_features; list fields production sends but the model does not read "
+                "under data.serving_log.request_extra_fields."
+            )
+
+
+def _note(entry: _Field, what: str, request_id: object) -> None:
+    setattr(entry, what, getattr(entry, what) + 1)
+    if len(entry.examples) < EXAMPLES:
+        entry.examples.append(str(request_id))
+
+
+def _ids(entry: _Field) -> str:
+    return "request " + ", ".join(entry.examples)
+
+
+def _expected(kind: str) -> str:
+    return "a number (or null)" if kind == "numeric" else "a string or number (or null)"
+
+
+def request_check(spec: ReleaseSpec, required: dict[str, str]) -> RequestFieldCheck:
+    """A check for `spec`'s logged requests: `required` plus the fields they may also carry."""
+    data = spec.data
+    roles = [data.id_column, *([data.query_column] if data.query_column else [])]
+    return RequestFieldCheck(required, [*roles, *data.serving_log.request_extra_fields])
+
+
+def where_logged(spec: ReleaseSpec) -> str:
+    """The serving log's request column and source, for messages."""
+    log = spec.data.serving_log
+    return (
+        f"{keys.SERVING_LOG}.{log.request_column} ({spec.source_for(keys.SERVING_LOG).describe()})"
+    )
+
+
+def check_logged_requests(connection, spec: ReleaseSpec, required: dict[str, str]) -> None:
+    """Check every request of the warehouse's serving_log (in batches), before it is read.
+
+    Args:
+        connection: An open DuckDB connection to the warehouse.
+        spec: The release spec (column names, allowed extra fields).
+        required: The feature code's REQUIRED_COLUMNS.
+    """
+    log = spec.data.serving_log
+    check = request_check(spec, required)
+    reader = connection.sql(
+        f"SELECT {quote(log.request_id_column)}, {quote(log.request_column)} "
+        f"FROM {quote(keys.SERVING_LOG)}"
+    ).to_arrow_reader(SCAN_BATCH)
+    for batch in reader:
+        ids, texts = batch.column(0).to_pylist(), batch.column(1).to_pylist()
+        check.add(ids, texts)
+    check.raise_if_any(where_logged(spec))
