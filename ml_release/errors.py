@@ -25,6 +25,12 @@ class SpecError(ReleaseError):
     exit_code = EXIT_BAD_INPUT
 
 
+class ConfigurationError(ReleaseError):
+    """A setting (an environment variable, a resource's configuration) has an unusable value."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
 class DataInputError(ReleaseError):
     """A data source cannot be read or does not have the shape the release needs."""
 
@@ -59,3 +65,9 @@ class PromotionRefused(ReleaseError):
     """A gate that must pass is missing, failed or stale for this candidate: no promotion."""
 
     exit_code = EXIT_BLOCKED
+
+
+class ServiceUnavailableError(ReleaseError):
+    """A server the configuration names (the registry's database) cannot be reached."""
+
+    exit_code = EXIT_ENVIRONMENT

@@ -217,17 +217,17 @@ def release_in_process(
     and `production_model` catches up with the ledger.
     """
     from ml_release.candidates import prepare_candidate
-    from ml_release.home import artifacts_dir, dagster_home, quarantine_dir, registry_path
+    from ml_release.home import artifacts_dir, dagster_home, quarantine_dir
     from ml_release.instance import ensure_instance, sync_production
     from ml_release.promotion import record_outcome
-    from ml_release.registry import Registry
+    from ml_release.registry import open_registry
 
     if defs is None:
         from ml_release.definitions import build_definitions
 
         defs = build_definitions(spec)
     instance = instance or ensure_instance(dagster_home())
-    registry = Registry(registry_path())
+    registry = open_registry()
     prepared = prepare_candidate(spec, candidate, artifacts_dir(), registry, quarantine_dir())
     outcome = execute_release(defs, instance, spec, prepared.digest)
     outcome.prepared = f"{prepared.version} (sha256 {prepared.digest[:12]}, {prepared.source})"

@@ -6,6 +6,7 @@ minutes on two cores.
 """
 
 import argparse
+import os
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -86,6 +87,14 @@ def segment_regression_candidate(spec: ReleaseSpec, data) -> Path:
     )
 
 
+def use_embedded_registry() -> None:
+    """The demo starts from an empty registry, so it runs on the embedded file, never a server."""
+    from ml_release.registry import REGISTRY_URL_ENV
+
+    if os.environ.pop(REGISTRY_URL_ENV, None):
+        console.print(f"the demo runs on the embedded registry: {REGISTRY_URL_ENV} is ignored")
+
+
 def set_aside_previous_state() -> None:
     """Move an earlier registry and its artifacts aside: the demo's first release is a first."""
     path = registry_path()
@@ -118,6 +127,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     spec = load(args)
     console.print(f"[bold]the demo tour: about {EXPECTED_MINUTES} minutes on two cores[/]")
+    use_embedded_registry()
     set_aside_previous_state()
     data = generate(seed=args.seed)
     write_demo_data(demo_data_dir(), data)
