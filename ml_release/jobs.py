@@ -190,17 +190,40 @@ def execute_release(
     log_level: str = "CRITICAL",
     job: str = keys.RELEASE_JOB,
 ) -> ReleaseOutcome:
-    """Run the release (or canary) job for candidate `digest` in this process."""
+    """Run the release (or canary) job for candidate `digest`, orchestrated from this process.
+
+    Its steps run here, or on Celery workers when a broker is configured
+    (`ml_release.definitions.step_executor`); then the job is rebuilt from the spec's file by
+    each worker, and `defs` only serves in-process runs.
+    """
+    from ml_release.definitions import distributed
+
     add_candidate(instance, spec.model.name, digest)
     run_config: dict = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     if job == keys.RELEASE_JOB and candidate_artifact:
         run_config["ops"] = {keys.CANDIDATE_MODEL: {"config": {"artifact": candidate_artifact}}}
+    if distributed() and not instance.is_ephemeral:  # workers cannot reach an in-memory one
+        return _execute_on_workers(instance, spec, digest, run_config, job)
     result = defs.resolve_job_def(job).execute_in_process(
         instance=instance, raise_on_error=False, run_config=run_config, partition_key=digest
     )
     outcome = outcome_from_events(result.run_id, result.all_events)
     outcome.partition = digest
     return outcome
+
+
+def _execute_on_workers(
+    instance: dg.DagsterInstance, spec: ReleaseSpec, digest: str, run_config: dict, job: str
+) -> ReleaseOutcome:
+    # The instance must be one the workers reach too (PostgreSQL in a deployment): they read
+    # the run from it and write their steps' events into it.
+    from ml_release.definitions import reconstructable_release_job
+
+    recon = reconstructable_release_job(spec, job)
+    tags = {keys.PARTITION_TAG: digest}
+    with dg.execute_job(recon, instance, run_config=run_config, tags=tags) as result:
+        run_id = result.run_id
+    return outcome_of_run(instance, run_id)
 
 
 def release_in_process(

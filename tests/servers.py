@@ -203,3 +203,82 @@ def redis_server():
         yield server.start()
     finally:
         server.stop()
+
+
+CELERY_CONFIG = """\
+broker_url = {broker!r}
+result_backend = {broker!r}
+worker_hijack_root_logger = False
+"""
+
+
+class CeleryWorkers:
+    """Celery worker processes for `dagster_celery.app`, one task at a time each (`solo` pool).
+
+    `dagster_celery.app` reads its broker from a `dagster_celery_config` module on the path,
+    as `dagster-celery worker start -y CONFIG` writes it; here the folder holding it is given
+    to the workers through PYTHONPATH, with the project (assets, checks, resources).
+    """
+
+    def __init__(self, broker: str, env: dict[str, str], count: int, project: Path) -> None:
+        self.broker = broker
+        self.root = Path(tempfile.mkdtemp(prefix="ml-release-celery-"))
+        (self.root / "dagster_celery_config.py").write_text(CELERY_CONFIG.format(broker=broker))
+        self.env = {**env, "PYTHONPATH": os.pathsep.join([str(self.root), str(project)])}
+        self.count = count
+        self.project = project
+        self.processes: list[subprocess.Popen] = []
+
+    def log(self, n: int) -> str:
+        """What worker `n` wrote so far."""
+        return (self.root / f"worker-{n}.log").read_text(errors="replace")
+
+    def start(self, timeout: float = 120.0) -> "CeleryWorkers":
+        """Start the workers and wait until each answers a ping through the broker."""
+        import sys
+
+        from celery import Celery
+
+        for n in range(self.count):
+            out = open(self.root / f"worker-{n}.log", "wb")  # closed when the process ends
+            command = [
+                sys.executable, "-m", "celery", "-A", "dagster_celery.app", "worker",
+                "--pool=solo", "-Q", "dagster", "-n", f"worker{n}@%h", "--loglevel=INFO",
+                "--without-gossip", "--without-mingle", "--without-heartbeat",
+            ]  # fmt: skip
+            self.processes.append(
+                subprocess.Popen(
+                    command,
+                    cwd=self.project,
+                    env=self.env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                )
+            )
+        client = Celery(broker=self.broker)
+        deadline = time.monotonic() + timeout
+        while len(client.control.ping(timeout=1.0)) < self.count:
+            dead = [n for n, p in enumerate(self.processes) if p.poll() is not None]
+            if dead or time.monotonic() > deadline:
+                logs = "\n".join(self.log(n)[-3000:] for n in range(self.count))
+                raise RuntimeError(f"celery workers did not start (dead: {dead}):\n{logs}")
+        return self
+
+    @property
+    def pids(self) -> set[int]:
+        """The worker processes' ids (with the solo pool, tasks run in these processes)."""
+        return {p.pid for p in self.processes}
+
+    def stop(self) -> None:
+        """Stop the workers (a warm shutdown, then a kill) and remove their folder."""
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        shutil.rmtree(self.root, ignore_errors=True)

@@ -286,7 +286,8 @@ def scratch_environment(home: Path, spec: ReleaseSpec) -> Iterator[None]:
     """ML_RELEASE_HOME pointed at the scratch home (the runtime stays shared), then restored.
 
     The scratch registry is the home's file even where a registry server is configured: a
-    coverage run must never promote into the deployment's registry.
+    coverage run must never promote into the deployment's registry (its runs are in-process on
+    an ephemeral instance, so a configured Celery broker does not apply either).
     """
     names = (HOME_ENV, RUNTIME_DIR_ENV, BASE_ENV, MUTATION_ENV, REGISTRY_URL_ENV)
     saved = {name: os.environ.get(name) for name in names}

@@ -87,12 +87,17 @@ def segment_regression_candidate(spec: ReleaseSpec, data) -> Path:
     )
 
 
-def use_embedded_registry() -> None:
-    """The demo starts from an empty registry, so it runs on the embedded file, never a server."""
+def use_embedded_defaults() -> None:
+    """Run the demo on the embedded registry file and in this process, never on servers.
+
+    It starts from an empty registry and changes its spec in memory.
+    """
+    from ml_release.keys import CELERY_BROKER_ENV
     from ml_release.registry import REGISTRY_URL_ENV
 
-    if os.environ.pop(REGISTRY_URL_ENV, None):
-        console.print(f"the demo runs on the embedded registry: {REGISTRY_URL_ENV} is ignored")
+    for name in (REGISTRY_URL_ENV, CELERY_BROKER_ENV):
+        if os.environ.pop(name, None):
+            console.print(f"the demo runs on the embedded defaults: {name} is ignored")
 
 
 def set_aside_previous_state() -> None:
@@ -127,7 +132,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     spec = load(args)
     console.print(f"[bold]the demo tour: about {EXPECTED_MINUTES} minutes on two cores[/]")
-    use_embedded_registry()
+    use_embedded_defaults()
     set_aside_previous_state()
     data = generate(seed=args.seed)
     write_demo_data(demo_data_dir(), data)
