@@ -117,3 +117,17 @@ def build_replay_definitions(spec: ReleaseSpec, responses_dir: Path) -> dg.Defin
 def defs() -> dg.Definitions:
     """The code location `workspace.yaml` loads."""
     return build_definitions(load_spec(spec_path()))
+
+
+def execute_on_workers(
+    instance: dg.DagsterInstance, spec: ReleaseSpec, digest: str, run_config: dict, job: str
+) -> str:
+    """Run `job` for partition `digest` with the configured executor; its run id.
+
+    The instance must be one the workers reach too (PostgreSQL in a deployment): they read the
+    run from it and write their steps' events into it.
+    """
+    recon = reconstructable_release_job(spec, job)
+    tags = {keys.PARTITION_TAG: digest}
+    with dg.execute_job(recon, instance, run_config=run_config, tags=tags) as result:
+        return result.run_id

@@ -5,6 +5,7 @@ artifact digest), which the launcher adds first (`ml-release run`, the artifact 
 UI's partition picker). `execute_release` is what the CLI and the coverage runner call.
 """
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,13 +16,7 @@ import dagster as dg
 from pydantic import Field
 
 from ml_release import keys
-from ml_release.errors import (
-    EXIT_BAD_INPUT,
-    EXIT_BLOCKED,
-    EXIT_CONFLICT,
-    EXIT_INTEGRITY,
-    EXIT_OK,
-)
+from ml_release.errors import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_CONFLICT, EXIT_INTEGRITY, EXIT_OK
 from ml_release.home import release_home, reports_dir
 from ml_release.instance import add_candidate, production_materialization
 from ml_release.rollback import next_known_good, rollback
@@ -190,40 +185,24 @@ def execute_release(
     log_level: str = "CRITICAL",
     job: str = keys.RELEASE_JOB,
 ) -> ReleaseOutcome:
-    """Run the release (or canary) job for candidate `digest`, orchestrated from this process.
+    """Run the release (or canary) job for `digest`; steps on Celery workers if configured.
 
-    Its steps run here, or on Celery workers when a broker is configured
-    (`ml_release.definitions.step_executor`); then the job is rebuilt from the spec's file by
-    each worker, and `defs` only serves in-process runs.
+    Workers rebuild the job from the spec file, so `defs` serves in-process runs only.
     """
-    from ml_release.definitions import distributed
-
     add_candidate(instance, spec.model.name, digest)
     run_config: dict = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     if job == keys.RELEASE_JOB and candidate_artifact:
         run_config["ops"] = {keys.CANDIDATE_MODEL: {"config": {"artifact": candidate_artifact}}}
-    if distributed() and not instance.is_ephemeral:  # workers cannot reach an in-memory one
-        return _execute_on_workers(instance, spec, digest, run_config, job)
+    if os.environ.get(keys.CELERY_BROKER_ENV) and not instance.is_ephemeral:
+        from ml_release.definitions import execute_on_workers  # workers reach no ephemeral one
+
+        return outcome_of_run(instance, execute_on_workers(instance, spec, digest, run_config, job))
     result = defs.resolve_job_def(job).execute_in_process(
         instance=instance, raise_on_error=False, run_config=run_config, partition_key=digest
     )
     outcome = outcome_from_events(result.run_id, result.all_events)
     outcome.partition = digest
     return outcome
-
-
-def _execute_on_workers(
-    instance: dg.DagsterInstance, spec: ReleaseSpec, digest: str, run_config: dict, job: str
-) -> ReleaseOutcome:
-    # The instance must be one the workers reach too (PostgreSQL in a deployment): they read
-    # the run from it and write their steps' events into it.
-    from ml_release.definitions import reconstructable_release_job
-
-    recon = reconstructable_release_job(spec, job)
-    tags = {keys.PARTITION_TAG: digest}
-    with dg.execute_job(recon, instance, run_config=run_config, tags=tags) as result:
-        run_id = result.run_id
-    return outcome_of_run(instance, run_id)
 
 
 def release_in_process(
