@@ -2,15 +2,22 @@
 
 `dagster dev -w workspace.yaml` loads `defs` from here, built from `$ML_RELEASE_SPEC` (default
 `./release.yaml`). A bad spec stops the code location from loading with the spec's error.
+
+Steps run on Dagster's multiprocess executor, or on Celery workers when
+`$ML_RELEASE_CELERY_BROKER` names a broker (`step_executor`). `release_job` rebuilds one job of
+a spec wherever a step runs: it is what a Celery worker imports (`reconstructable_release_job`).
 """
 
+import os
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
 import assets
 import checks
 import resources
+from ml_release import keys
 from ml_release.home import spec_path
 from ml_release.jobs import build_coverage_job, build_rollback_job, build_train_job, release_jobs
 from ml_release.sensors import build_artifact_sensor, build_blocked_run_sensor
@@ -21,6 +28,30 @@ from ml_release.spec import ReleaseSpec, load_spec
 STEP_EXECUTOR = dg.multiprocess_executor.configured(
     {"start_method": {"forkserver": {"preload_modules": ["ml_release.definitions"]}}}
 )
+CELERY_BROKER_ENV, CELERY_BACKEND_ENV = keys.CELERY_BROKER_ENV, keys.CELERY_BACKEND_ENV
+
+
+def distributed() -> bool:
+    """Whether steps run on Celery workers (a broker is configured) rather than here."""
+    return bool(os.environ.get(CELERY_BROKER_ENV))
+
+
+def step_executor() -> dg.ExecutorDefinition:
+    """Celery workers when `$ML_RELEASE_CELERY_BROKER` is set, else the multiprocess executor.
+
+    The broker and result-backend URLs are read from the environment when a run starts
+    (`{"env": ...}`), so no address or password lands in a run's configuration. The result
+    backend defaults to the broker (a Redis server holds both).
+    """
+    if not distributed():
+        return STEP_EXECUTOR
+    from dagster_celery import celery_executor
+
+    backend = CELERY_BACKEND_ENV if os.environ.get(CELERY_BACKEND_ENV) else CELERY_BROKER_ENV
+    return celery_executor.configured(
+        {"broker": {"env": CELERY_BROKER_ENV}, "backend": {"env": backend}},
+        name="celery_executor",
+    )
 
 
 def build_definitions(
@@ -41,7 +72,35 @@ def build_definitions(
             build_coverage_job(spec),  # every task: tabular and LLM failure modes
         ],
         sensors=[build_artifact_sensor(spec), build_blocked_run_sensor(spec, release)],
-        executor=STEP_EXECUTOR,
+        executor=step_executor(),
+    )
+
+
+def release_job(spec_file: str, job_name: str) -> dg.JobDefinition:
+    """Job `job_name` of the definitions for the spec file (what a worker rebuilds)."""
+    return build_definitions(load_spec(Path(spec_file))).resolve_job_def(job_name)
+
+
+def reconstructable_release_job(spec: ReleaseSpec, job_name: str) -> Any:
+    """A job that another process can rebuild: by this module, the spec file and the job name.
+
+    Raises:
+        ConfigurationError: `spec` differs from its file (a worker would gate other rules).
+    """
+    from ml_release.errors import ConfigurationError
+    from ml_release.home import project_root
+
+    if load_spec(spec.source).spec_hash != spec.spec_hash:
+        raise ConfigurationError(
+            f"the release spec changed in memory, so workers reading {spec.source} would run "
+            "other rules: steps on Celery workers need the spec as its file says "
+            f"(unset {CELERY_BROKER_ENV} to run this release in one process)."
+        )
+    return dg.build_reconstructable_job(
+        "ml_release.definitions",
+        "release_job",
+        reconstructable_args=(str(spec.source), job_name),
+        reconstructor_working_directory=str(project_root(spec.source)),
     )
 
 
@@ -58,3 +117,17 @@ def build_replay_definitions(spec: ReleaseSpec, responses_dir: Path) -> dg.Defin
 def defs() -> dg.Definitions:
     """The code location `workspace.yaml` loads."""
     return build_definitions(load_spec(spec_path()))
+
+
+def execute_on_workers(
+    instance: dg.DagsterInstance, spec: ReleaseSpec, digest: str, run_config: dict, job: str
+) -> str:
+    """Run `job` for partition `digest` with the configured executor; its run id.
+
+    The instance must be one the workers reach too (PostgreSQL in a deployment): they read the
+    run from it and write their steps' events into it.
+    """
+    recon = reconstructable_release_job(spec, job)
+    tags = {keys.PARTITION_TAG: digest}
+    with dg.execute_job(recon, instance, run_config=run_config, tags=tags) as result:
+        return result.run_id

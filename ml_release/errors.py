@@ -38,6 +38,12 @@ class SpecError(ReleaseError):
     exit_code = EXIT_BAD_INPUT
 
 
+class ConfigurationError(ReleaseError):
+    """A setting (an environment variable, a resource's configuration) has an unusable value."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
 class DataInputError(ReleaseError):
     """A data source cannot be read or does not have the shape the release needs."""
 
@@ -144,3 +150,9 @@ def exit_code_of_failure(class_name: str, message: str) -> int:
     if class_name in ("PermissionError", "ReadOnlyFileSystemError"):
         return EXIT_ENVIRONMENT
     return EXIT_INTERNAL
+
+
+class ServiceUnavailableError(ReleaseError):
+    """A server the configuration names (the registry's database) cannot be reached."""
+
+    exit_code = EXIT_ENVIRONMENT

@@ -5,6 +5,7 @@ artifact digest), which the launcher adds first (`ml-release run`, the artifact 
 UI's partition picker). `execute_release` is what the CLI and the coverage runner call.
 """
 
+import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -202,6 +203,9 @@ def execute_release(
     run waits for a slot another run holds, `progress` says which run and for how long; after
     `max_wait` seconds it gives up (WaitedTooLong, exit 3). SIGINT and SIGTERM stop it cleanly:
     the run is marked canceled, its slots freed (Interrupted, exit 130 / 143).
+
+    Steps run on Celery workers when a broker is configured: workers rebuild the job from the
+    spec file, so `defs` serves in-process runs only.
     """
     add_candidate(instance, spec.model.name, digest)
     for line in free_abandoned(instance):
@@ -209,6 +213,10 @@ def execute_release(
     run_config: dict = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     if job == keys.RELEASE_JOB and candidate_artifact:
         run_config["ops"] = {keys.CANDIDATE_MODEL: {"config": {"artifact": candidate_artifact}}}
+    if os.environ.get(keys.CELERY_BROKER_ENV) and not instance.is_ephemeral:
+        from ml_release.definitions import execute_on_workers  # workers reach no ephemeral one
+
+        return outcome_of_run(instance, execute_on_workers(instance, spec, digest, run_config, job))
     run_id = str(uuid.uuid4())
     result = watched_run(
         lambda: defs.resolve_job_def(job).execute_in_process(
@@ -245,17 +253,17 @@ def release_in_process(
     and `production_model` catches up with the ledger.
     """
     from ml_release.candidates import prepare_candidate
-    from ml_release.home import artifacts_dir, dagster_home, quarantine_dir, registry_path
+    from ml_release.home import artifacts_dir, dagster_home, quarantine_dir
     from ml_release.instance import ensure_instance, sync_production
     from ml_release.promotion import record_outcome
-    from ml_release.registry import Registry
+    from ml_release.registry import open_registry
 
     if defs is None:
         from ml_release.definitions import build_definitions
 
         defs = build_definitions(spec)
     instance = instance or ensure_instance(dagster_home())
-    registry = Registry(registry_path())
+    registry = open_registry()
     prepared = prepare_candidate(spec, candidate, artifacts_dir(), registry, quarantine_dir())
     outcome = execute_release(
         defs, instance, spec, prepared.digest, progress=progress, max_wait=max_wait

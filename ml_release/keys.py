@@ -83,3 +83,8 @@ RAG_QUESTIONS = "rag_questions"
 LLM_EVALUATION_REPORT = "llm_evaluation_report"
 LLM_DATASETS = (RAG_CORPUS, RAG_QUESTIONS)
 PROMPT_VERSION = "prompt_version"
+
+# Environment variables of a distributed deployment: a release run's steps go to Celery workers
+# through this broker (and this result backend, default: the broker) when it is set.
+CELERY_BROKER_ENV = "ML_RELEASE_CELERY_BROKER"
+CELERY_BACKEND_ENV = "ML_RELEASE_CELERY_BACKEND"

@@ -15,7 +15,7 @@ from ml_release.home import (
     reports_dir,
     warehouse_path,
 )
-from ml_release.registry import Registry
+from ml_release.registry import Registry, open_registry
 from ml_release.serving.environment import feature_code_paths, runtime_python, runtime_root
 from ml_release.serving.server import ServerOptions
 from ml_release.spec import ReleaseSpec
@@ -43,14 +43,24 @@ class ReportStoreResource(dg.ConfigurableResource):
 
 
 class ModelRegistryResource(dg.ConfigurableResource):
-    """The model registry and ledger (`ML_RELEASE_HOME/registry.duckdb` by default)."""
+    """The model registry and ledger: PostgreSQL when a URL is configured, else a DuckDB file.
 
-    path: str = Field(description="DuckDB file of the registry.")
+    `url`, else `$ML_RELEASE_REGISTRY_URL`, else the file at `path`
+    (`ml_release.registry.location` decides, for every process alike).
+    """
+
+    path: str = Field(description="DuckDB file of the registry when no URL is configured.")
+    url: str = Field(
+        "",
+        description="postgresql://USER:PASSWORD@HOST:PORT/DATABASE of a registry database "
+        "(set it with dg.EnvVar: it holds a password); empty: $ML_RELEASE_REGISTRY_URL, else "
+        "the DuckDB file at `path`.",
+    )
     lock_timeout_seconds: float = Field(30.0, description="Wait for another writer this long.")
 
     def get(self) -> Registry:
         """The registry client."""
-        return Registry(self.path, self.lock_timeout_seconds)
+        return open_registry(self.url, self.path, self.lock_timeout_seconds)
 
 
 class ArtifactStoreResource(dg.ConfigurableResource):

@@ -28,6 +28,9 @@ from ml_release.warehouse import Warehouse
 # included, and every later test on the worker fails with "I/O operation on closed file".
 absl_logging.get_absl_handler().python_handler.stream = sys.__stderr__
 
+# Tests choose their registry themselves: never one a developer's shell configured.
+os.environ.pop("ML_RELEASE_REGISTRY_URL", None)
+
 PROJECT = Path(__file__).resolve().parents[1]
 # Every test shares one serving-runtime virtualenv (built once, `make test` builds it first).
 RUNTIME_DIR = Path(os.environ.get("ML_RELEASE_RUNTIME_DIR") or PROJECT / ".ml_release" / "runtime")
@@ -49,6 +52,31 @@ def home(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("ML_RELEASE_RUNTIME_DIR", str(RUNTIME_DIR))
     (tmp_path / "dagster").mkdir()
     return tmp_path / "home"
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL server on 127.0.0.1 for this test session (tests/servers.py)."""
+    from tests.servers import postgres_server
+
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def registry_location(request, tmp_path) -> Path | str:
+    """Where a test's registry lives: the embedded DuckDB file, then a PostgreSQL database."""
+    if request.param == "duckdb":
+        return tmp_path / "registry.duckdb"
+    return request.getfixturevalue("postgres").create_schema("registry")
+
+
+@pytest.fixture()
+def registry(registry_location):
+    """An empty registry on each backend."""
+    from ml_release.registry import Registry
+
+    return Registry(registry_location, lock_timeout=30)
 
 
 def spec_dict(serving: bool = False, **overrides) -> dict:

@@ -12,10 +12,10 @@ from sklearn.preprocessing import FunctionTransformer
 from ml_release.artifacts import read_manifest
 from ml_release.candidates import import_candidate
 from ml_release.errors import ConflictError, IntegrityError
-from ml_release.home import artifacts_dir, incoming_dir, quarantine_dir, registry_path
+from ml_release.home import artifacts_dir, incoming_dir, quarantine_dir
 from ml_release.intake import WrongModelError
 from ml_release.publish import publish_path
-from ml_release.registry import Registry
+from ml_release.registry import REGISTRY_URL_ENV, open_registry
 from tests.conftest import spec_dict, write_spec
 from tests.test_artifacts import Trap, forge, write
 
@@ -40,9 +40,13 @@ def spec(home, tmp_path):
     return load_spec(write_spec(tmp_path, spec_dict()))
 
 
-@pytest.fixture()
-def registry(home):
-    return Registry(registry_path())
+@pytest.fixture(params=["duckdb", "postgres"])
+def registry(request, home, monkeypatch):
+    """The configured registry: the home's file, then a PostgreSQL database named by the URL."""
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres").create_schema("intake")
+        monkeypatch.setenv(REGISTRY_URL_ENV, url)
+    return open_registry()
 
 
 def _artifact(tmp_path, model, version="v1", name="credit_default"):
@@ -109,7 +113,7 @@ def test_another_models_artifact_is_refused(tmp_path, model, spec, registry):
     with pytest.raises(WrongModelError, match="names model 'fraud_score'"):
         publish_path(folder, spec, registry, quarantine_dir())
     _nothing_admitted(registry, spec)
-    assert not Registry(registry_path()).versions("fraud_score")
+    assert not open_registry().versions("fraud_score")
 
 
 def test_a_reused_version_with_another_digest_is_a_conflict(tmp_path, model, spec, registry):

@@ -4,7 +4,6 @@ import pytest
 
 from ml_release.errors import PromotionRefused
 from ml_release.promotion import GateVerdict, StaleVerdicts, apply_decision, judge_promotion
-from ml_release.registry import Registry
 
 DIGEST, OTHER, SPEC = "d" * 64, "e" * 64, "s" * 64
 REQUIRED = [("evaluation_features", "null_rate_threshold")]
@@ -95,11 +94,6 @@ def test_verdicts_against_different_baselines_are_stale():
     history = {REQUIRED[0]: [_verdict(baseline_digest=BASE)], required[1]: [other]}
     decision = judge_promotion(required, history, DIGEST, SPEC, BASE)
     assert decision.is_stale and "different production models" in decision.stale[0]
-
-
-@pytest.fixture()
-def registry(tmp_path):
-    return Registry(tmp_path / "registry.duckdb")
 
 
 def test_refused_decision_is_recorded_and_production_stays(registry):

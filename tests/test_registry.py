@@ -1,21 +1,35 @@
-"""The registry: idempotent registration, compare-and-set promotion, crash safety, races."""
+"""The registry: idempotent registration, compare-and-set promotion, crash safety, races.
+
+Every test runs on both backends (`registry` and `registry_location` in conftest.py): the
+embedded DuckDB file and a PostgreSQL database on a server the session starts.
+"""
 
 import subprocess
 import sys
+import time
 
 import pytest
 
-from ml_release.errors import ConflictError, NotFoundError
-from ml_release.registry import PRODUCTION, Registry, open_for_reading
+from ml_release.errors import (
+    ConfigurationError,
+    ConflictError,
+    DatabaseLockedError,
+    NotFoundError,
+    ServiceUnavailableError,
+)
+from ml_release.registry import (
+    PRODUCTION,
+    REGISTRY_URL_ENV,
+    Registry,
+    open_for_reading,
+    open_reader,
+    open_registry,
+)
 from ml_release.registry.snapshot import SnapshotRegistry
 from tests.fault_support import CRASH_EXIT_CODE, run_crashing
+from tests.servers import free_port
 
 MODEL = "credit_default"
-
-
-@pytest.fixture()
-def registry(tmp_path):
-    return Registry(tmp_path / "registry.duckdb", lock_timeout=30)
 
 
 def _register(registry, version, digest=None):
@@ -109,10 +123,10 @@ def _promote_process(path, version, expected=""):
     )
 
 
-def test_concurrent_promotions_have_exactly_one_winner(registry):
+def test_concurrent_promotions_have_exactly_one_winner(registry, registry_location):
     for i in range(6):
         _register(registry, f"v{i}")
-    processes = [_promote_process(registry.path, f"v{i}") for i in range(6)]
+    processes = [_promote_process(registry_location, f"v{i}") for i in range(6)]
     results = [p.communicate(timeout=120)[0].strip() for p in processes]
     assert sorted(results) == ["lost"] * 5 + ["won"], results
     promoted = registry.events(MODEL, ("promoted",))
@@ -137,22 +151,26 @@ Registry(argv[0]).move_production("credit_default", "v2", expected="v1", event="
         "promote:after_commit",
     ],
 )
-def test_a_promotion_killed_at_any_step_leaves_a_consistent_registry(registry, step):
+def test_a_promotion_killed_at_any_step_leaves_a_consistent_registry(
+    registry, registry_location, step
+):
     _register(registry, "v1")
     _register(registry, "v2")
     registry.move_production(MODEL, "v1", expected=None, event="promoted", step="promote")
-    assert run_crashing(step, PROMOTE_CODE, registry.path) == CRASH_EXIT_CODE
-    reopened = Registry(registry.path)
+    assert run_crashing(step, PROMOTE_CODE, registry_location) == CRASH_EXIT_CODE
+    reopened = Registry(registry_location)
     assert reopened.problems(MODEL) == []
     production = reopened.alias(MODEL, PRODUCTION)
     assert production == ("v2" if step == "promote:after_commit" else "v1")
     # Retrying finishes the job or says it is done, never a second event.
-    assert run_crashing("", PROMOTE_CODE, registry.path) == 0
+    assert run_crashing("", PROMOTE_CODE, registry_location) == 0
     assert reopened.alias(MODEL, PRODUCTION) == "v2"
     assert [e.version for e in reopened.events(MODEL, ("promoted",))] == ["v1", "v2"]
 
 
 def test_readers_get_the_snapshot_while_another_process_holds_the_file(registry):
+    if registry.path is None:
+        pytest.skip("a server registry has no file to hold: readers never wait (test below)")
     _register(registry, "v1")
     registry.move_production(MODEL, "v1", expected=None, event="promoted", step="promote")
     digest = registry.version(MODEL, "v1").digest
@@ -187,3 +205,90 @@ def test_the_production_alias_names_no_previous_alias(registry):
     registry.move_production(MODEL, "v1", expected=None, event="promoted", step="promote")
     registry.move_production(MODEL, "v2", expected="v1", event="promoted", step="promote")
     assert registry.alias(MODEL, "previous") is None
+
+
+RECORD = """
+import sys
+from ml_release.registry import Registry
+registry = Registry(sys.argv[1], lock_timeout=120)
+for i in range(int(sys.argv[3])):
+    registry.record("credit_default", "gated", version=sys.argv[2], reason=f"write {i}")
+"""
+
+
+def test_concurrent_writers_keep_the_ledger_gap_free(registry, registry_location):
+    _register(registry, "v1")
+    writers, each = 3, 8
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", RECORD, str(registry_location), f"w{n}", str(each)],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(writers)
+    ]
+    for process in processes:
+        _, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err
+    events = registry.events(MODEL)
+    assert [e.seq for e in events] == list(range(1, 2 + writers * each))
+    for n in range(writers):  # each writer's events in its own order, none lost
+        mine = [e.reason for e in events if e.version == f"w{n}"]
+        assert mine == [f"write {i}" for i in range(each)]
+    assert registry.problems(MODEL) == []
+
+
+def test_readers_never_wait_for_a_writer_and_writers_wait_bounded(registry, registry_location):
+    if registry.path is not None:
+        pytest.skip("the DuckDB file has one process at a time: readers use its snapshot (above)")
+    _register(registry, "v1")
+    _register(registry, "v2")
+    registry.move_production(MODEL, "v1", expected=None, event="promoted", step="promote")
+    with registry.backend.write() as held:  # a writer in the middle of its transaction
+        held.execute(
+            "UPDATE aliases SET version = ? WHERE model = ? AND alias = ?",
+            ["v2", MODEL, PRODUCTION],
+        )
+        started = time.monotonic()
+        reader = open_reader(registry_location)
+        assert reader.alias(MODEL) == "v1"  # the committed state, at once
+        assert len(reader.state(MODEL).events(MODEL)) == 3
+        read_seconds = time.monotonic() - started
+        impatient = Registry(registry_location, lock_timeout=1)
+        with pytest.raises(DatabaseLockedError, match="stayed locked by another writer") as caught:
+            impatient.record(MODEL, "gated", version="v2")
+        held.execute("ROLLBACK")
+        held.execute("BEGIN")
+    assert read_seconds < impatient.backend.lock_timeout  # the reader did not queue behind it
+    assert ":***@" in str(caught.value) and "pw-" not in str(caught.value)
+    assert registry.alias(MODEL) == "v1" and registry.problems(MODEL) == []
+
+
+def test_the_configured_registry_is_chosen_in_one_place(tmp_path, monkeypatch, postgres):
+    from resources import ModelRegistryResource
+
+    file = tmp_path / "registry.duckdb"
+    monkeypatch.delenv(REGISTRY_URL_ENV, raising=False)
+    assert open_registry(path=file).path == file  # the embedded default
+    assert ModelRegistryResource(path=str(file)).get().path == file
+    url = postgres.create_schema("chosen")
+    monkeypatch.setenv(REGISTRY_URL_ENV, url)
+    chosen = open_registry(path=file)
+    assert chosen.path is None and chosen.where == url.replace(postgres.password, "***")
+    assert ModelRegistryResource(path=str(file)).get().where == chosen.where
+    assert isinstance(open_reader(path=file), Registry)  # live: a server registry never waits
+    other = postgres.create_schema("setting")  # the resource's own setting wins
+    assert ModelRegistryResource(path=str(file), url=other).get().where.endswith(other[-20:])
+
+
+def test_a_bad_registry_setting_is_refused_without_its_password(monkeypatch, postgres):
+    monkeypatch.setenv(REGISTRY_URL_ENV, "mysql://admin:hunter2@db:3306/registry")
+    with pytest.raises(ConfigurationError, match=REGISTRY_URL_ENV) as caught:
+        open_registry()
+    assert "hunter2" not in str(caught.value) and "postgresql://" in str(caught.value)
+    unreachable = postgres.url("nowhere").replace(str(postgres.port), str(free_port()))
+    monkeypatch.setenv(REGISTRY_URL_ENV, unreachable)
+    with pytest.raises(ServiceUnavailableError, match="cannot be reached") as caught:
+        open_registry()
+    assert postgres.password not in str(caught.value) and "127.0.0.1" in str(caught.value)
+    assert caught.value.exit_code == 5

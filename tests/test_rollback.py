@@ -1,4 +1,7 @@
-"""Rollback goes only to known-good versions; an override is explicit and recorded."""
+"""Rollback goes only to known-good versions; an override is explicit and recorded.
+
+On both registry backends (the `registry` fixture in conftest.py): DuckDB and PostgreSQL.
+"""
 
 import pickle
 import shutil
@@ -40,11 +43,6 @@ def _artifact(tmp_path, fitted, version, c):
 @pytest.fixture()
 def store(tmp_path):
     return tmp_path / "artifacts"
-
-
-@pytest.fixture()
-def registry(tmp_path):
-    return Registry(tmp_path / "registry.duckdb")
 
 
 def _register(registry, store, folder):
@@ -213,12 +211,15 @@ override_promotion(Registry(argv[0]), Path(argv[1]), "m", "v4", approver="a", re
 @pytest.mark.parametrize(
     ("kind", "code", "target"), [("rollback", ROLLBACK, "v2"), ("override", OVERRIDE, "v4")]
 )
-def test_killed_at_any_step_then_retried_exactly_once(registry, releases, step, kind, code, target):
-    assert run_crashing(f"{kind}:{step}", code, registry.path, releases) == CRASH_EXIT_CODE
-    reopened = Registry(registry.path)
+def test_killed_at_any_step_then_retried_exactly_once(
+    registry, registry_location, releases, step, kind, code, target
+):
+    at = registry_location
+    assert run_crashing(f"{kind}:{step}", code, at, releases) == CRASH_EXIT_CODE
+    reopened = Registry(at)
     assert reopened.problems(M) == []
     assert reopened.alias(M) == (target if step == "after_commit" else "v3")
-    assert run_crashing("", code, registry.path, releases) == 0  # the retry finishes or is done
+    assert run_crashing("", code, at, releases) == 0  # the retry finishes or is done
     kinds = {"rollback": "rolled_back", "override": "overridden"}
     assert [e.version for e in reopened.events(M, (kinds[kind],))] == [target]
     assert reopened.alias(M) == target and reopened.problems(M) == []

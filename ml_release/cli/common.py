@@ -49,19 +49,20 @@ def model_of(args) -> str:
 
 
 def registry():
-    """The registry of this home, for commands that write."""
-    from ml_release.home import registry_path
-    from ml_release.registry import Registry
+    """The configured registry (`ml_release.registry.location`), for commands that write."""
+    from ml_release.registry import open_registry
 
-    return Registry(registry_path())
+    return open_registry()
 
 
 def reader():
-    """The registry for reading: live, or its last snapshot while another process holds it."""
-    from ml_release.home import registry_path
-    from ml_release.registry import open_for_reading
+    """The configured registry for reading: it never waits on a writer.
 
-    return open_for_reading(registry_path())
+    A server registry is read live; a held DuckDB file through its last snapshot.
+    """
+    from ml_release.registry import open_reader
+
+    return open_reader()
 
 
 def store() -> Path:
@@ -71,8 +72,13 @@ def store() -> Path:
 
 def home_line() -> str:
     """Which state a command used, for every verdict table and `status`."""
+    from ml_release.registry.location import REGISTRY_URL_ENV, describe
+
     source = "ML_RELEASE_HOME" if os.environ.get(HOME_ENV) else f"project of {spec_path().name}"
-    return f"home: {release_home()} ({source})"
+    line = f"home: {release_home()} ({source})"
+    if os.environ.get(REGISTRY_URL_ENV):
+        line += f"; registry: {describe()} ({REGISTRY_URL_ENV})"
+    return line
 
 
 def instance():

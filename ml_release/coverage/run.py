@@ -39,6 +39,7 @@ from ml_release.feature_code import load_feature_code
 from ml_release.gates.catalog import CATALOG
 from ml_release.home import HOME_ENV, artifacts_dir, registry_path
 from ml_release.identifiers import quote
+from ml_release.registry.location import REGISTRY_URL_ENV
 from ml_release.serving.environment import RUNTIME_DIR_ENV, runtime_root
 from ml_release.spec import ReleaseSpec, SourceSpec
 
@@ -282,14 +283,20 @@ def run_modes(runner, modes: list, sweep: bool) -> tuple[ModeRun, list[ModeRun],
 
 @contextmanager
 def scratch_environment(home: Path, spec: ReleaseSpec) -> Iterator[None]:
-    """ML_RELEASE_HOME pointed at the scratch home (the runtime stays shared), then restored."""
-    names = (HOME_ENV, RUNTIME_DIR_ENV, BASE_ENV, MUTATION_ENV)
+    """ML_RELEASE_HOME pointed at the scratch home (the runtime stays shared), then restored.
+
+    The scratch registry is the home's file even where a registry server is configured: a
+    coverage run must never promote into the deployment's registry (its runs are in-process on
+    an ephemeral instance, so a configured Celery broker does not apply either).
+    """
+    names = (HOME_ENV, RUNTIME_DIR_ENV, BASE_ENV, MUTATION_ENV, REGISTRY_URL_ENV)
     saved = {name: os.environ.get(name) for name in names}
     runtime = str(runtime_root())
     os.environ.update({HOME_ENV: str(home), RUNTIME_DIR_ENV: runtime})
     if spec.features is not None:  # an LLM spec has no feature module for the mutant to wrap
         os.environ[BASE_ENV] = spec.features.code
     os.environ.pop(MUTATION_ENV, None)
+    os.environ.pop(REGISTRY_URL_ENV, None)
     try:
         yield
     finally:

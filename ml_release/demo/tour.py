@@ -6,6 +6,7 @@ minutes on two cores.
 """
 
 import argparse
+import os
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -86,6 +87,19 @@ def segment_regression_candidate(spec: ReleaseSpec, data) -> Path:
     )
 
 
+def use_embedded_defaults() -> None:
+    """Run the demo on the embedded registry file and in this process, never on servers.
+
+    It starts from an empty registry and changes its spec in memory.
+    """
+    from ml_release.keys import CELERY_BROKER_ENV
+    from ml_release.registry import REGISTRY_URL_ENV
+
+    for name in (REGISTRY_URL_ENV, CELERY_BROKER_ENV):
+        if os.environ.pop(name, None):
+            console.print(f"the demo runs on the embedded defaults: {name} is ignored")
+
+
 def set_aside_previous_state() -> None:
     """Move an earlier registry and its artifacts aside: the demo's first release is a first."""
     path = registry_path()
@@ -118,6 +132,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     spec = load(args)
     console.print(f"[bold]the demo tour: about {EXPECTED_MINUTES} minutes on two cores[/]")
+    use_embedded_defaults()
     set_aside_previous_state()
     data = generate(seed=args.seed)
     write_demo_data(demo_data_dir(), data)

@@ -1,9 +1,11 @@
-"""Where a registry lives: the embedded DuckDB file (PostgreSQL for deployments is beside it).
+"""Where a registry lives: the embedded DuckDB file, or PostgreSQL for deployments.
 
 A backend gives the registry connections for reading and one-transaction writes. Writers are
-serialized: DuckDB by its file lock (one writing process, a bounded wait with backoff), a
-server database by a table lock taken at the start of each write. The SQL the registry sends
-is the subset both engines speak, with `?` placeholders.
+serialized: DuckDB by its file lock (one writing process, a bounded wait with backoff),
+PostgreSQL by an advisory lock taken first in each write transaction
+(`ml_release.registry.postgres`). The SQL the registry sends is the subset both engines speak,
+with `?` placeholders. `backend_for` turns a location (a file path or a `postgresql://` URL)
+into its backend; `ml_release.registry.location` chooses the location from configuration.
 """
 
 from collections.abc import Callable, Iterator
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ml_release.dbfile import DuckDBFile
+from ml_release.registry.postgres import PostgresBackend, is_postgres_url
 
 
 class Connection(Protocol):
@@ -70,3 +73,10 @@ class DuckDBBackend:
             connection.execute("COMMIT")
             if after_commit is not None:
                 after_commit(connection)
+
+
+def backend_for(location: "Path | str", lock_timeout: float = 30.0) -> Backend:
+    """The backend of a location: a `postgresql://` URL, else a DuckDB file path."""
+    if is_postgres_url(location):
+        return PostgresBackend(str(location), lock_timeout)
+    return DuckDBBackend(location, lock_timeout)

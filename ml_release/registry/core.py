@@ -21,7 +21,7 @@ from typing import Any
 
 from ml_release.errors import ConflictError, NotFoundError
 from ml_release.faults import fault_point
-from ml_release.registry.backend import Backend, Connection, DuckDBBackend
+from ml_release.registry.backend import Backend, Connection, DuckDBBackend, backend_for
 from ml_release.registry.records import (
     EVENT_COLUMNS,
     PRODUCTION,
@@ -154,8 +154,9 @@ class Registry(RegistryReads):
         location: Path | str | Backend,
         lock_timeout: float = 30.0,
     ) -> None:
+        """Open the registry at a DuckDB file path, a `postgresql://` URL, or a backend."""
         self.backend: Backend = (
-            location if hasattr(location, "write") else DuckDBBackend(location, lock_timeout)
+            location if hasattr(location, "write") else backend_for(location, lock_timeout)
         )  # type: ignore[assignment]
         self.where = self.backend.where
         self.path = getattr(self.backend, "path", None)
@@ -169,8 +170,9 @@ class Registry(RegistryReads):
             return False
         with self.backend.read() as connection:
             rows = connection.execute(
-                "SELECT count(*) FROM information_schema.tables WHERE table_name IN "
-                "('model_versions', 'aliases', 'ledger')"
+                "SELECT count(*) FROM information_schema.tables WHERE "
+                "table_schema = current_schema() "
+                "AND table_name IN ('model_versions', 'aliases', 'ledger')"
             ).fetchall()
         return int(rows[0][0]) == 3
 

@@ -1,0 +1,184 @@
+"""Past one machine, on this one: a PostgreSQL instance and registry, steps on Celery workers.
+
+Real servers on 127.0.0.1 (tests/servers.py): the Dagster instance is configured by
+docs/examples/dagster-postgres.yaml as it stands, the registry by `ML_RELEASE_REGISTRY_URL`,
+and `ml-release run` is driven as a user would. Then two releases run at once with their steps
+on two Celery worker processes (Redis broker): each step's events carry the pid of a worker,
+never the launcher's, and the ledger holds one promotion and one block.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import dagster as dg
+import numpy as np
+import pytest
+from psycopg.conninfo import conninfo_to_dict
+
+from ml_release import keys
+from ml_release.artifacts.writer import write_artifact
+from ml_release.demo.features import CATEGORICAL, NUMERIC, REQUIRED_COLUMNS
+from ml_release.demo.generate import generate, write_demo_data
+from ml_release.model import build_pipeline
+from ml_release.registry import Registry
+from tests.conftest import PROJECT, RUNTIME_DIR, SMALL, spec_dict, write_spec
+from tests.servers import CeleryWorkers, redis_server
+
+ML_RELEASE = Path(sys.executable).parent / "ml-release"
+INSTANCE_YAML = PROJECT / "docs" / "examples" / "dagster-postgres.yaml"
+MODEL = "credit_default"
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory, postgres):
+    """A scratch project whose instance and registry live on the session's PostgreSQL."""
+    root = tmp_path_factory.mktemp("deployment")
+    home, dagster_home = root / "home", root / "dagster"
+    data = generate(seed=11, **SMALL)
+    write_demo_data(home / "demo", data)
+    dagster_home.mkdir()
+    shutil.copy(INSTANCE_YAML, dagster_home / "dagster.yaml")
+    instance_db = conninfo_to_dict(postgres.create_database("dagster"))
+    pg_env = {
+        "DAGSTER_PG_HOST": instance_db["host"],
+        "DAGSTER_PG_PORT": instance_db["port"],
+        "DAGSTER_PG_USER": instance_db["user"],
+        "DAGSTER_PG_PASSWORD": instance_db["password"],
+        "DAGSTER_PG_DB": instance_db["dbname"],
+    }
+    registry_url = postgres.create_schema("registry")
+    env = {
+        **os.environ,
+        **pg_env,
+        "ML_RELEASE_HOME": str(home),
+        "DAGSTER_HOME": str(dagster_home),
+        "ML_RELEASE_RUNTIME_DIR": str(RUNTIME_DIR),
+        "ML_RELEASE_REGISTRY_URL": registry_url,
+        "COLUMNS": "200",
+    }
+
+    def artifact(version: str, shuffle_seed: int | None = None, c: float = 1.0) -> Path:
+        labels = data.training["defaulted"].to_numpy()
+        if shuffle_seed is not None:  # labels shuffled: a model that learned nothing
+            labels = np.random.default_rng(shuffle_seed).permutation(labels)
+        pipeline = build_pipeline(
+            "ml_release.demo.features", NUMERIC, CATEGORICAL, "logistic_regression", {"C": c}
+        )
+        model = pipeline.fit(data.training[list(REQUIRED_COLUMNS)], labels)
+        return write_artifact(
+            model, root / "published", name=MODEL, version=version, features=REQUIRED_COLUMNS
+        )
+
+    return SimpleNamespace(
+        spec=write_spec(root, spec_dict()),
+        home=home,
+        dagster_home=dagster_home,
+        env=env,
+        pg_env=pg_env,
+        registry_url=registry_url,
+        password=postgres.password,
+        artifact=artifact,
+    )
+
+
+def cli(deployment, *args: str, env: dict | None = None) -> subprocess.Popen:
+    """Start `ml-release --spec SPEC ARGS` as a user would."""
+    return subprocess.Popen(
+        [str(ML_RELEASE), "--spec", str(deployment.spec), *args],
+        cwd=PROJECT,
+        env=env or deployment.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def finish(process: subprocess.Popen) -> tuple[int, str]:
+    output, _ = process.communicate(timeout=900)
+    return process.returncode, " ".join(output.split())  # the console wraps long lines
+
+
+@pytest.fixture()
+def instance(deployment, monkeypatch):
+    """The deployment's Dagster instance, read from this process."""
+    for name, value in deployment.pg_env.items():
+        monkeypatch.setenv(name, value)
+    with dg.DagsterInstance.from_config(str(deployment.dagster_home)) as found:
+        yield found
+
+
+def _release_runs(instance) -> list:
+    return [r for r in instance.get_runs() if r.job_name == keys.RELEASE_JOB]
+
+
+def test_the_documented_instance_file_is_the_one_in_the_docs():
+    guide = (PROJECT / "docs" / "deployment.md").read_text()
+    assert INSTANCE_YAML.read_text() in guide, "docs/deployment.md must quote the file as it is"
+
+
+def test_releases_run_through_a_postgres_instance_and_registry(deployment, instance):
+    code, out = finish(cli(deployment, "run"))
+    assert code == 0 and "PROMOTED" in out, out
+    blocked = deployment.artifact("shuffled", shuffle_seed=1)
+    code, out = finish(cli(deployment, "run", "--candidate", str(blocked)))
+    assert code == 1 and "BLOCKED" in out, out
+    code, out = finish(cli(deployment, "status"))
+    assert code == 0 and "registry: postgresql://postgres:***@127.0.0.1" in out, out
+    assert deployment.password not in out
+
+    assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+    runs = _release_runs(instance)
+    assert sorted(r.status.value for r in runs) == ["FAILURE", "SUCCESS"]
+    production = instance.fetch_materializations(dg.AssetKey(keys.PRODUCTION_MODEL), limit=5)
+    assert len(production.records) == 1
+    registry = Registry(deployment.registry_url)
+    first = registry.alias(MODEL)
+    assert production.records[0].asset_materialization.metadata["version"].value == first
+    assert [e.version for e in registry.events(MODEL, ("blocked",))] == ["shuffled"]
+    assert registry.problems(MODEL) == []
+    assert not list(deployment.home.glob("registry.duckdb*"))  # nothing went to the file
+
+
+def test_two_releases_at_once_run_their_steps_on_celery_workers(deployment, instance):
+    registry = Registry(deployment.registry_url)
+    before = registry.alias(MODEL)
+    assert before is not None, "runs after the test above, with a model in production"
+    with redis_server() as redis:
+        workers = CeleryWorkers(redis.url, deployment.env, count=2, project=PROJECT)
+        try:
+            workers.start()
+            env = {**deployment.env, keys.CELERY_BROKER_ENV: redis.url}
+            good = deployment.artifact("celery-good", c=0.5)
+            bad = deployment.artifact("celery-bad", shuffle_seed=2)
+            launched = [cli(deployment, "run", "--candidate", str(f), env=env) for f in (good, bad)]
+            launchers = {p.pid for p in launched}
+            (good_code, good_out), (bad_code, bad_out) = [finish(p) for p in launched]
+            worker_logs = [workers.log(n) for n in range(2)]
+            worker_pids = workers.pids
+        finally:
+            workers.stop()
+    assert good_code == 0 and "PROMOTED celery-good" in good_out, good_out
+    assert bad_code == 1 and "BLOCKED" in bad_out, bad_out
+
+    celery_runs = _release_runs(instance)[:2]  # newest first
+    assert {r.tags[keys.PARTITION_TAG] for r in celery_runs} == {
+        registry.version(MODEL, v).digest for v in ("celery-good", "celery-bad")
+    }
+    step_pids = set()
+    for run in celery_runs:
+        starts = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_START)
+        assert starts, f"run {run.run_id} started no step"
+        step_pids |= {entry.dagster_event.pid for entry in starts}
+    assert step_pids <= worker_pids and not step_pids & launchers, (step_pids, worker_pids)
+    assert any("execute_plan" in log and "succeeded" in log for log in worker_logs)
+
+    assert registry.alias(MODEL) == "celery-good"
+    assert [e.from_version for e in registry.events(MODEL, ("promoted",))][-1] == before
+    assert "celery-bad" in [e.version for e in registry.events(MODEL, ("blocked",))]
+    assert registry.problems(MODEL) == []
