@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test ui install lint clean bench
+.PHONY: demo test ui install lint clean bench reliability
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required, found " + sys.version.split()[0])'
@@ -39,6 +39,13 @@ ui: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/contract.py
+
+# The reliability suite (tests marked `reliability`: faults injected, bad inputs), then
+# docs/reliability.md regenerated from the outcomes it recorded (reports/reliability.json).
+reliability: $(STAMP)
+	$(BIN)/ml-release runtime
+	$(BIN)/python -m pytest -n 3 --dist loadfile -m reliability
+	$(BIN)/python -m tests.reliability_report
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

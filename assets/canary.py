@@ -7,6 +7,7 @@ import dagster as dg
 from assets.partitions import candidates
 from ml_release import keys
 from ml_release.canary.release import CANARY_CHECK, canary_release
+from ml_release.faults import fault_point
 from ml_release.feature_code import load_feature_code
 from ml_release.home import release_home, temp_dir
 from ml_release.instance import production_materialization, recorded_verdicts
@@ -66,6 +67,7 @@ def build_canary_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
         promotion = canary.promotion
         if promotion is not None and promotion.event is not None:
             target = rollback_target_after(registry, store, spec.model.name)
+            fault_point("production:before_report", seq=0)  # the ledger has it already
             context.log_event(production_materialization(promotion.event, target))
         steps = canary.steps
         table = steps.to_markdown(index=False, floatfmt=".4g") if len(steps) else "_no look_"

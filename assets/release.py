@@ -6,6 +6,7 @@ import dagster as dg
 
 from assets.partitions import candidates
 from ml_release import keys
+from ml_release.faults import fault_point
 from ml_release.instance import production_materialization, recorded_verdicts
 from ml_release.release import (
     current_data_version,
@@ -48,6 +49,7 @@ def build_release_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
         )
         if result.decision == "promoted":
             target = rollback_target_after(registry, store, spec.model.name)
+            fault_point("production:before_report", seq=0)  # the ledger has it already
             context.log_event(production_materialization(result.event, target))
         context.log.info(f"{candidate.version}: {result.decision}")
         return dg.MaterializeResult(

@@ -28,9 +28,11 @@ Usage: `.venv/bin/python bench/concurrency.py [--modes embedded,postgres-celery]
 """
 
 import argparse
+import itertools
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -56,6 +58,12 @@ from ml_release.model import build_pipeline  # noqa: E402
 from tests.servers import CeleryWorkers, postgres_server, redis_server  # noqa: E402
 
 ML_RELEASE = Path(sys.executable).parent / "ml-release"
+SPAN_ORDER = ("steps", "queue", "pool", "orchestration")
+RUN_BOUNDS = (
+    dg.DagsterEventType.RUN_START,
+    dg.DagsterEventType.RUN_SUCCESS,
+    dg.DagsterEventType.RUN_FAILURE,
+)
 SIZES = {"n_training": 6000, "n_evaluation": 3000, "n_serving": 2000}
 SERVING = {g.name for g in [*serving_gates(), *shadow_gates()]}  # model servers: left out
 RUNTIME_DIR = os.environ.get("ML_RELEASE_RUNTIME_DIR") or str(PROJECT / ".ml_release" / "runtime")
@@ -115,23 +123,37 @@ def releases(spec: Path, env: dict, folders: list[Path]) -> tuple[float, list[tu
     return time.perf_counter() - start, done
 
 
+def split_time(spans: dict[str, list[tuple[float, float]]]) -> dict[str, float]:
+    """Seconds of a run's wall time by what it was doing, each moment counted once.
+
+    `spans` maps a kind to intervals; where kinds overlap, the first in SPAN_ORDER wins (a run
+    with one step computing and another blocked is computing).
+    """
+    edges = sorted({t for intervals in spans.values() for a, b in intervals for t in (a, b)})
+    found = dict.fromkeys(SPAN_ORDER, 0.0)
+    for a, b in itertools.pairwise(edges):
+        middle = (a + b) / 2
+        for kind in SPAN_ORDER:
+            if any(lo <= middle < hi for lo, hi in spans.get(kind, [])):
+                found[kind] += b - a
+                break
+    return found
+
+
 def where_time_goes(instance: dg.DagsterInstance, digest: str) -> dict[str, float]:
-    """Seconds in steps, pool waits and the Celery queue of the run gating `digest`."""
+    """The run gating `digest`: seconds in steps, pool waits, the Celery queue, and the rest."""
     [run] = instance.get_runs(dg.RunsFilter(tags={keys.PARTITION_TAG: digest}), limit=1)
     marks: dict[str, dict[str, float]] = {}
-    found = {"steps": 0.0, "pool": 0.0, "queue": 0.0, "run": 0.0}
     bounds = []
     for entry in instance.all_logs(run.run_id):
         event = entry.dagster_event
         if event is None:
             continue
-        kind, at = event.event_type, entry.timestamp
-        if kind in (dg.DagsterEventType.RUN_START, dg.DagsterEventType.RUN_SUCCESS,
-                    dg.DagsterEventType.RUN_FAILURE):  # fmt: skip
-            bounds.append(at)
+        kind, at, message = event.event_type, entry.timestamp, event.message or ""
         step = marks.setdefault(event.step_key or "", {})
-        message = event.message or ""
-        if kind == dg.DagsterEventType.STEP_START:
+        if kind in RUN_BOUNDS:
+            bounds.append(at)
+        elif kind == dg.DagsterEventType.STEP_START:
             step["start"] = at
         elif kind in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
             step["end"] = at
@@ -141,17 +163,17 @@ def where_time_goes(instance: dg.DagsterInstance, digest: str) -> dict[str, floa
             step["submitted"] = at
         elif message.startswith("Executing steps"):
             step["picked"] = at
+    spans: dict[str, list[tuple[float, float]]] = {kind: [] for kind in SPAN_ORDER}
     for step in marks.values():
+        begun = step.get("submitted", step.get("start"))
         if "start" in step and "end" in step:
-            found["steps"] += step["end"] - step["start"]
-        if "blocked" in step:
-            found["pool"] += (
-                step.get("submitted", step.get("start", step["blocked"])) - step["blocked"]
-            )
+            spans["steps"].append((step["start"], step["end"]))
+        if "blocked" in step and begun is not None:
+            spans["pool"].append((step["blocked"], begun))
         if "submitted" in step and "picked" in step:
-            found["queue"] += step["picked"] - step["submitted"]
-    found["run"] = max(bounds) - min(bounds) if bounds else 0.0
-    return found
+            spans["queue"].append((step["submitted"], step["picked"]))
+    spans["orchestration"] = [(min(bounds), max(bounds))] if bounds else []
+    return split_time(spans)
 
 
 def measure(
@@ -174,9 +196,9 @@ def measure(
             "exit_codes": [code for _, code, _ in done],
             "sequential_exit_codes": [d[0][1] for _, d in sequential[:n]],
         }  # fmt: skip
-        for key in ("steps", "pool", "queue"):
+        for key in SPAN_ORDER:
             row[f"{key}_s"] = round(sum(p[key] for p in parts), 1)
-        row["other_s"] = round(total - row["steps_s"] - row["pool_s"] - row["queue_s"], 1)
+        row["other_s"] = round(total - sum(row[f"{key}_s"] for key in SPAN_ORDER), 1)
         rows.append(row)
         print(json.dumps(row), flush=True)
     return rows
@@ -212,6 +234,8 @@ def postgres_celery(root: Path, stack: ExitStack) -> dict:
 
 
 def main() -> None:
+    # A stopped benchmark still stops the servers and workers it started (ExitStack).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--modes", default="embedded,postgres-celery")
     parser.add_argument("--counts", default="1,2,4")
@@ -231,12 +255,16 @@ def main() -> None:
                 rows += measure(mode, spec, env, candidates, counts)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    print(f"\n{'set-up':16} {'N':>2} {'seq s':>7} {'conc s':>7} {'ratio':>6} {'rel/min':>8} "
-          f"{'steps':>7} {'pool':>7} {'queue':>7} {'other':>7}  exit codes")  # fmt: skip
+    columns = ["sequential_s", "concurrent_s", "ratio", "per_min_concurrent"]
+    columns += [f"{key}_s" for key in (*SPAN_ORDER, "other")]
+    print("\n" + " ".join(["set-up".ljust(16), "N".rjust(2), *(c.rjust(14) for c in columns)]))
     for r in rows:
-        print(f"{r['setup']:16} {r['n']:>2} {r['sequential_s']:>7} {r['concurrent_s']:>7} "
-              f"{r['ratio']:>6} {r['per_min_concurrent']:>8} {r['steps_s']:>7} {r['pool_s']:>7} "
-              f"{r['queue_s']:>7} {r['other_s']:>7}  {r['exit_codes']}")  # fmt: skip
+        cells = [
+            r["setup"].ljust(16),
+            str(r["n"]).rjust(2),
+            *(str(r[c]).rjust(14) for c in columns),
+        ]
+        print(" ".join(cells), " exit codes", r["exit_codes"])
     print("ratio: concurrent wall time / the same N releases one after another (target <= 0.7)")
 
 

@@ -116,15 +116,27 @@ def _error_classes() -> dict[str, type[ReleaseError]]:
     return found
 
 
+DISK_FULL_ADVICE = (
+    "Nothing half-written was kept; free space (old runs under $ML_RELEASE_HOME/reports, "
+    "tmp/), then retry the command."
+)
+
+
 def environment_message(error: OSError) -> str:
     """What to do about an OSError the machine raised, naming the path."""
     where = f" at {error.filename}" if error.filename else ""
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
-        return (
-            f"the disk is full{where}: {error.strerror}. Nothing half-written was kept; free "
-            "space (old runs under $ML_RELEASE_HOME/reports, tmp/), then retry the command."
-        )
+        return f"the disk is full{where}: {error.strerror}. {DISK_FULL_ADVICE}"
     return f"{error.strerror}{where}. Fix the permissions or the mount, then retry."
+
+
+def failure_advice(class_name: str, message: str) -> str | None:
+    """What to do about a failed step the machine stopped (exit 5); None for other failures."""
+    if exit_code_of_failure(class_name, message) != EXIT_ENVIRONMENT:
+        return None
+    if any(text in message for text in DISK_FULL_TEXT) or "[Errno 28]" in message:
+        return f"the disk is full. {DISK_FULL_ADVICE}"
+    return "the machine refused a write. Fix the permissions or the mount, then retry."
 
 
 def exit_code_of(error: BaseException) -> int:

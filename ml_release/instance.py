@@ -130,8 +130,11 @@ def report_production(
     instance: dg.DagsterInstance, events: Iterable[tuple[Event, str | None]]
 ) -> int:
     """Report `production_model` materializations outside a run; how many were reported."""
+    from ml_release.faults import fault_point
+
     count = 0
     for event, target in events:
+        fault_point("production:before_report", seq=event.seq)
         instance.report_runless_asset_event(production_materialization(event, target))
         count += 1
     return count

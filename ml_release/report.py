@@ -3,6 +3,8 @@
 from rich.console import Console
 from rich.table import Table
 
+from ml_release.errors import failure_advice
+
 STYLE = {"pass": "green", "fail": "red", "inconclusive": "yellow"}
 UNGATED = (
     "allow_ungated: true - this spec has no must_pass model-quality gate: a model that "
@@ -54,9 +56,13 @@ def print_outcome(
         console.print(verdict_table(title, outcome.gates, ungated))
     elif ungated:
         console.print(f"[bold yellow]{UNGATED}[/]")
+    advice = set()
     for failure in outcome.failures:
         console.print(f"[bold red]error in {failure['step']}[/] ({failure['error']}):")
         console.print(failure["message"], markup=False, highlight=False)
+        advice.add(failure_advice(failure["error"], failure["message"]))
+    for line in sorted(advice - {None}):
+        console.print(f"[bold red]{line}[/]", highlight=False)
     if outcome.skipped:
         console.print(f"not run (upstream blocked or failed): {', '.join(outcome.skipped)}")
     candidate = outcome.candidate
@@ -164,12 +170,15 @@ def status_table(model: str, registry, store_root, latest: int = 5) -> Table:
     versions = registry.versions(model)
     pinned = [v for v in versions if v.version in (production, target)]
     shown = pinned + [v for v in versions[-latest:] if v not in pinned]
+    problems = []
     for version in shown:
         role = {production: "production", target: "rollback target"}.get(version.version, "")
         check = "-"
         if role:
             problem = artifact_problem(registry, store_root, model, version.version)
-            check = "[green]verified[/]" if not problem else f"[red]{problem}[/]"
+            check = "[green]verified[/]" if not problem else "[red]does not verify[/] (below)"
+            if problem:  # in full under the table, where it wraps as text
+                problems.append(f"[red]{version.version}[/]: {problem}")
         event = last_event.get(version.version)
         table.add_row(
             version.version,
@@ -179,4 +188,7 @@ def status_table(model: str, registry, store_root, latest: int = 5) -> Table:
             check,
             f"{event.event}: {event.reason}" if event else "not gated yet",
         )
+    if problems:
+        table.caption = "\n".join(problems)
+        table.caption_justify = "left"
     return table

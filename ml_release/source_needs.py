@@ -19,8 +19,11 @@ from ml_release.featurize import is_numeric_type
 from ml_release.gates.catalog import CATALOG
 from ml_release.spec import ReleaseSpec, close_matches
 
-ANY, NUMERIC, TEXT, LABEL = "any", "numeric", "text", "label"
+ANY, NUMERIC, TEXT, LABEL, TIME = "any", "numeric", "text", "label", "time"
 TEXT_TYPES = ("VARCHAR", "JSON")
+# Rows are ordered by time (the training split, replay): text times with mixed zones or typos
+# would sort as text, so a time is a timestamp or date type, or a number (epoch).
+TIME_TYPES = ("TIMESTAMP", "DATE")
 # A binary label may also be stored as a boolean.
 LABEL_TYPES = {
     "binary_classification": "numbers 0/1 (or booleans)",
@@ -31,7 +34,7 @@ LABEL_TYPES = {
 
 @dataclass(frozen=True)
 class Need:
-    """A column a source must hold: its name, kind (`any`, `numeric`, `text`, `label`), why."""
+    """A column a source must hold: its name, kind (`any`, `numeric`, `text`, `label`, `time`)."""
 
     column: str
     kind: str
@@ -56,7 +59,7 @@ def role_needs(spec: ReleaseSpec) -> dict[str, list[Need]]:
         label,
         Need(
             data.timestamp_column,
-            ANY,
+            TIME,
             "data.timestamp_column (ml-release run trains on the "
             "older rows and validates on the newer)",
         ),
@@ -91,7 +94,7 @@ def role_needs(spec: ReleaseSpec) -> dict[str, list[Need]]:
         serving.append(
             Need(
                 data.timestamp_column,
-                ANY,
+                TIME,
                 f"data.timestamp_column, the replay order of {', '.join(replay)}",
             )
         )
@@ -108,6 +111,11 @@ def _type_problem(need: Need, found: str, task: str) -> str | None:
         return f"must be numeric but is {found} (numbers stored as text?)"
     if need.kind == TEXT and upper not in TEXT_TYPES:
         return f"must be text (JSON) but is {found}"
+    if need.kind == TIME and not (upper.startswith(TIME_TYPES) or is_numeric_type(found)):
+        return (
+            f"must be a timestamp but is {found} (times stored as text sort as text: mixed "
+            "time zones or unparsable values?); export it as a timestamp with time zone"
+        )
     if need.kind == LABEL and task in LABEL_TYPES:
         if not (is_numeric_type(found) or (upper == "BOOLEAN" and task == "binary_classification")):
             return f"must hold {LABEL_TYPES[task]} for model.task {task} but is {found}"

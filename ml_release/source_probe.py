@@ -4,7 +4,8 @@
 messages `run` gives: the columns the feature code, the model and the listed gates need (with
 their types), at least one row, every needed column read to its last page (a truncated Parquet
 file whose footer is intact fails here, not in the middle of a run), the label's values for the
-task, and for the serving log every logged request against the request contract.
+task, the row key the comparison pairs rows on (unique), and for the serving log every logged
+request against the request contract.
 """
 
 import duckdb
@@ -16,7 +17,14 @@ from ml_release.featurize import check_raw_columns
 from ml_release.identifiers import quote
 from ml_release.request_fields import SCAN_BATCH, request_check, where_logged
 from ml_release.source_needs import check_role_columns, role_needs
-from ml_release.sources import check_source, no_rows_error, open_relation, unreadable_error
+from ml_release.sources import (
+    check_source,
+    check_unique,
+    no_rows_error,
+    open_relation,
+    row_key,
+    unreadable_error,
+)
 from ml_release.spec import ReleaseSpec
 
 EXAMPLES = 3
@@ -57,6 +65,12 @@ def probe_source(spec: ReleaseSpec, dataset: str) -> int:
             _check_labels(connection, (relation, params), spec, dataset, (counts[0], labelled))
         if dataset == keys.SERVING_LOG:
             _check_requests(connection, (relation, params), spec)
+        key = row_key(spec, dataset)
+        if key is not None and key in columns:  # the paired comparison joins on it
+            connection.execute(
+                f"CREATE TEMP TABLE probe_keys AS SELECT {quote(key)} FROM {relation}", params
+            )
+            check_unique(connection, "probe_keys", key, source, dataset)
     except duckdb.Error as exc:
         raise unreadable_error(dataset, source, exc) from None
     finally:

@@ -170,7 +170,7 @@ def load_source(
             if source.duckdb is not None:
                 connection.execute("DETACH src")
             if unique is not None:
-                _check_unique(connection, table, unique, source)
+                check_unique(connection, table, unique, source)
             connection.execute(
                 f"CREATE TABLE IF NOT EXISTS {SOURCES_TABLE} "
                 "(dataset VARCHAR PRIMARY KEY, fingerprint VARCHAR, loaded_at TIMESTAMPTZ)"
@@ -185,7 +185,10 @@ def load_source(
     return rows
 
 
-def _check_unique(connection, table: str, column: str, source: SourceSpec) -> None:
+def check_unique(
+    connection, table: str, column: str, source: SourceSpec, dataset: str | None = None
+) -> None:
+    """DataInputError when rows of `table` (loaded from `dataset`) share their `column`."""
     present = [r[0] for r in connection.execute(f"DESCRIBE {quote(table)}").fetchall()]
     if column not in present:
         return  # the feature and scoring steps name a missing column with their own message
@@ -193,8 +196,9 @@ def _check_unique(connection, table: str, column: str, source: SourceSpec) -> No
     if repeated:
         shown = ", ".join(f"{key!r} ({n} rows)" for key, n in examples)
         raise DataInputError(
-            f"{table}: {repeated} rows of {source.describe()} share their {column!r} with "
-            f"another row, e.g. {shown}. Both models are compared row by row on {column!r}, "
+            f"{dataset or table}: {repeated} rows of {source.describe()} share their "
+            f"{column!r} with another row, e.g. {shown}. Both models are compared row by row on "
+            f"{column!r}, "
             "so it must identify one row. Fix: deduplicate the export, or name a unique "
             "column in the spec."
         )

@@ -9,6 +9,7 @@ against the folder of the spec file.
 import hashlib
 import importlib.util
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -559,8 +560,23 @@ def _location(loc: tuple[Any, ...]) -> str:
     return out or "(top level)"
 
 
-def format_validation_error(path: Path, error: ValidationError) -> str:
-    """One message listing every problem of a spec with its key path."""
+def _named_gates(text: str, data: Any) -> str:
+    """`gates[7].x` -> `gates[7].x (gate min_roc_auc)`: a position alone does not say which."""
+    gates = data.get("gates") if isinstance(data, dict) else None
+    if not isinstance(gates, list):
+        return text
+
+    def name(match: re.Match) -> str:
+        index = int(match.group(1))
+        entry = gates[index] if index < len(gates) else None
+        label = entry.get("id") or entry.get("name") if isinstance(entry, dict) else None
+        return f"{match.group(0)} (gate {label})" if isinstance(label, str) else match.group(0)
+
+    return re.sub(r"gates\[(\d+)\][\w.\[\]]*", name, text)
+
+
+def format_validation_error(path: Path, error: ValidationError, data: Any = None) -> str:
+    """One message listing every problem of a spec with its key path (gates named)."""
     lines = [f"{path} is not a valid release spec ({error.error_count()} problem(s)):"]
     for item in error.errors():
         message = item["msg"].removeprefix("Value error, ")
@@ -569,7 +585,7 @@ def format_validation_error(path: Path, error: ValidationError) -> str:
         elif item["type"] == "missing":
             message = "required key is missing"
         lines.append(f"  - {_location(item['loc'])}: {message}")
-    return "\n".join(lines)
+    return _named_gates("\n".join(lines), data)
 
 
 def parse_spec(data: Any, source: Path) -> ReleaseSpec:
@@ -579,7 +595,7 @@ def parse_spec(data: Any, source: Path) -> ReleaseSpec:
     try:
         spec = ReleaseSpec.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(format_validation_error(source, exc)) from None
+        raise SpecError(format_validation_error(source, exc, data)) from None
     spec._source = source.resolve()
     return spec
 

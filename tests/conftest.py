@@ -28,6 +28,9 @@ from ml_release.warehouse import Warehouse
 # included, and every later test on the worker fails with "I/O operation on closed file".
 absl_logging.get_absl_handler().python_handler.stream = sys.__stderr__
 
+# Records the reliability suite's outcomes for docs/reliability.md (`make reliability`).
+pytest_plugins = ["tests.reliability_report"]
+
 # Tests choose their registry themselves: never one a developer's shell configured.
 os.environ.pop("ML_RELEASE_REGISTRY_URL", None)
 
@@ -36,6 +39,13 @@ PROJECT = Path(__file__).resolve().parents[1]
 RUNTIME_DIR = Path(os.environ.get("ML_RELEASE_RUNTIME_DIR") or PROJECT / ".ml_release" / "runtime")
 SERVING_GATES = {g.name for g in [*serving_gates(), *shadow_gates()]}
 SMALL = {"n_training": 6000, "n_evaluation": 3000, "n_serving": 2000}
+
+
+@pytest.fixture(autouse=True)
+def _spec_of_the_process(monkeypatch):
+    """`main(["--spec", ...])` makes that spec the process's (ML_RELEASE_SPEC, for the
+    processes it starts): undone after each test, so the next test reads its own."""
+    monkeypatch.delenv("ML_RELEASE_SPEC", raising=False)
 
 
 @pytest.fixture(scope="session")

@@ -228,6 +228,7 @@ def test_the_trap_payload_is_live(tmp_path):
     assert proof.exists()
 
 
+@pytest.mark.reliability("input")
 @pytest.mark.parametrize("kind", ["pickle", "joblib", "joblib-zlib"])
 def test_pickle_disguised_as_skops_is_refused_and_never_run(tmp_path, models, kind):
     store = tmp_path / "store"
@@ -266,6 +267,7 @@ def test_file_that_is_neither_zip_nor_pickle_is_refused(tmp_path, models):
     ],
     ids=["function-transformer-os-system", "a-team-class-the-spec-does-not-list"],
 )
+@pytest.mark.reliability("input")
 def test_skops_file_with_types_outside_allowed_is_refused(tmp_path, models, foreign, offending):
     model = foreign(models["logistic_regression"])
     with pytest.raises(ArtifactInputError) as at_write:
@@ -310,6 +312,7 @@ def test_missing_or_invalid_manifest_is_an_integrity_error(tmp_path, models):
         load_model(folder)
 
 
+@pytest.mark.reliability("input")
 def test_paths_outside_the_root_are_refused(tmp_path):
     root = tmp_path / "store"
     (root / "credit" / "v1").mkdir(parents=True)
@@ -324,6 +327,7 @@ def test_paths_outside_the_root_are_refused(tmp_path):
             load_model(folder, root=root)
 
 
+@pytest.mark.reliability("input")
 def test_model_file_that_is_a_symlink_is_refused(tmp_path, models):
     folder = write(models["logistic_regression"], tmp_path / "store", version="v1")
     elsewhere = tmp_path / "elsewhere.skops"
@@ -333,6 +337,7 @@ def test_model_file_that_is_a_symlink_is_refused(tmp_path, models):
         load_model(folder, root=tmp_path / "store")
 
 
+@pytest.mark.reliability("input")
 def test_model_built_on_other_feature_code_is_refused_when_code_is_given(tmp_path, models):
     folder = write(models["logistic_regression"], tmp_path, version="v1")
     with pytest.raises(UnsafeArtifactError, match=re.escape("expected 'other.features'")):
@@ -344,6 +349,7 @@ def test_feature_code_must_be_a_module_path(demo):
         FeatureTransformer("os; rm -rf /", NUMERIC).transform(demo.evaluation[RAW])
 
 
+@pytest.mark.reliability("input")
 @pytest.mark.parametrize(
     ("field", "value"),
     [("version", "../x"), ("version", "a/b"), ("version", "v..1"), ("name", "my model")],

@@ -117,6 +117,7 @@ def test_the_canary_verdict_carries_every_gate_s_evidence_shape():
     assert evidence.verdict is Verdict.PASS and evidence.interval[1] <= evidence.threshold
 
 
+@pytest.mark.reliability("fault")
 def test_a_step_that_never_finishes_fails_after_the_deadline():
     settings = FAST.model_copy(update={"deadline_seconds": 0.3})
     split = SimulatedSplit(candidate_error=0.0)
@@ -133,6 +134,7 @@ def test_a_step_that_never_finishes_fails_after_the_deadline():
     assert "deadline_seconds" in result.reason and split.weights[-1] == 0
 
 
+@pytest.mark.reliability("fault")
 def test_no_candidate_traffic_is_a_failure_not_a_pass():
     split = SimulatedSplit(candidate_error=0.0)
     result = run_steps(split, lambda i: None, FAST, {})  # nothing is ever sent
@@ -241,10 +243,15 @@ def setup(served, demo, tmp_path):
         labels=pd.to_numeric(log["defaulted"], errors="coerce").to_numpy(float),
     )
 
-    def run(name: str, **kw):
+    def run(name: str, timeout: float | None = None, **kw):
         manifest = read_manifest(folders[name])
+        settings = (
+            spec.canary
+            if timeout is None
+            else spec.canary.model_copy(update={"timeout_seconds": timeout})
+        )
         return rollout(
-            spec,
+            spec.model_copy(update={"canary": settings}),
             registry,
             Candidate(name, manifest.sha256, folders[name]),
             ref("prod", folders["prod"]),
@@ -284,27 +291,38 @@ def test_a_healthy_candidate_goes_through_every_step(setup):
     assert served["candidate"] > 0 and served["production"] > 0
 
 
+@pytest.mark.reliability("fault")
 @pytest.mark.slow
-def test_killing_the_candidate_mid_rollout_aborts_with_production_answering(setup):
+@pytest.mark.parametrize("fault", ["killed", "hung"])
+def test_a_candidate_killed_or_hung_mid_rollout_aborts_with_production_answering(setup, fault):
     registry, run, _ = setup
-    killed = []
+    hit = []
 
     def on_look(look):
-        if look.step == 5:  # kill the candidate server before the 25 % step's traffic
+        if look.step == 5:  # before the 25 % step's traffic: SIGKILL, or SIGSTOP (a hang)
             for process in psutil.process_iter(["cmdline"]):
                 cmdline = " ".join(process.info["cmdline"] or [])
                 if "ml_release.serving.launch" in cmdline and "/work/candidate" in cmdline:
-                    os.kill(process.pid, signal.SIGKILL)
-                    killed.append(cmdline)
+                    os.kill(process.pid, signal.SIGKILL if fault == "killed" else signal.SIGSTOP)
+                    hit.append(process)
 
-    result = run("twin", on_look=on_look)
-    assert killed, "no candidate server found to kill"
+    # A hung candidate costs a timeout per request: a short one keeps the test short.
+    result = run("twin", on_look=on_look, timeout=0.5 if fault == "hung" else None)
+    assert hit, "no candidate server found"
     assert result.verdict is Verdict.FAIL and result.failed_step == 25
     # The production path served every request it got; the candidate's failures are its own.
     errors = result.looks[-1].results["error_rate"]
     assert errors.production == 0 and errors.candidate > 0
     assert registry.alias("credit_default", PRODUCTION) == "prod"
     assert registry.events("credit_default")[-1].event == "canary_aborted"
+    assert not any(_alive(process) for process in hit)  # the hung one was stopped too
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def test_an_unfinished_canary_of_a_dead_controller_is_recorded_as_aborted(tmp_path):

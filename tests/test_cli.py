@@ -50,7 +50,9 @@ def test_run_with_a_bad_spec_is_bad_input(home, tmp_path, capsys):
     assert "Did you mean 'feature_schema'" in capsys.readouterr().out
 
 
-def test_run_with_unreadable_data_reports_the_step(make_release, demo, capsys):
+def test_run_with_unreadable_data_is_refused_before_anything_is_registered(
+    make_release, demo, capsys
+):
     spec = make_release(
         replace(
             demo,
@@ -59,7 +61,8 @@ def test_run_with_unreadable_data_reports_the_step(make_release, demo, capsys):
     )
     assert main(["--spec", str(spec.source), "run"]) == 2
     out = capsys.readouterr().out
-    assert "error in evaluation_features" in out and "'annual_incme'" in out
+    assert "evaluation_holdout" in out and "'annual_income'" in out and "Fix" in out
+    assert "candidate:" not in out  # refused before a candidate was trained or registered
 
 
 def test_validate_and_gates(make_release, capsys):

@@ -55,6 +55,7 @@ def test_every_contract_gate_passes_on_healthy_data(built):
     assert all(r.plot_png is None for r in results)  # plots are drawn for findings only
 
 
+@pytest.mark.reliability("input")
 def test_feature_schema_fails_on_a_renamed_feature_with_a_hint(built):
     spec, warehouse = built
     _break(warehouse, scenarios.rename_column, "utilization", "utilisation")
@@ -65,6 +66,7 @@ def test_feature_schema_fails_on_a_renamed_feature_with_a_hint(built):
     assert _evaluate(warehouse, spec, "null_rate_threshold").verdict is Verdict.INCONCLUSIVE
 
 
+@pytest.mark.reliability("input")
 def test_feature_schema_fails_on_a_changed_dtype(built):
     spec, warehouse = built
     _break(warehouse, scenarios.change_dtype, "age")
@@ -73,6 +75,7 @@ def test_feature_schema_fails_on_a_changed_dtype(built):
     assert _row(result, "age")["status"] == "wrong dtype"
 
 
+@pytest.mark.reliability("input")
 def test_feature_schema_strictness_on_an_extra_column(built, tmp_path):
     spec, warehouse = built
     _break(warehouse, lambda df: df.assign(debug_score=1.0))
@@ -88,6 +91,7 @@ def test_feature_schema_strictness_on_an_extra_column(built, tmp_path):
     assert _evaluate(warehouse, lenient, "feature_schema").verdict is Verdict.PASS
 
 
+@pytest.mark.reliability("input")
 def test_reordered_columns_pass_the_schema(built):
     spec, warehouse = built
     _break(warehouse, lambda df: df[list(reversed(df.columns))])
@@ -104,6 +108,7 @@ def test_null_rate_fails_on_a_null_flood_with_examples(built):
     assert "customer_id" in result.examples[0]
 
 
+@pytest.mark.reliability("input")
 def test_null_rate_counts_infinities_and_all_null_columns(built):
     spec, warehouse = built
 
@@ -168,6 +173,7 @@ def test_numeric_drift_on_whole_numbers_sees_shifts_not_sub_unit_moves(built):
     assert result.verdict is Verdict.FAIL and _row(result, "age")["psi"] > 0.2
 
 
+@pytest.mark.reliability("input")
 def test_categorical_drift_fails_on_unseen_categories(built):
     spec, warehouse = built
     _break(warehouse, scenarios.unseen_categories, "employment_type", rate=0.1)
@@ -219,6 +225,7 @@ def test_parity_fails_on_training_serving_skew_with_example_rows(make_release, d
     assert float(example["logged"]) == pytest.approx(logged["debt_to_income"])
 
 
+@pytest.mark.reliability("input")
 def test_parity_with_duplicate_request_ids_is_inconclusive(make_release, demo):
     log = demo.serving_log.copy()
     log.loc[1, "request_id"] = log.loc[0, "request_id"]
@@ -227,6 +234,7 @@ def test_parity_with_duplicate_request_ids_is_inconclusive(make_release, demo):
     assert run_parity(warehouse, spec, _parity(spec)).verdict is Verdict.INCONCLUSIVE
 
 
+@pytest.mark.reliability("input")
 def test_an_empty_target_is_inconclusive_never_a_pass(built):
     spec, warehouse = built
     _break(warehouse, lambda df: df.head(0))

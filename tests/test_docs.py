@@ -2,6 +2,7 @@
 
 - docs/gates.md is exactly `ml-release gates`, and every catalog gate documents its
   parameters, verdict rule and a valid example;
+- docs/reliability.md lists exactly the reliability suite's cases, none of them failed;
 - every asset, asset check, job and sensor has a one-line description (it is UI text);
 - `ml-release --help` and every subcommand's `--help` work and every argument has help;
 - every ```bash block of README.md and docs/tutorial.md runs, in order, in a scratch copy of the
@@ -31,7 +32,7 @@ from tests.conftest import PROJECT, spec_dict, write_spec
 RUNNABLE_DOCS = ("README.md", "docs/tutorial.md")
 BLOCK = re.compile(r"(?:<!-- docs-test: (?P<note>[^>]*?) -->\n)?```bash\n(?P<body>.*?)```", re.S)
 NOT_COPIED = {".venv", ".ml_release", ".git", "reports", "__pycache__", ".pytest_cache"}
-MAKE_NOT_RUN = {"demo", "test", "ui", "install"}
+MAKE_NOT_RUN = {"demo", "test", "ui", "install", "reliability"}
 
 
 # -- the gate reference ----------------------------------------------------------------------
@@ -40,6 +41,17 @@ def test_docs_gates_md_is_the_generated_reference():
     assert committed.rstrip("\n") == catalog_markdown().rstrip("\n"), (
         "docs/gates.md is out of date: run `.venv/bin/ml-release gates > docs/gates.md`"
     )
+
+
+def test_docs_reliability_md_lists_every_case_of_the_suite_and_none_failed():
+    from tests.reliability_report import collected_cases
+
+    doc = (PROJECT / "docs" / "reliability.md").read_text()
+    listed = re.findall(r"^\| `([^`]+::[^`]+)` \| (.+) \|$", doc, re.M)
+    stale = "docs/reliability.md is out of date: run `make reliability`"
+    assert sorted(nodeid for nodeid, _ in listed) == collected_cases(), stale
+    assert not [nodeid for nodeid, outcome in listed if outcome.startswith("**")], doc
+    assert "state changes seen" in doc
 
 
 def test_every_catalog_gate_is_in_the_reference_with_its_parameters():

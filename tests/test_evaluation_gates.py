@@ -108,6 +108,7 @@ def test_noise_alone_does_not_fail_any_segment(tmp_path):
         assert result.verdict is not Verdict.FAIL
 
 
+@pytest.mark.reliability("input")
 def test_small_segments_listed_but_not_judged_with_warn(tmp_path):
     entry = {
         "name": "segment_roc_auc_vs_baseline",
@@ -162,6 +163,7 @@ def test_a_regression_confined_to_small_segments(tmp_path, policy):
         assert all(statuses[f"s{i}"] == "not judged" for i in range(10))
 
 
+@pytest.mark.reliability("input")
 def test_a_pool_still_too_small_is_listed_not_judged(tmp_path):
     entry = {
         "name": "segment_roc_auc_vs_baseline",
@@ -199,6 +201,7 @@ def test_calibration_fails_on_a_miscalibrated_candidate(tmp_path):
     assert _judge(tmp_path, entry, sets).verdict is Verdict.FAIL
 
 
+@pytest.mark.reliability("input")
 def test_invalid_scores_fail_validity_with_row_ids_and_are_never_a_metric(tmp_path):
     sets = _set()
     sets["holdout"].candidate[[3, 17]] = [np.nan, 1.5]
@@ -208,6 +211,7 @@ def test_invalid_scores_fail_validity_with_row_ids_and_are_never_a_metric(tmp_pa
     assert _judge(tmp_path, AUC, sets).verdict is Verdict.INCONCLUSIVE
 
 
+@pytest.mark.reliability("input")
 @pytest.mark.parametrize(
     "bad",
     [

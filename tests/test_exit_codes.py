@@ -88,6 +88,7 @@ def test_the_documented_table_is_the_one_the_code_uses():
     assert documented == DOCUMENTED
 
 
+@pytest.mark.reliability("input")
 @pytest.mark.slow
 def test_every_class_has_its_code_and_no_traceback(project, model, demo):
     spec, env, home, tmp = project

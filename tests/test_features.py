@@ -33,6 +33,7 @@ def test_serving_features_recomputed_from_raw_requests(built, demo):
     assert row["channel"] == logged["channel"]
 
 
+@pytest.mark.reliability("input")
 def test_category_spelling_variants_map_to_one_value():
     raw = pd.DataFrame(
         {
@@ -54,6 +55,7 @@ def test_category_spelling_variants_map_to_one_value():
     assert compute_features(raw)["channel"].tolist() == ["mobile"] * 3
 
 
+@pytest.mark.reliability("input")
 def test_renamed_raw_column_is_a_clear_error(make_release, demo):
     spec = make_release(
         replace(
@@ -68,6 +70,7 @@ def test_renamed_raw_column_is_a_clear_error(make_release, demo):
     assert "'annual_income' is missing" in message and "'annual_incme'" in message
 
 
+@pytest.mark.reliability("input")
 def test_numbers_sent_as_strings_is_a_clear_error(make_release, demo):
     spec = make_release(replace(demo, evaluation=scenarios.change_dtype(demo.evaluation, "age")))
     with pytest.raises(DataInputError, match="'age' must be numeric but is VARCHAR"):

@@ -137,6 +137,7 @@ def test_integrity_end_to_end(project):
     assert code == 0 and "refused" in out and "rolled_back" in out, out
 
 
+@pytest.mark.reliability("fault")
 def test_two_releases_at_once_each_judge_their_own_candidate(project):
     _spec, home, _env, artifact = project
     good, bad = artifact("good-concurrent", c=0.25), artifact("bad-concurrent", shuffle_seed=2)

@@ -86,6 +86,7 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+@pytest.mark.reliability("fault")
 def test_a_killed_release_does_not_block_the_next_one(project):
     spec, env, dagster_home = project
     first = subprocess.Popen(  # hangs inside a step that holds the warehouse pool
@@ -126,6 +127,7 @@ def live_holder(project):
         holder.wait()
 
 
+@pytest.mark.reliability("fault")
 def test_waiting_on_a_live_holder_is_shown_and_bounded(project, live_holder):
     spec, env, dagster_home = project
     started = time.monotonic()
@@ -144,6 +146,7 @@ def test_waiting_on_a_live_holder_is_shown_and_bounded(project, live_holder):
     assert all(run not in _holders(dagster_home) for run in (r.run_id for r in mine))
 
 
+@pytest.mark.reliability("fault")
 def test_sigterm_stops_a_waiting_release_cleanly(project, live_holder):
     spec, env, dagster_home = project
     waiting = _run(spec, env)

@@ -43,7 +43,10 @@ def test_classification_gate_is_refused_for_ranking_with_the_fix(tmp_path):
     data["gates"].append({"name": "roc_auc_vs_baseline", "max_drop": 0.01})
     message = spec_error(tmp_path, data)
     index = len(data["gates"]) - 1
-    assert f"gates[{index}]: 'roc_auc_vs_baseline' is a classification gate" in message
+    assert (
+        f"gates[{index}] (gate roc_auc_vs_baseline): 'roc_auc_vs_baseline' is a classification"
+        in message
+    )
     assert "ndcg_at_k_vs_baseline" in message  # the fix
 
 
@@ -78,4 +81,7 @@ def test_vs_baseline_needs_exactly_one_margin_and_segments_must_be_known(tmp_pat
     assert "exactly one of `max_drop`" in spec_error(tmp_path, data)
     data = _example()
     data["gates"][7]["segments"] = ["markte"]
-    assert "gates[7].segments: unknown column 'markte'" in spec_error(tmp_path, data)
+    assert (
+        "gates[7].segments (gate segment_ndcg_at_k_vs_baseline): unknown column 'markte'"
+        in spec_error(tmp_path, data)
+    )

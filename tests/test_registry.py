@@ -123,6 +123,7 @@ def _promote_process(path, version, expected=""):
     )
 
 
+@pytest.mark.reliability("fault")
 def test_concurrent_promotions_have_exactly_one_winner(registry, registry_location):
     for i in range(6):
         _register(registry, f"v{i}")
@@ -151,6 +152,7 @@ Registry(argv[0]).move_production("credit_default", "v2", expected="v1", event="
         "promote:after_commit",
     ],
 )
+@pytest.mark.reliability("fault")
 def test_a_promotion_killed_at_any_step_leaves_a_consistent_registry(
     registry, registry_location, step
 ):
@@ -216,6 +218,7 @@ for i in range(int(sys.argv[3])):
 """
 
 
+@pytest.mark.reliability("fault")
 def test_concurrent_writers_keep_the_ledger_gap_free(registry, registry_location):
     _register(registry, "v1")
     writers, each = 3, 8
@@ -238,6 +241,7 @@ def test_concurrent_writers_keep_the_ledger_gap_free(registry, registry_location
     assert registry.problems(MODEL) == []
 
 
+@pytest.mark.reliability("fault")
 def test_readers_never_wait_for_a_writer_and_writers_wait_bounded(registry, registry_location):
     if registry.path is not None:
         pytest.skip("the DuckDB file has one process at a time: readers use its snapshot (above)")

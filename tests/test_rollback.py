@@ -129,6 +129,7 @@ def test_an_unsafe_artifact_is_never_restored_even_with_override(tmp_path, regis
     assert registry.alias(M) == "v3"
 
 
+@pytest.mark.reliability("fault")
 def test_a_deleted_or_corrupt_target_is_skipped_for_the_next_known_good(registry, releases):
     shutil.rmtree(releases / M / "v2")
     with pytest.raises(IntegrityError, match=r"Next known-good version: v1"):
@@ -186,6 +187,7 @@ def test_an_override_needs_a_gated_verifiable_candidate(tmp_path, registry, rele
     assert registry.alias(M) == "v3"
 
 
+@pytest.mark.reliability("fault")
 def test_an_override_loses_a_race_like_a_promotion(registry, releases):
     registry.move_production(M, "v1", expected="v3", event="rolled_back", step="rollback")
     with pytest.raises(ConflictError):
@@ -207,6 +209,7 @@ override_promotion(Registry(argv[0]), Path(argv[1]), "m", "v4", approver="a", re
 """
 
 
+@pytest.mark.reliability("fault")
 @pytest.mark.parametrize("step", STEPS)
 @pytest.mark.parametrize(
     ("kind", "code", "target"), [("rollback", ROLLBACK, "v2"), ("override", OVERRIDE, "v4")]

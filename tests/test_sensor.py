@@ -190,6 +190,7 @@ def test_run_config_is_valid_for_the_release_job_and_a_wrong_one_is_not(home, mo
         dg.validate_run_config(job, misspelt)
 
 
+@pytest.mark.reliability("fault")
 def test_reevaluated_tick_repeats_its_run_key_and_the_next_tick_requests_nothing(
     home, model, clock
 ):
@@ -230,6 +231,7 @@ def test_two_artifacts_in_one_tick_request_two_runs(home, model, other_model, cl
 
 
 # -- partial artifacts -----------------------------------------------------------------------
+@pytest.mark.reliability("fault")
 @pytest.mark.parametrize("kind", list(PARTIAL))
 def test_partial_artifact_waits_then_is_quarantined_with_its_reason(home, model, clock, kind):
     make, problem = PARTIAL[kind]
@@ -258,6 +260,7 @@ def test_partial_artifact_waits_then_is_quarantined_with_its_reason(home, model,
     assert MODEL_FILE in entries(moved)
 
 
+@pytest.mark.reliability("fault")
 def test_partial_artifact_completed_within_the_grace_period_is_released(home, model, clock):
     folder = truncated(model, "v1")
     first = tick()
@@ -291,6 +294,7 @@ def test_quarantined_artifact_never_produces_a_run(home, model, clock):
 
 
 # -- clock skew ------------------------------------------------------------------------------
+@pytest.mark.reliability("fault")
 @pytest.mark.parametrize("offset", [-TEN_YEARS, TEN_YEARS], ids=["past", "future"])
 def test_file_times_do_not_change_the_outcome(home, model, clock, offset):
     complete = publish(model, "v1")

@@ -231,6 +231,7 @@ def test_changed_output_columns_fail_the_schema_gate_field_by_field(check):
     assert changed["output label.datatype"]["candidate"] == "BYTES"
 
 
+@pytest.mark.reliability("input")
 def test_a_model_expecting_an_unsent_feature_is_incompatible(check):
     report = check("newer_features", alone=True)
     results = verdicts(report)
@@ -254,6 +255,7 @@ def test_batch_dependent_features_fail_the_agreement_gate(check):
     assert example["single"] != example["batch"]
 
 
+@pytest.mark.reliability("input")
 def test_a_model_written_by_another_scikit_learn_is_incompatible(check):
     report = check("old_sklearn", alone=True)
     compat = verdicts(report, [{"name": "runtime_compatible"}])["runtime_compatible"]
@@ -328,6 +330,7 @@ def _inputs(rows_df):
         ("oversized body", 413, "max_request_bytes"),
     ],
 )
+@pytest.mark.reliability("input")
 def test_bad_requests_get_a_4xx_naming_the_field_and_the_server_keeps_serving(
     server, rows, case, status, names
 ):
@@ -375,6 +378,7 @@ def test_the_server_stops_when_the_block_raises(store, options, tmp_path):
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
 
 
+@pytest.mark.reliability("fault")
 def test_a_server_whose_parent_is_killed_stops_by_itself(store, tmp_path):
     root, folders = store
     script = (
@@ -476,6 +480,7 @@ def test_serving_settings_are_validated():
         ServingSpec(batch_sizes=[0])
 
 
+@pytest.mark.reliability("input")
 def test_reordered_inputs_give_identical_answers(server, rows):
     body = json.loads(encode_request(rows.head(20), dict(REQUIRED_COLUMNS)))
     reordered = {"inputs": body["inputs"][::-1]}

@@ -44,6 +44,7 @@ def test_duckdb_table_loads(warehouse, tmp_path, demo):
     assert load_source(warehouse, source, keys.EVALUATION_HOLDOUT) == 20
 
 
+@pytest.mark.reliability("input")
 def test_missing_file(warehouse, tmp_path):
     with pytest.raises(DataInputError, match=r"not found.*missing.parquet"):
         _load(warehouse, tmp_path / "missing.parquet")
@@ -57,6 +58,7 @@ def test_missing_file_hint_names_the_tasks_demo_data(tmp_path):
         check_source(source, keys.EVALUATION_HOLDOUT, task="ranking")
 
 
+@pytest.mark.reliability("input")
 def test_zero_byte_file(warehouse, tmp_path):
     path = tmp_path / "empty.parquet"
     path.touch()
@@ -64,6 +66,7 @@ def test_zero_byte_file(warehouse, tmp_path):
         _load(warehouse, path)
 
 
+@pytest.mark.reliability("input")
 def test_header_only_parquet(warehouse, tmp_path, demo):
     path = tmp_path / "header.parquet"
     demo.evaluation.head(0).to_parquet(path)
@@ -72,6 +75,7 @@ def test_header_only_parquet(warehouse, tmp_path, demo):
     assert not warehouse.exists(keys.EVALUATION_HOLDOUT)  # nothing partial left behind
 
 
+@pytest.mark.reliability("input")
 def test_truncated_parquet(warehouse, tmp_path, demo):
     path = tmp_path / "cut.parquet"
     demo.evaluation.to_parquet(path)
@@ -80,6 +84,7 @@ def test_truncated_parquet(warehouse, tmp_path, demo):
         _load(warehouse, path)
 
 
+@pytest.mark.reliability("input")
 def test_corrupt_parquet_body(warehouse, tmp_path, demo):
     path = tmp_path / "corrupt.parquet"
     demo.evaluation.to_parquet(path)
@@ -90,6 +95,7 @@ def test_corrupt_parquet_body(warehouse, tmp_path, demo):
         _load(warehouse, path)
 
 
+@pytest.mark.reliability("input")
 def test_csv_named_parquet(warehouse, tmp_path, demo):
     path = tmp_path / "really_csv.parquet"
     demo.evaluation.head(10).to_csv(path, index=False)
@@ -97,6 +103,7 @@ def test_csv_named_parquet(warehouse, tmp_path, demo):
         _load(warehouse, path)
 
 
+@pytest.mark.reliability("fault")
 def test_existing_table_survives_a_failed_load(warehouse, tmp_path, demo):
     good = tmp_path / "good.parquet"
     demo.evaluation.to_parquet(good)

@@ -48,11 +48,19 @@ def model_of(args) -> str:
     return args.model or load(args).model.name
 
 
+LOCK_TIMEOUT_ENV = "ML_RELEASE_LOCK_TIMEOUT"
+
+
+def lock_timeout() -> float:
+    """Seconds a command waits for another process's registry lock (`$ML_RELEASE_LOCK_TIMEOUT`)."""
+    return float(os.environ.get(LOCK_TIMEOUT_ENV) or 30.0)
+
+
 def registry():
     """The configured registry (`ml_release.registry.location`), for commands that write."""
     from ml_release.registry import open_registry
 
-    return open_registry()
+    return open_registry(lock_timeout=lock_timeout())
 
 
 def reader():

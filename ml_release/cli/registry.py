@@ -26,9 +26,31 @@ def cmd_register(args: argparse.Namespace) -> int:
     from ml_release.publish import publish_path
 
     spec = load(args)
-    folder = publish_path(Path(args.path), spec, registry(), quarantine_dir(), version=args.version)
+    ledger = registry()
+    known = _registered_as(Path(args.path), spec.model.name, ledger)
+    folder = publish_path(Path(args.path), spec, ledger, quarantine_dir(), version=args.version)
     console.print(f"published {folder.name} into {folder.parent}")
+    if known is not None:  # checked by publish_path: the claimed digest is the real one
+        console.print(
+            f"already registered as {known}: the sensor gates a digest once, so this changes "
+            f"nothing; to gate it again: ml-release run --candidate {args.path}",
+            highlight=False,
+        )
     return EXIT_OK
+
+
+def _registered_as(path: Path, model: str, ledger) -> str | None:
+    """The version an artifact folder's digest is already registered as, if any."""
+    from ml_release.artifacts.manifest import read_manifest
+    from ml_release.errors import ReleaseError
+
+    if not path.is_dir():
+        return None
+    try:
+        found = ledger.by_digest(model, read_manifest(path).sha256)
+    except ReleaseError:
+        return None  # publish_path refuses it with the reason
+    return None if found is None else found.version
 
 
 def model_and_trust(args) -> tuple[str, tuple[str, ...]]:
@@ -92,6 +114,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
     )
     if event is None:
         console.print(f"{model} {args.version} is already in production: nothing to do")
+        sync_production_in_background(model)  # a retry after a crash: catch the UI up
         return EXIT_OK
     console.print(
         f"[yellow]overridden[/]: {event.reason}; failed gates: "

@@ -68,7 +68,7 @@ def run_release(
     from ml_release.jobs import DEFAULT_MAX_WAIT, release_in_process
     from ml_release.report import print_outcome
 
-    check_sources(spec)
+    check_sources(spec, read=True)  # what `validate` checks, before anything is registered
     with console.status(f"gating a candidate of {spec.model.name}…"):
         outcome = release_in_process(
             spec,

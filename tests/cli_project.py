@@ -1,0 +1,164 @@
+"""A scratch ml-release project driven through its command line, for the reliability suite.
+
+`pristine` builds, once per test module, a home with v1 then v2 promoted by their gates, a v3
+ready to gate and a `shuffled` model blocked by them; `project` restores a fresh copy of it
+for each test. `cli` runs `ml-release` in a child process, optionally with a fault the test
+installs (a crash point, a full disk: never read from the environment by production code);
+`nothing_lost` checks RELIABILITY.md's promises after a restart, and `state` is what a bad
+input must leave unchanged.
+"""
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pytest
+
+from ml_release import keys
+from ml_release.artifacts.writer import write_artifact
+from ml_release.demo.features import CATEGORICAL, NUMERIC, REQUIRED_COLUMNS
+from ml_release.demo.generate import generate, write_demo_data
+from ml_release.faults import CRASH_EXIT_CODE
+from ml_release.model import build_pipeline
+from ml_release.registry import PRODUCTION_EVENTS, Registry
+from ml_release.rollback import artifact_problem
+from tests.conftest import PROJECT, RUNTIME_DIR, SMALL, spec_dict, write_spec
+
+MODEL = "credit_default"
+
+DRIVER = """
+import errno, sys
+from ml_release import faults
+from ml_release.cli import main
+kind, step = sys.argv[1], sys.argv[2]
+if kind == "crash":
+    faults.install(faults.CrashAt(step))
+elif kind == "disk_full":
+    faults.install(faults.RaiseAt(step, OSError(errno.ENOSPC, "No space left on device")))
+sys.exit(main(sys.argv[3:]))
+"""
+
+
+@pytest.fixture(scope="module")
+def data():
+    return generate(seed=11, **SMALL)
+
+
+def artifact(data, folder: Path, version: str, c: float, shuffle: int | None = None) -> Path:
+    labels = data.training["defaulted"].to_numpy()
+    if shuffle is not None:
+        labels = np.random.default_rng(shuffle).permutation(labels)
+    pipeline = build_pipeline(
+        "ml_release.demo.features", NUMERIC, CATEGORICAL, "logistic_regression", {"C": c}
+    )
+    model = pipeline.fit(data.training[list(REQUIRED_COLUMNS)], labels)
+    return write_artifact(model, folder, name=MODEL, version=version, features=REQUIRED_COLUMNS)
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory, data):
+    """Built once: v1 then v2 promoted by their gates, v3 ready to gate, `shuffled` blocked."""
+    base = tmp_path_factory.mktemp("faults")
+    home = base / "home"
+    write_demo_data(home / "demo", data)
+    spec = write_spec(base, spec_dict())
+    env = {
+        **os.environ,
+        "ML_RELEASE_HOME": str(home),
+        "DAGSTER_HOME": str(home / "dagster"),
+        "ML_RELEASE_RUNTIME_DIR": str(RUNTIME_DIR),
+        "ML_RELEASE_LOCK_TIMEOUT": "4",
+        "COLUMNS": "200",
+    }
+    published = base / "published"
+    folders = {v: artifact(data, published, v, c) for v, c in (("v1", 1.0), ("v2", 0.5))}
+    folders["v3"] = artifact(data, published, "v3", 0.25)
+    folders["shuffled"] = artifact(data, base / "bad", "shuffled", 1.0, shuffle=3)
+    project = {"spec": spec, "env": env, "home": home, "folders": folders, "tmp": base}
+    for version in ("v1", "v2"):
+        code, out = cli(project, "run", "--candidate", str(folders[version]))
+        assert code == 0, out
+    code, out = cli(project, "run", "--candidate", str(folders["shuffled"]))
+    assert code == 1, out
+    wait_for_sync(project)
+    shutil.copytree(home, base / "pristine")
+    return project
+
+
+@pytest.fixture()
+def project(pristine):
+    """A fresh copy of the built state, at the same path (the instance's files name it)."""
+    home = pristine["home"]
+    shutil.rmtree(home)
+    shutil.copytree(pristine["tmp"] / "pristine", home)
+    for leftover in ("pwned", "forged"):
+        shutil.rmtree(pristine["tmp"] / leftover, ignore_errors=True)
+    return pristine
+
+
+def cli(project, *args: str, fault: tuple[str, str] = ("", "")) -> tuple[int, str]:
+    done = subprocess.run(
+        [sys.executable, "-c", DRIVER, *fault, "--spec", str(project["spec"]), *args],
+        cwd=PROJECT,
+        env=project["env"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    output = done.stdout + done.stderr
+    assert "Traceback" not in output or done.returncode == CRASH_EXIT_CODE, output
+    return done.returncode, " ".join(output.split())
+
+
+def nothing_lost(project) -> Registry:
+    """The promises of RELIABILITY.md "Nothing lost", checked after a restart."""
+    home = project["home"]
+    registry = Registry(home / "registry.duckdb")  # 1. opens without manual steps
+    assert registry.problems(MODEL) == []  # 2./3. alias and ledger agree, no gaps
+    production = registry.alias(MODEL)
+    assert not artifact_problem(registry, home / "artifacts", MODEL, production)  # 3.
+    for folder in (home / "artifacts" / MODEL).iterdir():  # 4. no artifact differs
+        assert not folder.name.startswith(".tmp-"), folder
+    moves = [e.seq for e in registry.events(MODEL, PRODUCTION_EVENTS)]
+    # The UI and the ledger tell one story, each move once (a rollback reports it from a
+    # detached process, so give that process its time).
+    assert wait_for_sync(project) == moves
+    return registry
+
+
+def wait_for_sync(project, timeout: float = 90) -> list[int]:
+    """The ledger sequence numbers of `production_model` events, once the last one arrived."""
+    home = project["home"]
+    moves = [e.seq for e in Registry(home / "registry.duckdb").events(MODEL, PRODUCTION_EVENTS)]
+    deadline = time.monotonic() + timeout
+    while True:
+        instance = dg.DagsterInstance.from_config(str(home / "dagster"))
+        reported = sorted(
+            int(r.asset_materialization.metadata["ledger_seq"].value)
+            for r in instance.fetch_materializations(
+                dg.AssetKey(keys.PRODUCTION_MODEL), limit=1000
+            ).records
+        )
+        instance.dispose()
+        if reported == moves or time.monotonic() > deadline:
+            return reported
+        time.sleep(0.5)
+
+
+def state(project) -> tuple:
+    """What a refused input must not change: the ledger, production, every stored file."""
+    home = project["home"]
+    registry = Registry(home / "registry.duckdb")
+    files = {}
+    for folder in ("artifacts", "incoming", "quarantine"):
+        for path in sorted((home / folder).rglob("*")):
+            if path.is_file():
+                files[str(path.relative_to(home))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    events = [(e.seq, e.event, e.version) for e in registry.events(MODEL)]
+    return registry.alias(MODEL), events, files
