@@ -28,8 +28,8 @@ test: $(STAMP)
 	# The browser test (tests/test_browser.py, ~2.5 min) runs here on one worker; its screenshots
 	# go to reports/browser/ (docs/testing.md).
 	# Three workers on two cores: many tests wait on model servers, the UI or a browser.
-	$(BIN)/python -m pytest -n 3 --dist loadfile -m 'not demo and not quiet'
-	$(BIN)/python -m pytest -m 'demo or quiet'  # alone: latency verdicts need a quiet machine
+	$(BIN)/python -m pytest -n 3 --dist loadfile -m 'not demo and not quiet' --junitxml=reports/junit.xml --durations=15
+	$(BIN)/python -m pytest -m 'demo or quiet' --junitxml=reports/junit-quiet.xml  # alone: latency verdicts need a quiet machine
 
 # The Dagster UI on 127.0.0.1 (no authentication: never expose it without a proxy in front).
 # DAGSTER_HOME follows ML_RELEASE_HOME (default: .ml_release/ here): the instance `ml-release` uses.
