@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test ui install lint clean bench reliability
+.PHONY: demo test check ui install lint clean bench reliability
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required, found " + sys.version.split()[0])'
@@ -30,6 +30,12 @@ test: $(STAMP)
 	# Three workers on two cores: many tests wait on model servers, the UI or a browser.
 	$(BIN)/python -m pytest -n 3 --dist loadfile -m 'not demo and not quiet' --junitxml=reports/junit.xml --durations=15
 	$(BIN)/python -m pytest -m 'demo or quiet' --junitxml=reports/junit-quiet.xml  # alone: latency verdicts need a quiet machine
+
+# The inner loop: lint, the definitions, and the tests that start no process, server or browser.
+check: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/dagster definitions validate -w workspace.yaml
+	$(BIN)/python -m pytest -n 2 -m 'not slow and not demo and not quiet and not browser' -q
 
 # The Dagster UI on 127.0.0.1 (no authentication: never expose it without a proxy in front).
 # DAGSTER_HOME follows ML_RELEASE_HOME (default: .ml_release/ here): the instance `ml-release` uses.

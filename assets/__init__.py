@@ -6,7 +6,6 @@ from assets.canary import build_canary_assets
 from assets.data import build_data_assets
 from assets.evaluation import build_evaluation_assets
 from assets.features import build_feature_assets
-from assets.llm import build_llm_assets
 from assets.models import build_model_assets, production_model_spec
 from assets.release import build_release_assets
 from assets.serving import build_serving_assets
@@ -21,6 +20,9 @@ def build_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition | dg.AssetSpec]:
 
 def _gated_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
     if spec.model.task == "llm":
+        # Only an LLM spec loads the LLM modules (and the `llm` extra they need).
+        from assets.llm import build_llm_assets
+
         return [*build_llm_assets(spec), *build_release_assets(spec)]
     if spec.model.task == "ranking":
         return [

@@ -11,7 +11,7 @@ import dagster as dg
 
 from assets.partitions import candidates
 from ml_release import keys
-from ml_release.evaluation.report import html_report, image_markdown, worst_segments_markdown
+from ml_release.evaluation.report import html_report, worst_segments_markdown, write_image
 from ml_release.evaluation.run import model_gates
 from ml_release.evaluation.steps import judge_candidate, score_baseline, score_candidate
 from ml_release.evaluation.tasks import EvaluationTask, evaluation_task
@@ -118,7 +118,7 @@ def build_report_asset(spec: ReleaseSpec, task: EvaluationTask) -> dg.AssetsDefi
                     report.metrics.to_markdown(index=False, floatfmt=".4f")
                 ),
                 **{
-                    name: dg.MetadataValue.md(image_markdown(png, name))
+                    name: dg.MetadataValue.path(str(write_image(folder, name, png)))
                     for name, png in report.images.items()
                 },
                 "html_report": dg.MetadataValue.path(str(page)),

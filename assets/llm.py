@@ -9,7 +9,7 @@ from pydantic import Field
 from assets.partitions import candidates
 from ml_release import keys
 from ml_release.candidates import candidate_of_partition
-from ml_release.evaluation.report import image_markdown
+from ml_release.evaluation.report import write_image
 from ml_release.gates.store import store_results
 from ml_release.home import release_home
 from ml_release.llm.candidate import read_config
@@ -163,8 +163,8 @@ def build_llm_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
                 "worst_answers": dg.MetadataValue.md(
                     table_markdown(report.flagged_answers(), "_no answer flagged_")
                 ),
-                "token_latency_distributions": dg.MetadataValue.md(
-                    image_markdown(plot, "tokens and latency")
+                "token_latency_distributions": dg.MetadataValue.path(
+                    str(write_image(folder, "token_latency_distributions", plot))
                 ),
                 "html_report": dg.MetadataValue.path(str(page)),
                 keys.SPEC_HASH: spec.spec_hash,

@@ -6,7 +6,7 @@ import dagster as dg
 
 from assets.partitions import candidates
 from ml_release import keys
-from ml_release.evaluation.report import image_markdown
+from ml_release.evaluation.report import write_image
 from ml_release.feature_code import load_feature_code
 from ml_release.gates.store import store_results
 from ml_release.home import temp_dir
@@ -45,7 +45,13 @@ def build_serving_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
         deps=[keys.CANDIDATE_MODEL, keys.EVALUATION_HOLDOUT],
         group_name=keys.EVALUATION_GROUP,
         partitions_def=candidates(spec),
-        required_resource_keys={"warehouse", "model_registry", "artifact_store", "serving_runtime"},
+        required_resource_keys={
+            "warehouse",
+            "model_registry",
+            "artifact_store",
+            "serving_runtime",
+            "report_store",
+        },
         kinds={"mlserver", "scikit-learn"},
     )
     def serving_report(context: dg.AssetExecutionContext):
@@ -85,8 +91,14 @@ def build_serving_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
                 "batches": dg.MetadataValue.md(
                     batch_table(report).to_markdown(index=False, floatfmt=".1f")
                 ),
-                "latency_distribution": dg.MetadataValue.md(
-                    image_markdown(latency_plot(report), "latency distribution")
+                "latency_distribution": dg.MetadataValue.path(
+                    str(
+                        write_image(
+                            Path(context.resources.report_store.path) / context.run.run_id,
+                            "latency_distribution",
+                            latency_plot(report),
+                        )
+                    )
                 ),
                 keys.SPEC_HASH: spec.spec_hash,
             }

@@ -62,9 +62,15 @@ def artifact(data, folder: Path, version: str, c: float, shuffle: int | None = N
 
 
 @pytest.fixture(scope="module")
-def pristine(tmp_path_factory, data):
-    """Built once: v1 then v2 promoted by their gates, v3 ready to gate, `shuffled` blocked."""
-    base = tmp_path_factory.mktemp("faults")
+def pristine(tmp_path_factory, data, request):
+    """Built once per module: v1 then v2 in production, v3 ready to gate, `shuffled` blocked.
+
+    v1 and v2 are stored, registered and promoted through the registry (the ledger events a
+    gated promotion writes), and the Dagster instance is caught up as any command does: only
+    what a module's tests gate needs a release run. A module sets `GATED_BLOCKED = False` when
+    its tests do not need the blocked `shuffled` candidate.
+    """
+    base = tmp_path_factory.mktemp("project")
     home = base / "home"
     write_demo_data(home / "demo", data)
     spec = write_spec(base, spec_dict())
@@ -81,14 +87,32 @@ def pristine(tmp_path_factory, data):
     folders["v3"] = artifact(data, published, "v3", 0.25)
     folders["shuffled"] = artifact(data, base / "bad", "shuffled", 1.0, shuffle=3)
     project = {"spec": spec, "env": env, "home": home, "folders": folders, "tmp": base}
-    for version in ("v1", "v2"):
-        code, out = cli(project, "run", "--candidate", str(folders[version]))
-        assert code == 0, out
-    code, out = cli(project, "run", "--candidate", str(folders["shuffled"]))
-    assert code == 1, out
+    _promote_through_the_registry(home, [folders["v1"], folders["v2"]])
+    if getattr(request.module, "GATED_BLOCKED", True):
+        code, out = cli(project, "run", "--candidate", str(folders["shuffled"]))
+        assert code == 1, out
     wait_for_sync(project)
     shutil.copytree(home, base / "pristine")
     return project
+
+
+def _promote_through_the_registry(home: Path, folders: list[Path]) -> None:
+    from ml_release.home import artifacts_dir
+    from ml_release.instance import ensure_instance, sync_production
+    from ml_release.store import register_stored, store_artifact
+
+    registry = Registry(home / "registry.duckdb")
+    previous = None
+    for folder in folders:
+        manifest, stored = store_artifact(folder, artifacts_dir(home), move=False)
+        register_stored(registry, manifest, stored, artifacts_dir(home))
+        registry.move_production(
+            MODEL, manifest.version, expected=previous, event="promoted", step="promote"
+        )
+        previous = manifest.version
+    instance = ensure_instance(home / "dagster")
+    sync_production(instance, registry, MODEL, artifacts_dir(home))
+    instance.dispose()
 
 
 @pytest.fixture()
@@ -114,6 +138,25 @@ def cli(project, *args: str, fault: tuple[str, str] = ("", "")) -> tuple[int, st
     output = done.stdout + done.stderr
     assert "Traceback" not in output or done.returncode == CRASH_EXIT_CODE, output
     return done.returncode, " ".join(output.split())
+
+
+def cli_in_process(project, *args: str) -> tuple[int, str]:
+    """`ml-release` in this process (no interpreter start): for cases that inject no fault."""
+    import contextlib
+    import io
+
+    from ml_release.cli import main
+
+    saved = dict(os.environ)
+    out = io.StringIO()
+    try:
+        os.environ.update({k: v for k, v in project["env"].items() if k.startswith(("ML_", "DAG"))})
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            code = main(["--spec", str(project["spec"]), *args])
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return code, " ".join(out.getvalue().split())
 
 
 def nothing_lost(project) -> Registry:

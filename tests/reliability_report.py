@@ -48,7 +48,9 @@ class _Recorder:
         if report.failed:
             case["outcome"] = "failed"
         elif report.skipped and case["outcome"] == "passed":
-            case["outcome"] = "skipped"
+            case["outcome"] = "skipped"  # a parametrization that does not apply, say
+            longrepr = report.longrepr
+            case["reason"] = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
 
     def pytest_sessionfinish(self, session) -> None:
         if not self.cases or hasattr(session.config, "workerinput"):
@@ -121,13 +123,19 @@ def render(results: dict[str, dict]) -> str:
         outcomes = Counter(case["outcome"] for case in cases.values())
         changes = sum(case["state_changes"] for case in cases.values())
         said = f"{outcomes['passed']} {good}"
-        said += "".join(f", {n} {o}" for o, n in sorted(outcomes.items()) if o != "passed")
+        named = {"skipped": "not applicable"}
+        said += "".join(
+            f", {n} {named.get(o, o)}" for o, n in sorted(outcomes.items()) if o != "passed"
+        )
         shown = str(changes) if kind == "input" else "n/a (a fault is meant to interrupt)"
         lines.append(f"| {title} | {len(cases)} | {said} | {shown} |")
     for kind, (title, good, what) in KINDS.items():
         lines += ["", f"## {title}", "", f"Each: {what}.", "", "| case | outcome |", "|---|---|"]
         for nodeid, case in sorted(by_kind[kind].items()):
-            outcome = good if case["outcome"] == "passed" else f"**{case['outcome']}**"
+            outcome = {
+                "passed": good,
+                "skipped": f"not applicable ({case.get('reason', '').removeprefix('Skipped: ')})",
+            }.get(case["outcome"], f"**{case['outcome']}**")
             lines.append(f"| `{nodeid}` | {outcome} |")
     return "\n".join(lines) + "\n"
 

@@ -32,7 +32,7 @@ from tests.conftest import PROJECT, spec_dict, write_spec
 RUNNABLE_DOCS = ("README.md", "docs/tutorial.md")
 BLOCK = re.compile(r"(?:<!-- docs-test: (?P<note>[^>]*?) -->\n)?```bash\n(?P<body>.*?)```", re.S)
 NOT_COPIED = {".venv", ".ml_release", ".git", "reports", "__pycache__", ".pytest_cache"}
-MAKE_NOT_RUN = {"demo", "test", "ui", "install", "reliability"}
+MAKE_NOT_RUN = {"demo", "test", "ui", "install", "reliability", "check"}
 
 
 # -- the gate reference ----------------------------------------------------------------------

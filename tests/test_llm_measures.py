@@ -272,3 +272,34 @@ def test_a_prompt_config_without_placeholders_is_refused():
     text = "name: a\nversion: v1\nmodel: m\ntemplate: 'Answer: {question}'\n"
     with pytest.raises(DataInputError, match=r"lacks \{context\}"):
         parse_config(text, "prompt.yaml")
+
+
+def _with_small_routes(frame: pd.DataFrame) -> pd.DataFrame:
+    """Route a keeps its 20 questions; b and c are split into eight routes of 5 each."""
+    small = frame["route"] != "a"
+    names = [f"r{i // 5}" for i in range(int(small.sum()))]
+    return frame.assign(
+        route=frame["route"].where(~small, pd.Series(names, index=frame.index[small]))
+    )
+
+
+@pytest.mark.reliability("input")
+def test_a_drop_confined_to_small_routes_is_judged_pooled():
+    production = _with_small_routes(_frame())
+    worse = production.assign(groundedness=np.where(production["route"] != "a", 0.5, 1.0))
+    result = _judge("llm_groundedness_vs_baseline", _report(worse, production), min_support=10)
+    assert result.verdict is Verdict.FAIL, result.summary
+    assert "8 routes below min_support judged pooled" in result.summary
+    pooled = next(r for r in result.rows if r["route"].startswith("(small routes"))
+    assert pooled["verdict"] == "fail"
+
+
+def test_small_routes_block_makes_the_gate_inconclusive():
+    production = _with_small_routes(_frame())
+    result = _judge(
+        "llm_groundedness_vs_baseline",
+        _report(production, production),
+        min_support=10,
+        small_routes="block",
+    )
+    assert result.verdict is Verdict.INCONCLUSIVE and "small_routes: block" in result.summary

@@ -114,6 +114,7 @@ def test_weight_matrix_equals_metrics_on_resampled_rows(seed):
 # --- undefined, never a made-up number ------------------------------------------------------
 
 
+@pytest.mark.reliability("input")
 def test_single_class_leaves_class_metrics_undefined_and_keeps_the_others():
     score = np.array([0.2, 0.7, 0.9, 0.4])
     only_negatives = compute_metrics(np.zeros(4, dtype=int), score)

@@ -117,6 +117,7 @@ def test_delong_intervals_cover_the_true_delta():
     assert 0.92 <= np.mean(covered) <= 0.98
 
 
+@pytest.mark.reliability("input")
 def test_delong_is_undefined_with_one_class():
     result = delong_auc_delta(np.zeros(50), np.arange(50.0), np.arange(50.0))
     assert not result.defined and "positives" in result.undefined_reason

@@ -143,7 +143,7 @@ def test_a_multiclass_model_shadows_production_by_its_most_probable_class(store,
         {"name": "shadow_error_rate", "max_error_rate": 0.02},
         {"name": "segment_flip_rate", "max_flip_rate": 0.1, "min_support": 100},
     ]
-    data = spec_dict(gates=gates, shadow={"requests": 300, "concurrency": 2})
+    data = spec_dict(gates=gates, shadow={"requests": 300, "concurrency": 2}, allow_ungated=True)
     data["model"] = {"name": "channel", "task": "multiclass_classification"}
     spec = parse_spec(data, PROJECT / "release.yaml")
     version = ref("hgb", folders["multiclass"])

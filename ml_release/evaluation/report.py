@@ -6,7 +6,9 @@ The HTML report of each run lands in `ML_RELEASE_HOME/reports/<run id>/`.
 import base64
 import html
 import io
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -141,9 +143,16 @@ def reliability_plot(data: EvalSet, bins: int = 10) -> bytes:
     return png(fig)
 
 
-def image_markdown(png: bytes, alt: str) -> str:
-    """A PNG inlined as Markdown (the Dagster UI renders it)."""
-    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
+def write_image(folder: Path, name: str, png: bytes) -> Path:
+    """A plot as a PNG file in a run's report folder; its path (for `MetadataValue.path`).
+
+    Plots go to files, not base64 into the event log: the log stays small, and the HTML report
+    beside them shows them all on one page.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / (re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") + ".png")
+    path.write_bytes(png)
+    return path
 
 
 def html_report(

@@ -8,7 +8,12 @@ docs/llm.md.
 
 from pydantic import Field, field_validator
 
-from ml_release.gates.catalog_base import GateDefinition, GateParams
+from ml_release.gates.catalog_base import (
+    GateDefinition,
+    GateParams,
+    SmallSegments,
+    small_segments_field,
+)
 
 
 class LLMQualityParams(GateParams):
@@ -24,9 +29,10 @@ class LLMQualityParams(GateParams):
     )
     confidence: float = Field(0.95, gt=0.5, lt=1.0, description="Family confidence.")
     min_support: int = Field(
-        10, ge=2, description="A route with fewer answered questions is not judged."
+        10, ge=2, description="A route with fewer answered questions is small (see small_routes)."
     )
     routes: bool = Field(True, description="Also judge every route (Bonferroni across routes).")
+    small_routes: SmallSegments = small_segments_field()
 
 
 class StructuredParams(GateParams):
@@ -90,7 +96,9 @@ def _quality_rule(metric: str) -> str:
     return (
         f"Paired t intervals of the mean {metric}, candidate minus production on the same "
         "questions, over all questions and (with `routes`) every route with at least "
-        "`min_support` questions (smaller routes are listed, not judged), at `confidence` "
+        "`min_support` questions (smaller routes follow `small_routes`: `pool`, the default, "
+        "judges them together as one more route; `block` makes the gate `inconclusive` while "
+        "any exists; `warn` lists them, not judged), at `confidence` "
         "Bonferroni-adjusted over these judged comparisons. Each: `fail` when it lies entirely "
         "below -`max_drop`, `pass` when its lower bound is at least -`max_drop`, `inconclusive` "
         "otherwise. With `min_score`, the t interval of the candidate's mean at `confidence`: "

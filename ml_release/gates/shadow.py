@@ -6,7 +6,13 @@ the serving runtime in the same run; the gates compare their answers request by 
 
 from pydantic import Field
 
-from ml_release.gates.catalog_base import GateDefinition, GateParams
+from ml_release.gates.catalog_base import (
+    SMALL_SEGMENTS_RULE,
+    GateDefinition,
+    GateParams,
+    SmallSegments,
+    small_segments_field,
+)
 from ml_release.gates.serving import LatencyVsBaselineParams
 
 
@@ -30,7 +36,10 @@ class FlipRateParams(GateParams):
     """Per segment, share of requests whose label flips between production and candidate."""
 
     max_flip_rate: float = Field(0.05, ge=0.0, le=1.0, description="Highest tolerated flip rate.")
-    min_support: int = Field(100, ge=1, description="Fewer requests: the segment is not judged.")
+    min_support: int = Field(
+        100, ge=1, description="Fewer requests: a small segment (see `small_segments`)."
+    )
+    small_segments: SmallSegments = small_segments_field()
     confidence: float = Field(
         0.95, gt=0.5, lt=1.0, description="Family confidence, Bonferroni across segments."
     )
@@ -80,7 +89,8 @@ def shadow_gates() -> list[GateDefinition]:
             "In every segment, the share of requests whose label flips stays under the limit.",
             verdict_rule="Per segment with `min_support` requests, the flip-rate interval "
             "(Bonferroni across judged segments): `fail` when any lies above `max_flip_rate`, "
-            "`pass` when every upper bound is at most `max_flip_rate`, `inconclusive` otherwise.",
+            "`pass` when every upper bound is at most `max_flip_rate`, `inconclusive` otherwise. "
+            + SMALL_SEGMENTS_RULE,
             example={"max_flip_rate": 0.1, "min_support": 100},
         ),
     ]

@@ -47,6 +47,25 @@ def _floor(params: LLMQualityParams, values: np.ndarray) -> tuple[Verdict, str]:
     return Verdict.INCONCLUSIVE, f"cannot tell against the floor: {text}"
 
 
+def pool_small_routes(
+    groups: dict[str, tuple[np.ndarray, np.ndarray]], min_support: int, policy: str
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str], str]:
+    """Routes below `min_support`; with `pool`, one more group made of them all.
+
+    Returns the groups (the pooled one added when it reaches `min_support`), the small routes
+    and the pooled group's name ("" when none was judged).
+    """
+    small = [name for name, (c, _b) in groups.items() if name != ALL and len(c) < min_support]
+    if policy != "pool" or not small:
+        return groups, small, ""
+    name = f"(small routes: {', '.join(small[:6])}{' and more' if len(small) > 6 else ''})"
+    candidate = np.concatenate([groups[route][0] for route in small])
+    production = np.concatenate([groups[route][1] for route in small])
+    if len(candidate) < min_support:
+        return groups, small, ""
+    return {**groups, name: (candidate, production)}, small, name
+
+
 def quality(gate: GateSpec, report: LLMReport) -> GateResult:
     """A [0, 1] score, candidate minus production on the same questions, global and per route."""
     params: LLMQualityParams = gate.params
@@ -71,7 +90,9 @@ def quality(gate: GateSpec, report: LLMReport) -> GateResult:
             support={"questions": len(candidate)},
             rows=report.route_rows(metric),
         )
-    groups = report.paired(metric, params.routes)
+    groups, small, pooled = pool_small_routes(
+        report.paired(metric, params.routes), max(2, params.min_support), params.small_routes
+    )
     judged = [name for name, (c, _b) in groups.items() if len(c) >= max(2, params.min_support)]
     level = simultaneous_confidence(params.confidence, max(1, len(judged)))
     comparisons = {name: paired_mean_delta(c, b, level, metric) for name, (c, b) in groups.items()}
@@ -86,6 +107,8 @@ def quality(gate: GateSpec, report: LLMReport) -> GateResult:
     verdicts = [d.verdict for name, d in decisions.items() if name in judged]
     if ALL not in judged:  # too few questions to judge anything: never a pass
         verdicts.append(Verdict.INCONCLUSIVE)
+    if small and params.small_routes == "block":
+        verdicts.append(Verdict.INCONCLUSIVE)
     verdict = worst([*verdicts, floor])
     overall = comparisons[ALL]
     bad = [r["route"] for r in rows if r["verdict"] == "fail"]
@@ -95,6 +118,13 @@ def quality(gate: GateSpec, report: LLMReport) -> GateResult:
             f"only {overall.n} paired questions, fewer than min_support "
             f"({max(2, params.min_support)}): nothing can be judged; " + summary
         )
+    if small:
+        how = {
+            "pool": f"judged pooled in {pooled}" if pooled else "not judged, even pooled",
+            "warn": "not judged (small_routes: warn)",
+            "block": "not judged (small_routes: block, so the gate is inconclusive)",
+        }[params.small_routes]
+        summary += f"; {len(small)} routes below min_support {how}"
     if floor_text:
         summary += f"; {floor_text}"
     return gate_result(

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from ml_release.evaluation.evidence import plan_slices
 from ml_release.gates.judging import gate_result, gates_judged_by, judge_with
 from ml_release.gates.result import GateResult, Verdict
 from ml_release.gates.serving import LatencyVsBaselineParams
@@ -135,26 +136,54 @@ def latency(gate: GateSpec, report: ShadowReport) -> GateResult:
 
 
 def flip_rate(gate: GateSpec, report: ShadowReport) -> GateResult:
-    """Per segment, the flip rate's interval against `max_flip_rate` (Bonferroni)."""
+    """Per segment, the flip rate's interval against `max_flip_rate` (Bonferroni).
+
+    Segments below `min_support` follow `small_segments` as in the evaluation gates: pooled
+    per column into one more segment (default), the gate inconclusive while any exists
+    (`block`), or listed as not judged (`warn`).
+    """
     params: FlipRateParams = gate.params  # type: ignore[assignment]
     method = "label flips per segment; exact binomial intervals, Bonferroni across segments"
     if report.production is None:
         return gate_result(gate, Verdict.PASS, NO_BASELINE, method)
-    table = segment_table(report)
-    judged = [r for r in table if r["n"] >= params.min_support]
+    both, flips = report.both_answered(), report.flips()
+
+    def check(mask: np.ndarray) -> tuple[dict, str, bool]:
+        n = int(mask.sum())
+        small = n < params.min_support
+        return {"n": n}, f"n < {params.min_support}" if small else "", small
+
+    slices = [
+        (column, str(value), both & (values == value))
+        for column, values in report.segments.items()
+        for value in sorted(set(values[both]))
+    ]
+    plan = plan_slices(slices, check, params.small_segments)
+    judged = [("all", both)] if int(both.sum()) >= params.min_support else []
+    judged += [(f"{column}={value}", mask) for column, value, mask, _ in plan.judged]
     confidence = 1 - (1 - params.confidence) / max(1, len(judged))
     rows = []
-    for row in table:
-        if row["n"] < params.min_support:
-            rows.append({**row, "status": "undefined", "reason": f"n < {params.min_support}"})
-            continue
+    for segment, mask in judged:
+        row = _flip_row(segment, mask, flips)
         low, high = (float(v) for v in clopper_pearson(row["flips"], row["n"], confidence))
         verdict = _rate_verdict(low, high, params.max_flip_rate, higher_is_worse=True)
         status = {"pass": "ok", "fail": "fail", "inconclusive": "inconclusive"}[verdict.value]
         rows.append({**row, "low": low, "high": high, "status": status})
+    skipped = [
+        {"segment": f"{r['column']}={r['value']}", "n": r["n"], "status": r["status"],
+         "reason": r["reason"]}
+        for r in plan.skipped
+    ]  # fmt: skip
     failing = [r for r in rows if r["status"] == "fail"]
     unsure = [r for r in rows if r["status"] == "inconclusive"]
-    verdict = Verdict.FAIL if failing else Verdict.INCONCLUSIVE if unsure else Verdict.PASS
+    blocked_by_small = params.small_segments == "block" and plan.small > plan.pooled
+    verdict = (
+        Verdict.FAIL
+        if failing
+        else Verdict.INCONCLUSIVE
+        if unsure or blocked_by_small or not rows
+        else Verdict.PASS
+    )
     worst = max(rows, key=lambda r: r["flip_rate"], default=None)
     if failing:
         summary = (
@@ -164,23 +193,22 @@ def flip_rate(gate: GateSpec, report: ShadowReport) -> GateResult:
             )
             + f" (limit {params.max_flip_rate:.1%})"
         )
-    elif not judged:
-        verdict = Verdict.INCONCLUSIVE
+    elif not rows:
         summary = f"no segment has {params.min_support} replayed requests"
     else:
         summary = (
-            f"{len(judged)} segments judged; highest flip rate {worst['flip_rate']:.1%} "
+            f"{len(rows)} segments judged; highest flip rate {worst['flip_rate']:.1%} "
             f"({worst['segment']}) vs limit {params.max_flip_rate:.1%}"
         )
     return gate_result(
         gate,
         verdict,
-        summary,
+        summary + plan.note(params.small_segments),
         method,
         observed=worst["flip_rate"] if worst else None,
         threshold=params.max_flip_rate,
-        rows=rows,
-        support={"segments": len(rows), "judged": len(judged)},
+        rows=rows + skipped,
+        support={"segments": len(rows) + len(skipped), "judged": len(rows)},
     )
 
 

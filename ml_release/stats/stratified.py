@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ml_release.gates.result import Verdict
-from ml_release.stats.sequential import SequentialResult, _decide, _mixture_rho2
+from ml_release.stats.anytime import SequentialResult, decide_look, mixture_rho2
 
 MIN_N = 30  # requests per arm in a step before that step counts
 
@@ -97,7 +97,7 @@ def stratified_bounds(
     ]
     if not used:
         return math.nan, math.nan, math.nan, []
-    rho2 = _mixture_rho2(alpha, tuned_n)
+    rho2 = mixture_rho2(alpha, tuned_n)
     d = np.array([s.mean_c - s.mean_p for s in used])
     sd = np.sqrt([s.var_c / s.n_c + s.var_p / s.n_p for s in used])
     e = np.array([s.effective for s in used])
@@ -159,7 +159,9 @@ def stratified_sequence(
         )
     numbers = f"within-step difference over {len(used)} step(s), {n_c} vs {n_p} requests"
     if not two_sided:
-        decision, reason = _decide(kind, lower, upper, margin, alpha, final, "difference", numbers)
+        decision, reason = decide_look(
+            kind, lower, upper, margin, alpha, final, "difference", numbers
+        )
     else:
         decision, reason = _two_sided(kind, lower, upper, margin, alpha, final, numbers)
     return SequentialResult(decision, reason, estimate, lower, upper, **common)
