@@ -77,3 +77,12 @@ def release(spec: Path, candidate: Path) -> int:
     from ml_release.cli import main
 
     return main(["--spec", str(spec), "run", "--candidate", str(candidate)])
+
+
+def good_then_bad(spec: Path, data, train) -> int:
+    """Write the data, release the good model then the bad one; 0 when promoted then blocked."""
+    print(f"data written to {data.write_data()}")
+    promoted = release(spec, train.main("good", spec))
+    blocked = release(spec, train.main("bad", spec))
+    print(f"good model: exit {promoted} (0 = promoted); bad model: exit {blocked} (1 = blocked)")
+    return 0 if (promoted, blocked) == (0, 1) else 1

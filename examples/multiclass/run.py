@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the project root
 
-from examples.common import release
+from examples.common import good_then_bad
 from examples.multiclass import data, train
 
 SPEC = Path(__file__).with_name("release.yaml")
@@ -23,11 +23,7 @@ SPEC = Path(__file__).with_name("release.yaml")
 
 def main() -> int:
     """Run both releases; 0 when the good model is promoted and the bad one blocked."""
-    print(f"data written to {data.write_data()}")
-    promoted = release(SPEC, train.main("good", SPEC))
-    blocked = release(SPEC, train.main("bad", SPEC))
-    print(f"good model: exit {promoted} (0 = promoted); bad model: exit {blocked} (1 = blocked)")
-    return 0 if (promoted, blocked) == (0, 1) else 1
+    return good_then_bad(SPEC, data, train)
 
 
 if __name__ == "__main__":
