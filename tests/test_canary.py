@@ -300,8 +300,10 @@ def test_a_candidate_killed_or_hung_mid_rollout_aborts_with_production_answering
 
     def on_look(look):
         if look.step == 5:  # before the 25 % step's traffic: SIGKILL, or SIGSTOP (a hang)
-            for process in psutil.process_iter(["cmdline"]):
-                cmdline = " ".join(process.info["cmdline"] or [])
+            # This test's own candidate server: a child of this process (other workers run
+            # servers with the same folder names).
+            for process in psutil.Process().children(recursive=True):
+                cmdline = " ".join(process.cmdline())
                 if "ml_release.serving.launch" in cmdline and "/work/candidate" in cmdline:
                     os.kill(process.pid, signal.SIGKILL if fault == "killed" else signal.SIGSTOP)
                     hit.append(process)
@@ -315,6 +317,7 @@ def test_a_candidate_killed_or_hung_mid_rollout_aborts_with_production_answering
     assert errors.production == 0 and errors.candidate > 0
     assert registry.alias("credit_default", PRODUCTION) == "prod"
     assert registry.events("credit_default")[-1].event == "canary_aborted"
+    psutil.wait_procs(hit, timeout=15)  # SIGKILL reaches a stopped process: give it time
     assert not any(_alive(process) for process in hit)  # the hung one was stopped too
 
 
