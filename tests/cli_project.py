@@ -28,7 +28,7 @@ from ml_release.faults import CRASH_EXIT_CODE
 from ml_release.model import build_pipeline
 from ml_release.registry import PRODUCTION_EVENTS, Registry
 from ml_release.rollback import artifact_problem
-from tests.conftest import PROJECT, RUNTIME_DIR, SMALL, spec_dict, write_spec
+from tests.conftest import PROJECT, SMALL, cli_env, spec_dict, write_spec
 
 MODEL = "credit_default"
 
@@ -74,14 +74,7 @@ def pristine(tmp_path_factory, data, request):
     home = base / "home"
     write_demo_data(home / "demo", data)
     spec = write_spec(base, spec_dict())
-    env = {
-        **os.environ,
-        "ML_RELEASE_HOME": str(home),
-        "DAGSTER_HOME": str(home / "dagster"),
-        "ML_RELEASE_RUNTIME_DIR": str(RUNTIME_DIR),
-        "ML_RELEASE_LOCK_TIMEOUT": "4",
-        "COLUMNS": "200",
-    }
+    env = cli_env(home, ML_RELEASE_LOCK_TIMEOUT="4")
     published = base / "published"
     folders = {v: artifact(data, published, v, c) for v, c in (("v1", 1.0), ("v2", 0.5))}
     folders["v3"] = artifact(data, published, "v3", 0.25)
@@ -98,7 +91,7 @@ def pristine(tmp_path_factory, data, request):
 
 def _promote_through_the_registry(home: Path, folders: list[Path]) -> None:
     from ml_release.home import artifacts_dir
-    from ml_release.instance import ensure_instance, sync_production
+    from ml_release.jobs.instance import ensure_instance, sync_production
     from ml_release.store import register_stored, store_artifact
 
     registry = Registry(home / "registry.duckdb")

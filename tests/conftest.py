@@ -89,6 +89,18 @@ def registry(registry_location):
     return Registry(registry_location, lock_timeout=30)
 
 
+def cli_env(home: Path, **extra: str) -> dict[str, str]:
+    """The environment of an `ml-release` child process working in `home`."""
+    return {
+        **os.environ,
+        "ML_RELEASE_HOME": str(home),
+        "DAGSTER_HOME": str(home / "dagster"),
+        "ML_RELEASE_RUNTIME_DIR": str(RUNTIME_DIR),
+        "COLUMNS": "200",
+        **extra,
+    }
+
+
 def spec_dict(serving: bool = False, **overrides) -> dict:
     """The project's release.yaml as a dict, with top-level keys replaced.
 
@@ -167,7 +179,7 @@ def gate(spec: ReleaseSpec, defs=None, instance=None, job=None, candidate=None):
 
     from ml_release.candidates import prepare_candidate
     from ml_release.home import artifacts_dir, quarantine_dir, registry_path
-    from ml_release.instance import add_candidate
+    from ml_release.jobs.instance import add_candidate
     from ml_release.registry import Registry
 
     if defs is None:

@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import pickle
+import pickletools
 import re
 import subprocess
 import sys
@@ -220,11 +221,15 @@ def test_same_version_with_another_model_is_refused(tmp_path, models):
 
 
 def test_the_trap_payload_is_live(tmp_path):
-    # Positive control for the test below: our own harmless Trap (it only creates a file in
-    # tmp_path) does run when pickle loads it, so "the marker was never created" means the
-    # loader refused the bytes, not that the payload was inert.
+    # Positive control for the test below, without unpickling anything: the bytes carry a
+    # REDUCE of Path.touch (what an unpickler calls), and that call creates the marker. So
+    # "the marker was never created" means the loader refused the bytes, not that the
+    # payload was inert.
     proof = tmp_path / "proof"
-    pickle.loads(pickle.dumps(Trap(proof)))
+    opcodes = [op.name for op, _arg, _pos in pickletools.genops(pickle.dumps(Trap(proof)))]
+    assert "REDUCE" in opcodes and b"touch" in pickle.dumps(Trap(proof))
+    call, args = Trap(proof).__reduce__()
+    call(*args)
     assert proof.exists()
 
 

@@ -5,7 +5,6 @@ drives the real command line in a child process (faults injected there by the te
 checks the code, the message and that no traceback reached the terminal.
 """
 
-import os
 import pickle
 import re
 import subprocess
@@ -16,7 +15,7 @@ import pytest
 
 from ml_release.demo import scenarios
 from ml_release.demo.generate import write_demo_data
-from tests.conftest import PROJECT, RUNTIME_DIR, spec_dict, write_spec
+from tests.conftest import PROJECT, cli_env, spec_dict, write_spec
 from tests.test_artifacts import Trap, forge, write
 
 DRIVER = """
@@ -53,13 +52,7 @@ def cli(env: dict, *args: str, fault: str = "") -> tuple[int, str]:
 def project(home, tmp_path, demo):
     write_demo_data(home / "demo", demo)
     spec = write_spec(tmp_path, spec_dict())
-    env = {
-        **os.environ,
-        "ML_RELEASE_HOME": str(home),
-        "DAGSTER_HOME": str(home / "dagster"),
-        "ML_RELEASE_RUNTIME_DIR": str(RUNTIME_DIR),
-        "COLUMNS": "200",
-    }
+    env = cli_env(home)
     return spec, env, home, tmp_path
 
 

@@ -9,7 +9,6 @@ and only the good one is promoted.
 
 import hashlib
 import json
-import os
 import pickle
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from ml_release.demo.features import CATEGORICAL, NUMERIC, REQUIRED_COLUMNS
 from ml_release.demo.generate import generate, write_demo_data
 from ml_release.model import build_pipeline
 from ml_release.registry import Registry
-from tests.conftest import PROJECT, RUNTIME_DIR, SMALL, spec_dict, write_spec
+from tests.conftest import PROJECT, SMALL, cli_env, spec_dict, write_spec
 from tests.test_artifacts import Trap, forge
 
 ML_RELEASE = Path(sys.executable).parent / "ml-release"
@@ -55,13 +54,7 @@ def project(tmp_path_factory):
             model, published, name=MODEL, version=version, features=REQUIRED_COLUMNS
         )
 
-    env = {
-        **os.environ,
-        "ML_RELEASE_HOME": str(home),
-        "DAGSTER_HOME": str(home / "dagster"),
-        "ML_RELEASE_RUNTIME_DIR": str(RUNTIME_DIR),
-        "COLUMNS": "200",
-    }
+    env = cli_env(home)
     return spec, home, env, artifact
 
 

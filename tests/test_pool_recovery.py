@@ -6,7 +6,6 @@ release frees slots of runs whose process is gone; a release waiting on a live h
 and gives up after `--max-wait` with exit 3; SIGTERM stops it cleanly (exit 143).
 """
 
-import os
 import signal
 import subprocess
 import sys
@@ -17,8 +16,8 @@ import dagster as dg
 import pytest
 
 from ml_release.demo.generate import write_demo_data
-from ml_release.instance import ensure_instance, pool_states
-from tests.conftest import PROJECT, RUNTIME_DIR, spec_dict, write_spec
+from ml_release.jobs.instance import ensure_instance, pool_states
+from tests.conftest import PROJECT, cli_env, spec_dict, write_spec
 
 ML_RELEASE = Path(sys.executable).parent / "ml-release"
 pytestmark = pytest.mark.slow
@@ -42,12 +41,7 @@ defs.resolve_job_def("holder").execute_in_process(instance=dg.DagsterInstance.ge
 def project(home, tmp_path, demo):
     write_demo_data(home / "demo", demo)
     spec = write_spec(tmp_path, spec_dict())
-    env = {
-        **os.environ,
-        "ML_RELEASE_HOME": str(home),
-        "DAGSTER_HOME": str(home / "dagster"),
-        "ML_RELEASE_RUNTIME_DIR": str(RUNTIME_DIR),
-    }
+    env = cli_env(home)
     ensure_instance(home / "dagster")
     return spec, env, home / "dagster"
 

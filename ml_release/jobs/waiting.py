@@ -4,7 +4,7 @@ The run executes in a worker thread; this thread watches it. While it waits for 
 another run holds, a line says which run and for how long, every `REPORT_EVERY` seconds; after
 `max_wait` seconds the run is marked canceled, its slots freed, and `WaitedTooLong` says how
 to recover. SIGINT and SIGTERM do the same and raise `Interrupted`. (Glue: it uses the Dagster
-instance through `ml_release.instance`.)
+instance through `ml_release.jobs.instance`.)
 """
 
 import signal
@@ -16,7 +16,7 @@ from typing import Any
 import dagster as dg
 
 from ml_release.errors import Interrupted, WaitedTooLong
-from ml_release.instance import describe_run, pool_states, stop_run
+from ml_release.jobs.instance import describe_run, pool_states, stop_run
 
 POLL_SECONDS = 1.0
 REPORT_EVERY = 15.0

@@ -25,15 +25,15 @@ from ml_release.errors import (
     exit_code_of_failure,
 )
 from ml_release.home import release_home, reports_dir
-from ml_release.instance import (
+from ml_release.jobs.instance import (
     add_candidate,
     free_abandoned,
     process_tags,
     production_materialization,
 )
+from ml_release.jobs.waiting import watched_run
 from ml_release.rollback import next_known_good, rollback
 from ml_release.spec import ReleaseSpec
-from ml_release.waiting import watched_run
 
 
 class RollbackConfig(dg.Config):
@@ -254,7 +254,7 @@ def release_in_process(
     """
     from ml_release.candidates import prepare_candidate
     from ml_release.home import artifacts_dir, dagster_home, quarantine_dir
-    from ml_release.instance import ensure_instance, sync_production
+    from ml_release.jobs.instance import ensure_instance, sync_production
     from ml_release.promotion import record_outcome
     from ml_release.registry import open_registry
 
