@@ -51,15 +51,10 @@ from ml_release.demo.generate import generate
 from ml_release.model import build_pipeline
 from ml_release.serving.client import V2Client, encode_request
 from ml_release.serving.environment import RUNTIME_DIR_ENV, runtime_python
-from ml_release.serving.router import (
-    CANDIDATE,
-    PRODUCTION,
-    REQUEST_ID_HEADER,
-    LocalRouter,
-    backend_for,
-    replay,
-)
+from ml_release.serving.replay import replay
+from ml_release.serving.router import LocalRouter
 from ml_release.serving.server import ServerOptions, serve_artifact
+from ml_release.serving.traffic import CANDIDATE, PRODUCTION, REQUEST_ID_HEADER, backend_for
 from ml_release.shadow.replay import LoggedRequests
 from ml_release.shadow.replay import replay as shadow_replay
 from ml_release.store import store_artifact

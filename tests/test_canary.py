@@ -19,7 +19,7 @@ from ml_release.demo.features import REQUIRED_COLUMNS
 from ml_release.errors import ConflictError
 from ml_release.gates.result import Verdict
 from ml_release.registry import PRODUCTION, Registry
-from ml_release.serving.router import RouteRecord, TrafficSplit, backend_for
+from ml_release.serving.traffic import RouteRecord, TrafficSplit, backend_for
 from ml_release.spec import CanarySpec, parse_spec
 from ml_release.store import register_stored
 from tests.conftest import PROJECT, spec_dict
@@ -462,3 +462,29 @@ def test_without_labels_by_the_last_step_quality_is_inconclusive_not_a_pass():
     assert labelled.decision is Verdict.PASS, labelled.reasons
     off = wide.model_copy(update={"quality_margin": None})
     assert "quality" not in analyze(unlabelled, off, True).results
+
+
+def test_canary_without_a_version_never_picks_a_candidate_a_canary_already_concluded(
+    home, monkeypatch
+):
+    """The default candidate is the latest gated one still awaiting its canary: a later blocked
+    run leaves nothing to canary, rather than the earlier, already promoted candidate."""
+    from ml_release.cli import release
+    from ml_release.errors import NotFoundError
+
+    registry = Registry(home / "registry.duckdb")
+    monkeypatch.setattr(release, "reader", lambda: registry)
+    for version in ("v1", "v2", "v3"):
+        registry.register("m", version, version * 8, f"/store/{version}", {})
+    registry.record("m", "gated", version="v1", digest="v1" * 8)
+    registry.move_production("m", "v1", expected=None, event="promoted", step="canary")
+    registry.record("m", "gated", version="v2", digest="v2" * 8)
+    registry.record("m", "canary_aborted", version="v2", digest="v2" * 8)
+    registry.record("m", "blocked", version="v3", digest="v3" * 8)
+
+    with pytest.raises(NotFoundError, match="no candidate awaiting a canary"):
+        release.gated_candidate("m", None)
+
+    registry.record("m", "gated", version="v3", digest="v3" * 8)
+    assert release.gated_candidate("m", None) == ("v3", "v3" * 8)
+    assert release.gated_candidate("m", "v1") == ("v1", "v1" * 8)

@@ -6,7 +6,8 @@ from pathlib import Path
 import yaml
 
 from ml_release.cli import main
-from ml_release.coverage.llm import LLM_MODES, prepare_llm
+from ml_release.coverage.llm import prepare_llm
+from ml_release.coverage.llm_modes import LLM_MODES
 from ml_release.llm.groundedness import groundedness
 from ml_release.llm.structured import check_structured
 from ml_release.spec import load_spec

@@ -33,6 +33,54 @@ def test_serving_features_recomputed_from_raw_requests(built, demo):
     assert row["channel"] == logged["channel"]
 
 
+def _features_column_by_column(raw: pd.DataFrame) -> pd.DataFrame:
+    """The demo features written plainly in pandas: the oracle of the single-row version."""
+    from ml_release.demo.features import CATEGORICAL
+
+    income = raw["annual_income"].astype("float64")
+    limit = raw["credit_limit"].astype("float64")
+    out = pd.DataFrame(index=raw.index)
+    out["age"] = raw["age"].astype("float64")
+    out["log_income"] = np.log1p(income.clip(lower=0))
+    out["debt_to_income"] = raw["loan_amount"].astype("float64") / income.where(income > 0)
+    out["utilization"] = (raw["balance"].astype("float64") / limit.where(limit > 0)).clip(0, 5)
+    out["num_late_payments"] = raw["num_late_payments"].astype("float64")
+    out["months_employed"] = raw["months_employed"].astype("float64")
+    out["log_loan_amount"] = np.log1p(raw["loan_amount"].astype("float64").clip(lower=0))
+    for column in CATEGORICAL:
+        values = raw[column]
+        out[column] = (
+            values.astype("string").str.strip().str.lower().astype(object).where(values.notna())
+        )
+    return out
+
+
+def test_features_equal_the_plain_pandas_version_on_every_table_and_edge_case(demo):
+    from ml_release.demo.features import REQUIRED_COLUMNS
+
+    for table in (demo.training, demo.evaluation):
+        raw = table[list(REQUIRED_COLUMNS)]
+        pd.testing.assert_frame_equal(compute_features(raw), _features_column_by_column(raw))
+    edge = pd.DataFrame(
+        {
+            "age": pd.array([30, None, 25], dtype="Int64"),
+            "annual_income": [0.0, -5.0, np.nan],
+            "loan_amount": [100.0, -1.0, None],
+            "credit_limit": [0.0, 10.0, np.nan],
+            "balance": [5.0, 100.0, 1.0],
+            "num_late_payments": pd.array([1, None, 0], dtype="Int64"),
+            "months_employed": pd.array([1, 2, None], dtype="Int64"),
+            "employment_type": [" Salaried ", None, np.nan],
+            "home_ownership": ["RENT", pd.NA, "own"],
+            "region": [3, "x", "Y "],
+            "channel": ["Mobile ", "MOBILE", None],
+            "postal_district": ["a", "b", "c"],
+        },
+        index=[7, 3, 5],
+    )
+    pd.testing.assert_frame_equal(compute_features(edge), _features_column_by_column(edge))
+
+
 @pytest.mark.reliability("input")
 def test_category_spelling_variants_map_to_one_value():
     raw = pd.DataFrame(

@@ -521,4 +521,17 @@ def test_p99_gate_passes_a_twin_and_fails_a_slowdown_whatever_the_machine_does()
     slow = _latency_gate(*_busy_machine(rng, 1000, slowdown=1.6), max_increase=0.25)
     assert slow.verdict is Verdict.FAIL and slow.interval[0] > 0.25, slow.summary
     few = _latency_gate(*_busy_machine(rng, 60, slowdown=1.2), max_increase=0.25)
-    assert few.verdict is Verdict.INCONCLUSIVE and "send more requests" in few.summary
+    assert few.verdict is Verdict.INCONCLUSIVE and "(serving.requests)" in few.summary
+
+
+def test_an_inconclusive_shadow_p99_names_the_shadow_setting_that_sends_more():
+    from ml_release.serving.gates import p99_verdict
+    from ml_release.spec import GateSpec
+
+    candidate, production = _busy_machine(np.random.default_rng(8), 60)
+    gate = GateSpec.model_validate({"name": "shadow_latency_vs_baseline", "max_increase": 0.1})
+    result = p99_verdict(
+        gate, candidate, production, 0.0, gate.params, "m", [], "odd and even", "shadow.requests"
+    )
+    assert result.verdict is Verdict.INCONCLUSIVE
+    assert "(shadow.requests)" in result.summary and "serving.requests" not in result.summary

@@ -141,10 +141,8 @@ LAYERS = ("ml_release", "assets", "checks", "resources")
 MAX_MODULE_LINES, MAX_FUNCTION_LINES = 400, 80
 # Known debt (docs/decisions.md): each may shrink, never grow; the test says when one can go.
 OVERSIZE_MODULES = {
-    "ml_release/serving/router.py": 716,
     "ml_release/spec.py": 615,
     "ml_release/coverage/run.py": 521,
-    "ml_release/coverage/llm.py": 500,
     "ml_release/jobs/__init__.py": 437,
 }
 OVERSIZE_FUNCTIONS = {

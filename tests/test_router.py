@@ -25,20 +25,19 @@ from ml_release.demo.features import CATEGORICAL, NUMERIC, REQUIRED_COLUMNS
 from ml_release.model import build_pipeline
 from ml_release.serving.client import V2Client, encode_request
 from ml_release.serving.environment import runtime_python
-from ml_release.serving.router import (
+from ml_release.serving.replay import replay
+from ml_release.serving.router import LocalRouter, RouterError
+from ml_release.serving.server import ServerOptions, free_ports, serve_artifact
+from ml_release.serving.traffic import (
     BUCKETS,
     CANDIDATE,
     CONNECTION_ERROR,
     PRODUCTION,
     TIMEOUT,
-    LocalRouter,
-    RouterError,
     TrafficSplit,
     backend_for,
-    replay,
     request_bucket,
 )
-from ml_release.serving.server import ServerOptions, free_ports, serve_artifact
 from ml_release.store import store_artifact
 from tests.conftest import RUNTIME_DIR
 

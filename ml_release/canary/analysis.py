@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ml_release.gates.result import Verdict
-from ml_release.serving.router import RouteRecord
+from ml_release.serving.traffic import RouteRecord
 from ml_release.spec import CanarySpec
 from ml_release.stats.sequential import SequentialResult
 from ml_release.stats.stratified import (

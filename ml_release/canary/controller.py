@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from ml_release.canary.analysis import Look, StepRequests, analyze, step_requests
 from ml_release.gates.result import GateResult, Verdict
-from ml_release.serving.router import TrafficSplit
+from ml_release.serving.traffic import TrafficSplit
 from ml_release.spec import CanarySpec
 
 

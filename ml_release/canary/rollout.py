@@ -29,7 +29,8 @@ from ml_release.faults import fault_point
 from ml_release.gates.result import Verdict
 from ml_release.registry import Registry
 from ml_release.serving.client import encode_request
-from ml_release.serving.router import LocalRouter, replay
+from ml_release.serving.replay import replay
+from ml_release.serving.router import LocalRouter
 from ml_release.serving.server import ServerOptions, serve_artifact
 from ml_release.shadow.replay import LoggedRequests
 from ml_release.spec import ReleaseSpec

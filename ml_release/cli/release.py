@@ -96,18 +96,25 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def gated_candidate(model: str, version: str | None) -> tuple[str, str]:
-    """(version, digest) to canary: `version`, else the latest one the ledger records `gated`."""
+    """(version, digest) to canary: `version`, else the latest one still awaiting its canary.
+
+    That is the latest version the ledger records `gated` that no canary or override has
+    concluded since (promoted, overridden or aborted).
+    """
     ledger = reader()
     if version:
         registered = ledger.version(model, version)
         return registered.version, registered.digest
-    gated = ledger.events(model, ("gated",))
-    if not gated:
+    last: dict[str, object] = {}
+    for event in ledger.events(model, ("gated", "promoted", "overridden", "canary_aborted")):
+        last[str(event.version)] = event
+    waiting = sorted((e for e in last.values() if e.event == "gated"), key=lambda e: e.seq)
+    if not waiting:
         raise NotFoundError(
             f"{model} has no candidate awaiting a canary: run `ml-release run` with "
             "canary.enabled first (its verdict table says GATED)"
         )
-    return str(gated[-1].version), str(gated[-1].digest)
+    return str(waiting[-1].version), str(waiting[-1].digest)
 
 
 def cmd_canary(args: argparse.Namespace) -> int:

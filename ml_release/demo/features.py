@@ -36,23 +36,38 @@ NUMERIC = [
 CATEGORICAL = ["employment_type", "home_ownership", "region", "channel", "postal_district"]
 
 
-def _category(values: pd.Series) -> pd.Series:
+def _category(values: pd.Series) -> np.ndarray:
     # Spelling variants ("Mobile ", "MOBILE") map to one category; missing stays missing.
-    return values.astype("string").str.strip().str.lower().astype(object).where(values.notna())
+    return np.array(
+        [np.nan if pd.isna(v) else str(v).strip().lower() for v in values.to_numpy()],
+        dtype=object,
+    )
+
+
+def _number(raw: pd.DataFrame, column: str) -> np.ndarray:
+    return raw[column].to_numpy(dtype="float64", na_value=np.nan)
 
 
 def compute_features(raw: pd.DataFrame) -> pd.DataFrame:
-    """Model features from raw application fields; one output row per input row."""
-    income = raw["annual_income"].astype("float64")
-    limit = raw["credit_limit"].astype("float64")
-    out = pd.DataFrame(index=raw.index)
-    out["age"] = raw["age"].astype("float64")
-    out["log_income"] = np.log1p(income.clip(lower=0))
-    out["debt_to_income"] = raw["loan_amount"].astype("float64") / income.where(income > 0)
-    out["utilization"] = (raw["balance"].astype("float64") / limit.where(limit > 0)).clip(0, 5)
-    out["num_late_payments"] = raw["num_late_payments"].astype("float64")
-    out["months_employed"] = raw["months_employed"].astype("float64")
-    out["log_loan_amount"] = np.log1p(raw["loan_amount"].astype("float64").clip(lower=0))
-    for column in CATEGORICAL:
-        out[column] = _category(raw[column])
-    return out
+    """Model features from raw application fields; one output row per input row.
+
+    Plain NumPy, one frame built at the end: a serving request is one row, and pandas
+    operations column by column would cost more than the model itself.
+    """
+    income = _number(raw, "annual_income")
+    limit = _number(raw, "credit_limit")
+    loan = _number(raw, "loan_amount")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        columns = {
+            "age": _number(raw, "age"),
+            "log_income": np.log1p(np.maximum(income, 0)),
+            "debt_to_income": loan / np.where(income > 0, income, np.nan),
+            "utilization": np.clip(
+                _number(raw, "balance") / np.where(limit > 0, limit, np.nan), 0, 5
+            ),
+            "num_late_payments": _number(raw, "num_late_payments"),
+            "months_employed": _number(raw, "months_employed"),
+            "log_loan_amount": np.log1p(np.maximum(loan, 0)),
+        }
+    columns.update({column: _category(raw[column]) for column in CATEGORICAL})
+    return pd.DataFrame(columns, index=raw.index)

@@ -161,6 +161,7 @@ def p99_verdict(
     method: str,
     rows: list[dict[str, Any]],
     twins: str,
+    setting: str = "serving.requests",
 ) -> GateResult:
     """Judge the interval of p99(candidate) / p99(production) - 1 against `max_increase`.
 
@@ -168,7 +169,8 @@ def p99_verdict(
     step. `fail` when the whole interval lies above `max_increase`, `pass` when it lies at or
     below it, `inconclusive` otherwise. `noise` is |log| of the ratio of production's p99
     measured twice (`twins`: two servers, or odd and even requests): beyond `max_noise` the
-    measurement itself is suspect and the gate is inconclusive.
+    measurement itself is suspect and the gate is inconclusive. An inconclusive verdict names
+    the spec `setting` that sends more requests.
     """
     if len(candidate_ms) < MIN_PAIRED:
         return gate_result(
@@ -209,7 +211,7 @@ def p99_verdict(
         Verdict.FAIL: "slower than tolerated",
         Verdict.PASS: "within the tolerated increase",
         Verdict.INCONCLUSIVE: "cannot tell: the interval straddles the tolerated increase; "
-        "send more requests (serving.requests)",
+        f"send more requests ({setting})",
     }[decision.verdict]
     return gate_result(
         gate, decision.verdict, f"{says}: {ratio}", f"{method} ({comparison.method})", **common

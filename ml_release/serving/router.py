@@ -1,12 +1,9 @@
-"""A weighted, sticky traffic split between a production and a candidate model server.
+"""`LocalRouter`: the traffic split (`ml_release.serving.traffic`) as a local reverse proxy.
 
-A canary sends a share of a model's traffic (0-100 %) to the candidate server and the rest to
-production. A deployment uses its platform's split for that: KServe's `canaryTrafficPercent`
-on the InferenceService, or an Argo Rollouts `setWeight` step. On one machine, `LocalRouter`
-plays that part: an HTTP reverse proxy on 127.0.0.1 in front of two local V2 (Open Inference
-Protocol) servers, through which logged requests are replayed in time order (`replay`).
-Both sides of the seam are described by `TrafficSplit`: set the weight, read back what each
-backend served.
+On one machine, `LocalRouter` plays the part a deployment's platform plays (KServe's
+`canaryTrafficPercent`, an Argo Rollouts `setWeight` step): an HTTP reverse proxy on 127.0.0.1
+in front of two local V2 (Open Inference Protocol) servers, through which logged requests are
+replayed in time order (`ml_release.serving.replay`).
 
 Routing rules of `LocalRouter`:
 
@@ -31,250 +28,43 @@ Routing rules of `LocalRouter`:
   (timeout) / 502 (connection error) with a JSON `error` from the router.
 """
 
-import abc
 import asyncio
-import hashlib
-import http.client
 import json
 import socket
 import threading
 import time
 import uuid
-from collections import deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, NamedTuple
-from urllib.parse import urlsplit
+from typing import Any
 
 import uvicorn
 
 from ml_release.serving.server import ServingError
+from ml_release.serving.traffic import (
+    CANDIDATE,
+    CONNECTION_ERROR,
+    PRODUCTION,
+    REQUEST_ID_HEADER,
+    TIMEOUT,
+    RouteRecord,
+    TrafficSplit,
+    backend_for,
+    checked_weight,
+)
+from ml_release.serving.upstream import HOP_BY_HOP, Answer, Backend, BadResponse
 
-CANDIDATE = "candidate"
-PRODUCTION = "production"
-TIMEOUT = "timeout"
-CONNECTION_ERROR = "connection_error"
-BUCKETS = 10_000
-REQUEST_ID_HEADER = "X-Request-Id"
 START_SECONDS = 10.0
 STOP_SECONDS = 5.0
 
 _REQUEST_ID = REQUEST_ID_HEADER.lower().encode()
-# Hop-by-hop headers (RFC 9110 section 7.6.1) and those the router sets itself.
-_HOP_BY_HOP = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"transfer-encoding",
-        b"te",
-        b"trailer",
-        b"upgrade",
-        b"host",
-        b"content-length",
-        b"expect",
-    }
-)
-_MAX_IDLE = 64
 
 
 class RouterError(ServingError):
     """The router did not start or stop."""
 
 
-@dataclass(frozen=True, slots=True)
-class RouteRecord:
-    """What one routed inference request got.
-
-    Attributes:
-        request_id: The id the request was routed by.
-        backend: "candidate" or "production": where the split sent it.
-        status: That backend's HTTP status, or "timeout" / "connection_error".
-        latency_s: Seconds of that backend's round trip, as the router saw it.
-        probabilities: The 200 response's `proba_*` outputs (output name to values), else None.
-        timestamp: Wall-clock time (`time.time()`) the router received the request.
-        fallback_status: Production's status (or "timeout" / "connection_error") when a failed
-            candidate request was retried on production; None otherwise.
-    """
-
-    request_id: str
-    backend: str
-    status: int | str
-    latency_s: float
-    probabilities: dict[str, list[float]] | None
-    timestamp: float
-    fallback_status: int | str | None = None
-
-    @property
-    def error(self) -> bool:
-        """A timeout, a connection error, or a status other than 2xx."""
-        return not (isinstance(self.status, int) and 200 <= self.status < 300)
-
-
-class TrafficSplit(abc.ABC):
-    """The split between production and a candidate, and what each of them served.
-
-    Implemented on one machine by `LocalRouter`. A deployment would implement it over its
-    platform: `set_weight` patching KServe's `canaryTrafficPercent` (or an Argo Rollouts
-    `setWeight` step), `records` reading the platform's inference logs.
-    """
-
-    @property
-    @abc.abstractmethod
-    def weight(self) -> float:
-        """Percent of inference requests routed to the candidate (0-100)."""
-
-    @abc.abstractmethod
-    def set_weight(self, percent: float) -> None:
-        """Route `percent` % (0-100) of the inference requests to the candidate from now on.
-
-        Raises:
-            ValueError: `percent` is not a number from 0 to 100.
-        """
-
-    @abc.abstractmethod
-    def mark(self) -> int:
-        """A marker: `records(since=marker)` returns only the requests completed after it."""
-
-    @abc.abstractmethod
-    def records(
-        self, since: int = 0, start: float | None = None, end: float | None = None
-    ) -> list[RouteRecord]:
-        """The routed inference requests completed so far, in order of completion.
-
-        Args:
-            since: A marker from `mark()`; 0 for every record.
-            start: Only requests received at or after this wall-clock time (`time.time()`).
-            end: Only requests received before this wall-clock time.
-        """
-
-
-def request_bucket(request_id: str) -> int:
-    """The id's bucket, 0 to 9,999: a stable hash (BLAKE2b), the same in every process."""
-    digest = hashlib.blake2b(request_id.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") % BUCKETS
-
-
-def backend_for(request_id: str, weight: float) -> str:
-    """The backend an inference request with this id goes to at `weight` percent."""
-    return CANDIDATE if request_bucket(request_id) < weight * 100 else PRODUCTION
-
-
-def _checked_weight(percent: float) -> float:
-    value = float(percent)
-    if not 0.0 <= value <= 100.0:  # NaN fails too
-        raise ValueError(f"weight {percent!r}: expected a percentage from 0 to 100")
-    return value
-
-
-class _Answer(NamedTuple):
-    status: int
-    headers: list[tuple[bytes, bytes]]
-    body: bytes
-
-
-class _BadResponse(Exception):
-    """The backend's bytes are not an HTTP/1.1 response."""
-
-
-class _Backend:
-    """Keep-alive HTTP/1.1 connections to one server on 127.0.0.1 (a LIFO pool)."""
-
-    def __init__(self, port: int):
-        self.port = port
-        self._host = f"127.0.0.1:{port}".encode()
-        self._idle: deque[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = deque()
-
-    async def request(
-        self, method: bytes, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes
-    ) -> _Answer:
-        parts = [method, b" ", target, b" HTTP/1.1\r\nhost: ", self._host, b"\r\n"]
-        for name, value in headers:
-            parts += (name, b": ", value, b"\r\n")
-        parts += (b"content-length: ", str(len(body)).encode(), b"\r\n\r\n", body)
-        data = b"".join(parts)
-        while True:
-            reused, (reader, writer) = await self._connection()
-            try:
-                writer.write(data)
-                try:
-                    head = await reader.readuntil(b"\r\n\r\n")
-                except (asyncio.IncompleteReadError, ConnectionError) as exc:
-                    partial = getattr(exc, "partial", b"")
-                    if reused and not partial:
-                        # A kept-alive connection the server had closed: retry on a fresh one
-                        # (inference is idempotent, and nothing was answered on this one).
-                        writer.transport.abort()
-                        continue
-                    raise
-                answer, keep = await self._read(reader, head, method)
-            except BaseException:  # a timeout's cancellation too: the connection is unusable
-                writer.transport.abort()
-                raise
-            if keep and len(self._idle) < _MAX_IDLE:
-                self._idle.append((reader, writer))
-            else:
-                writer.transport.abort()
-            return answer
-
-    async def _connection(self) -> tuple[bool, tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
-        while self._idle:
-            reader, writer = self._idle.pop()
-            if not (writer.is_closing() or reader.at_eof()):
-                return True, (reader, writer)
-            writer.transport.abort()
-        return False, await asyncio.open_connection("127.0.0.1", self.port)
-
-    async def _read(
-        self, reader: asyncio.StreamReader, head: bytes, method: bytes
-    ) -> tuple[_Answer, bool]:
-        lines = head[:-4].split(b"\r\n")
-        status_line = lines[0].split(b" ", 2)
-        if len(status_line) < 2 or not status_line[0].startswith(b"HTTP/"):
-            raise _BadResponse(f"status line {lines[0][:80]!r}")
-        status = int(status_line[1])
-        keep = status_line[0] == b"HTTP/1.1"
-        length, chunked, headers = None, False, []
-        for line in lines[1:]:
-            name, _, value = line.partition(b":")
-            name, value = name.strip().lower(), value.strip()
-            if name == b"content-length":
-                length = int(value)
-            elif name == b"transfer-encoding":
-                chunked = b"chunked" in value.lower()
-            elif name == b"connection":
-                keep = keep and b"close" not in value.lower()
-            if name not in _HOP_BY_HOP:
-                headers.append((name, value))
-        if method == b"HEAD" or status in (204, 304) or 100 <= status < 200:
-            body = b""
-        elif chunked:
-            body = await _read_chunked(reader)
-        elif length is not None:
-            body = await reader.readexactly(length)
-        else:
-            body, keep = await reader.read(), False
-        return _Answer(status, headers, body), keep
-
-    def close(self) -> None:
-        while self._idle:
-            self._idle.pop()[1].transport.abort()
-
-
-async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
-    chunks = []
-    while True:
-        size = int((await reader.readuntil(b"\r\n")).split(b";")[0].strip(), 16)
-        if size == 0:
-            while await reader.readuntil(b"\r\n") != b"\r\n":  # trailers
-                pass
-            return b"".join(chunks)
-        chunks.append((await reader.readexactly(size + 2))[:-2])
-
-
-def _error_answer(status: int, message: str) -> _Answer:
+def _error_answer(status: int, message: str) -> Answer:
     body = json.dumps({"error": f"router: {message}"}).encode()
-    return _Answer(status, [(b"content-type", b"application/json")], body)
+    return Answer(status, [(b"content-type", b"application/json")], body)
 
 
 def _probabilities(body: bytes) -> dict[str, list[float]] | None:
@@ -336,12 +126,12 @@ class LocalRouter(TrafficSplit):
         self.timeout_s = timeout_s
         self.production_timeout_s = production_timeout_s
         self.fallback = fallback
-        self._weight = _checked_weight(weight)
+        self._weight = checked_weight(weight)
         self._requested_port = port or 0
         self._port: int | None = None
         self._infer_path = f"/v2/models/{model}/infer"
         self._ports = {PRODUCTION: production_port, CANDIDATE: candidate_port}
-        self._backends: dict[str, _Backend] = {}
+        self._backends: dict[str, Backend] = {}
         self._records: list[RouteRecord] = []
         self._thread: threading.Thread | None = None
         self._server: uvicorn.Server | None = None
@@ -360,7 +150,7 @@ class LocalRouter(TrafficSplit):
         Raises:
             ValueError: `percent` is not a number from 0 to 100.
         """
-        self._weight = _checked_weight(percent)
+        self._weight = checked_weight(percent)
 
     def mark(self) -> int:
         """A marker: `records(since=marker)` returns only the requests completed after it."""
@@ -478,7 +268,7 @@ class LocalRouter(TrafficSplit):
             loop.close()
 
     async def _serve(self, sock: socket.socket) -> None:
-        self._backends = {name: _Backend(port) for name, port in self._ports.items()}
+        self._backends = {name: Backend(port) for name, port in self._ports.items()}
         try:
             await self._server.serve(sockets=[sock])
         finally:
@@ -506,7 +296,7 @@ class LocalRouter(TrafficSplit):
         target = scope.get("raw_path") or scope["path"].encode()
         if scope.get("query_string"):
             target += b"?" + scope["query_string"]
-        headers = [(k, v) for k, v in scope["headers"] if k not in _HOP_BY_HOP]
+        headers = [(k, v) for k, v in scope["headers"] if k not in HOP_BY_HOP]
         if method == b"POST" and scope["path"] == self._infer_path:
             await self._infer(target, headers, body, send)
             return
@@ -523,14 +313,14 @@ class LocalRouter(TrafficSplit):
         backend = backend_for(request_id, self._weight)
         timeout = self.timeout_s if backend == CANDIDATE else self.production_timeout_s
         outcome, seconds = await self._attempt(backend, b"POST", target, headers, body, timeout)
-        status = outcome.status if isinstance(outcome, _Answer) else outcome
+        status = outcome.status if isinstance(outcome, Answer) else outcome
         fallback_status = None
         answer = _answer_of(outcome, backend, timeout)
         if backend == CANDIDATE and self.fallback and not 200 <= answer.status < 300:
             retried, _ = await self._attempt(
                 PRODUCTION, b"POST", target, headers, body, self.production_timeout_s
             )
-            fallback_status = retried.status if isinstance(retried, _Answer) else retried
+            fallback_status = retried.status if isinstance(retried, Answer) else retried
             answer = _answer_of(retried, PRODUCTION, self.production_timeout_s)
         await _respond(send, answer)
         # Recorded after the caller has its answer: the parsing is off the request's path.
@@ -549,28 +339,28 @@ class LocalRouter(TrafficSplit):
         headers: list[tuple[bytes, bytes]],
         body: bytes,
         timeout: float | None,
-    ) -> tuple[_Answer | str, float]:
+    ) -> tuple[Answer | str, float]:
         started = time.perf_counter()
         try:
             async with asyncio.timeout(timeout):
                 outcome = await self._backends[backend].request(method, target, headers, body)
         except TimeoutError:
             outcome = TIMEOUT
-        except (OSError, EOFError, asyncio.LimitOverrunError, ValueError, _BadResponse):
+        except (OSError, EOFError, asyncio.LimitOverrunError, ValueError, BadResponse):
             # OSError: refused, reset; EOFError: asyncio.IncompleteReadError, cut off mid-answer
             outcome = CONNECTION_ERROR
         return outcome, time.perf_counter() - started
 
 
-def _answer_of(outcome: _Answer | str, backend: str, timeout: float | None) -> _Answer:
-    if isinstance(outcome, _Answer):
+def _answer_of(outcome: Answer | str, backend: str, timeout: float | None) -> Answer:
+    if isinstance(outcome, Answer):
         return outcome
     if outcome == TIMEOUT:
         return _error_answer(504, f"the {backend} server did not answer within {timeout} s")
     return _error_answer(502, f"the {backend} server refused or dropped the connection")
 
 
-async def _respond(send: Any, answer: _Answer) -> None:
+async def _respond(send: Any, answer: Answer) -> None:
     headers = [*answer.headers, (b"content-length", str(len(answer.body)).encode())]
     await send({"type": "http.response.start", "status": answer.status, "headers": headers})
     await send({"type": "http.response.body", "body": answer.body})
@@ -582,135 +372,3 @@ def _new_event_loop() -> asyncio.AbstractEventLoop:
     except ImportError:
         return asyncio.new_event_loop()
     return uvloop.new_event_loop()
-
-
-# -- replaying logged requests ---------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ReplayResult:
-    """What the caller got for one replayed request.
-
-    Attributes:
-        request_id: The id sent in the `X-Request-Id` header.
-        status: HTTP status, or "timeout" / "connection_error".
-        body: The response body (b"" without a response).
-        seconds: Round trip as the caller saw it.
-    """
-
-    request_id: str
-    status: int | str
-    body: bytes
-    seconds: float
-
-
-def _address(target: int | str) -> tuple[str, int]:
-    if isinstance(target, int):
-        return "127.0.0.1", target
-    parts = urlsplit(target if "//" in target else f"http://{target}")
-    if parts.port is None:
-        raise ValueError(f"{target!r}: expected a port or a URL with a port")
-    return parts.hostname or "127.0.0.1", parts.port
-
-
-def replay(
-    target: int | str,
-    bodies: Sequence[bytes],
-    request_ids: Sequence[str],
-    concurrency: int = 8,
-    progress: Callable[[int, int], None] | None = None,
-    *,
-    model: str,
-    timeout_s: float = 60.0,
-) -> list[ReplayResult]:
-    """POST V2 inference requests in order, at most `concurrency` at a time.
-
-    Each worker thread keeps one HTTP/1.1 connection alive and takes the next request in
-    order; request `i` is sent with `request_ids[i]` in the `X-Request-Id` header.
-
-    Args:
-        target: A port on 127.0.0.1, or a base URL such as `LocalRouter.url`.
-        bodies: Serialized V2 request bodies.
-        request_ids: One id per body.
-        concurrency: Requests in flight at most.
-        progress: Called now and then from the calling thread as `progress(done, total)`, and
-            once at the end.
-        model: Model name of the inference path.
-        timeout_s: Seconds to wait for each answer before recording "timeout".
-
-    Returns:
-        One result per request, in the order of `bodies`.
-
-    Raises:
-        ValueError: `bodies` and `request_ids` differ in length, or `concurrency` < 1.
-    """
-    if len(bodies) != len(request_ids):
-        raise ValueError(f"{len(bodies)} bodies but {len(request_ids)} request ids")
-    if concurrency < 1:
-        raise ValueError(f"concurrency {concurrency}: expected at least 1")
-    host, port = _address(target)
-    path = f"/v2/models/{model}/infer"
-    total = len(bodies)
-    results: list[ReplayResult | None] = [None] * total
-    lock = threading.Lock()
-    state = {"next": 0, "done": 0}
-    failures: list[BaseException] = []
-
-    def work() -> None:
-        connection = http.client.HTTPConnection(host, port, timeout=timeout_s)
-        try:
-            while not failures:
-                with lock:
-                    index = state["next"]
-                    if index >= total:
-                        return
-                    state["next"] = index + 1
-                request_id = request_ids[index]
-                headers = {"Content-Type": "application/json", REQUEST_ID_HEADER: request_id}
-                status, content, seconds = _post(connection, path, bodies[index], headers)
-                results[index] = ReplayResult(request_id, status, content, seconds)
-                with lock:
-                    state["done"] += 1
-        except BaseException as exc:
-            failures.append(exc)
-        finally:
-            connection.close()
-
-    workers = [
-        threading.Thread(target=work, name=f"ml-release-replay-{i}", daemon=True)
-        for i in range(min(concurrency, max(total, 1)))
-    ]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        while worker.is_alive():
-            worker.join(0.1)
-            if progress is not None:
-                progress(state["done"], total)
-    if failures:
-        raise failures[0]
-    if progress is not None:
-        progress(state["done"], total)
-    return results  # type: ignore[return-value]
-
-
-def _post(
-    connection: http.client.HTTPConnection, path: str, body: bytes, headers: dict[str, str]
-) -> tuple[int | str, bytes, float]:
-    reused = connection.sock is not None
-    started = time.perf_counter()
-    while True:
-        try:
-            connection.request("POST", path, body, headers)
-            response = connection.getresponse()
-            content = response.read()
-            return response.status, content, time.perf_counter() - started
-        except TimeoutError:
-            connection.close()
-            return TIMEOUT, b"", time.perf_counter() - started
-        except (OSError, http.client.HTTPException):
-            connection.close()
-            if reused:  # a kept-alive connection the server had closed: once more, fresh
-                reused = False
-                continue
-            return CONNECTION_ERROR, b"", time.perf_counter() - started

@@ -132,6 +132,7 @@ def latency(gate: GateSpec, report: ShadowReport) -> GateResult:
         method,
         rows,
         "odd and even production requests",
+        "shadow.requests",
     )
 
 
