@@ -27,7 +27,13 @@ def build_canary_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
         deps=[keys.RELEASE_DECISION],
         group_name=keys.RELEASE_GROUP,
         partitions_def=candidates(spec),
-        required_resource_keys={"warehouse", "model_registry", "artifact_store", "serving_runtime"},
+        required_resource_keys={
+            "warehouse",
+            "model_registry",
+            "artifact_store",
+            "serving_runtime",
+            "traffic_split",
+        },
         check_specs=[
             dg.AssetCheckSpec(
                 CANARY_CHECK,
@@ -63,6 +69,7 @@ def build_canary_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
             release_home() / "canary" / f"{spec.model.name}.json",
             release_lineage(spec, warehouse, context.run.run_id, candidate.version),
             progress=context.log.info,
+            open_split=context.resources.traffic_split.open,
         )
         promotion = canary.promotion
         if promotion is not None and promotion.event is not None:

@@ -1,6 +1,7 @@
 """Dagster resources: thin, configurable wrappers around ml_release classes."""
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import dagster as dg
@@ -17,7 +18,9 @@ from ml_release.home import (
 )
 from ml_release.registry import Registry, open_registry
 from ml_release.serving.environment import feature_code_paths, runtime_python, runtime_root
+from ml_release.serving.router import LocalRouter
 from ml_release.serving.server import ServerOptions
+from ml_release.serving.traffic import TrafficSplit
 from ml_release.spec import ReleaseSpec
 from ml_release.warehouse import Warehouse
 from resources.llm import llm_resource
@@ -99,6 +102,23 @@ class ServingRuntimeResource(dg.ConfigurableResource):
         )
 
 
+class TrafficSplitResource(dg.ConfigurableResource):
+    """The canary's traffic split between production's and the candidate's servers.
+
+    This one opens the local router (`ml_release.serving.router.LocalRouter`): a reverse proxy
+    on 127.0.0.1 that the canary replays the logged requests through. A deployment subclasses
+    it and overrides `open` to return its platform's split (`TrafficSplit` over KServe's
+    `canaryTrafficPercent` or an Argo Rollouts `setWeight` step: docs/deployment.md), and
+    binds it as `traffic_split`.
+    """
+
+    def open(
+        self, production_port: int, candidate_port: int, model: str, timeout_s: float
+    ) -> AbstractContextManager[TrafficSplit]:
+        """The split for one canary, torn down when its `with` block ends."""
+        return LocalRouter(production_port, candidate_port, model, timeout_s=timeout_s)
+
+
 def local_resources(spec: ReleaseSpec | None = None) -> dict[str, dg.ConfigurableResource]:
     """The embedded defaults: everything under ML_RELEASE_HOME (and `llm_client` for LLMs)."""
     llm = {}
@@ -116,4 +136,5 @@ def local_resources(spec: ReleaseSpec | None = None) -> dict[str, dg.Configurabl
             incoming=str(incoming_dir()), quarantine=str(quarantine_dir())
         ),
         "serving_runtime": ServingRuntimeResource(runtime_dir=str(runtime_root())),
+        "traffic_split": TrafficSplitResource(),
     }

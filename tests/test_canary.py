@@ -280,8 +280,19 @@ def test_a_refusing_candidate_is_aborted_at_the_first_step_and_production_stays(
 
 @pytest.mark.slow
 def test_a_healthy_candidate_goes_through_every_step(setup):
+    from resources import TrafficSplitResource
+
+    class CountingSplit(TrafficSplitResource):
+        """A deployment's own split resource: here the local router, counted."""
+
+        def open(self, production_port, candidate_port, model, timeout_s):
+            opened.append((model, timeout_s))
+            return super().open(production_port, candidate_port, model, timeout_s)
+
+    opened = []
     registry, run, _ = setup
-    result = run("twin")
+    result = run("twin", open_split=CountingSplit().open)
+    assert [model for model, _ in opened] == ["credit_default"]  # through the given split
     assert [look.step for look in result.looks] == [5, 25, 50, 100]
     assert result.verdict in (Verdict.PASS, Verdict.INCONCLUSIVE), result.reason
     assert all(look.decision is not Verdict.FAIL for look in result.looks)

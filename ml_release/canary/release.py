@@ -19,7 +19,9 @@ from ml_release.gates.result import GateResult, Verdict
 from ml_release.promotion import GateVerdict, StaleVerdicts, judge_promotion
 from ml_release.registry import PRODUCTION, Registry
 from ml_release.release import ReleaseResult, release_candidate
+from ml_release.serving.router import LocalRouter
 from ml_release.serving.server import ServerOptions
+from ml_release.serving.traffic import SplitOpener
 from ml_release.shadow.replay import LoggedRequests
 from ml_release.spec import ReleaseSpec
 from ml_release.subjects import ModelRef, production_ref
@@ -99,6 +101,7 @@ def canary_release(
     state_file: Path,
     lineage: dict,
     progress: Callable[[str], None] = lambda message: None,
+    open_split: SplitOpener = LocalRouter,
 ) -> CanaryRelease:
     """Check, roll out, and promote after a pass (re-reading the verdicts at that moment)."""
     check_gated(registry, spec, candidate, history(), data)
@@ -116,6 +119,7 @@ def canary_release(
         workdir,
         state_file,
         progress=progress,
+        open_split=open_split,
     )
     steps = pd.DataFrame(
         [{"step_percent": look.step, **row} for look in result.looks for row in look.rows()]

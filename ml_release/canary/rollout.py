@@ -32,6 +32,7 @@ from ml_release.serving.client import encode_request
 from ml_release.serving.replay import replay
 from ml_release.serving.router import LocalRouter
 from ml_release.serving.server import ServerOptions, serve_artifact
+from ml_release.serving.traffic import SplitOpener
 from ml_release.shadow.replay import LoggedRequests
 from ml_release.spec import ReleaseSpec
 from ml_release.subjects import ModelRef
@@ -120,8 +121,13 @@ def rollout(
     state_file: Path,
     progress: Callable[[str], None] = lambda message: None,
     on_look: Callable[[Look], None] = lambda look: None,
+    open_split: SplitOpener = LocalRouter,
 ) -> CanaryResult:
-    """Run the canary of `candidate` against `production`; records steps and aborts."""
+    """Run the canary of `candidate` against `production`; records steps and aborts.
+
+    The traffic goes through the split `open_split` opens between the two servers (the local
+    router by default; the `traffic_split` resource in a Dagster run).
+    """
     settings, model = spec.canary, spec.model.name
     recovered = recover(state_file, registry, model)
     if recovered:
@@ -148,7 +154,7 @@ def rollout(
             candidate.version,
             digest=candidate.digest,
         ) as cand,
-        LocalRouter(prod.port, cand.port, model, timeout_s=settings.timeout_seconds) as router,
+        open_split(prod.port, cand.port, model, settings.timeout_seconds) as router,
     ):
 
         def send(index: int) -> None:

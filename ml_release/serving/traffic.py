@@ -14,7 +14,9 @@ from production to the candidate, never back.
 
 import abc
 import hashlib
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Protocol
 
 CANDIDATE = "candidate"
 PRODUCTION = "production"
@@ -60,6 +62,15 @@ class TrafficSplit(abc.ABC):
     platform: `set_weight` patching KServe's `canaryTrafficPercent` (or an Argo Rollouts
     `setWeight` step), `records` reading the platform's inference logs.
     """
+
+    @property
+    def url(self) -> str:
+        """Base URL callers send inference requests to, through the split.
+
+        The canary replays the logged requests there. A platform's split answers its inference
+        endpoint; a split that only reports (a test's simulated one) has none.
+        """
+        raise NotImplementedError(f"{type(self).__name__} takes no requests of its own")
 
     @property
     @abc.abstractmethod
@@ -108,3 +119,18 @@ def checked_weight(percent: float) -> float:
     if not 0.0 <= value <= 100.0:  # NaN fails too
         raise ValueError(f"weight {percent!r}: expected a percentage from 0 to 100")
     return value
+
+
+class SplitOpener(Protocol):
+    """Opens the split between two running servers for the length of a canary.
+
+    The canary calls it with production's and the candidate's HTTP ports, the model name and
+    the candidate's timeout, and uses the split inside the `with` block. The local router is
+    the default (`resources.TrafficSplitResource`); a deployment supplies its platform's.
+    """
+
+    def __call__(
+        self, production_port: int, candidate_port: int, model: str, timeout_s: float
+    ) -> AbstractContextManager[TrafficSplit]:
+        """The split, as a context manager that tears it down at the end."""
+        ...
