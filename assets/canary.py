@@ -6,7 +6,7 @@ import dagster as dg
 
 from assets.partitions import candidates
 from ml_release import keys
-from ml_release.canary.release import CANARY_CHECK, canary_release
+from ml_release.canary.release import CANARY_CHECK, CanaryRelease, canary_release
 from ml_release.faults import fault_point
 from ml_release.feature_code import load_feature_code
 from ml_release.home import release_home, temp_dir
@@ -14,7 +14,7 @@ from ml_release.jobs.instance import production_materialization, recorded_verdic
 from ml_release.release import current_data_version, release_lineage, rollback_target_after
 from ml_release.shadow.replay import load_window
 from ml_release.spec import ReleaseSpec
-from ml_release.subjects import candidate_ref
+from ml_release.subjects import ModelRef, candidate_ref
 
 
 def build_canary_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
@@ -76,36 +76,43 @@ def build_canary_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
             target = rollback_target_after(registry, store, spec.model.name)
             fault_point("production:before_report", seq=0)  # the ledger has it already
             context.log_event(production_materialization(promotion.event, target))
-        steps = canary.steps
-        table = steps.to_markdown(index=False, floatfmt=".4g") if len(steps) else "_no look_"
-        evidence = canary.evidence
-        return dg.MaterializeResult(
-            metadata={
-                "decision": "canary passed" if canary.passed else "canary aborted",
-                keys.CANDIDATE_VERSION: candidate.version,
-                keys.CANDIDATE_DIGEST: candidate.digest,
-                "baseline": canary.production.version,
-                keys.BASELINE_DIGEST: canary.production.digest,
-                "reason": canary.result.reason,
-                "steps": dg.MetadataValue.md(table),
-                keys.SPEC_HASH: spec.spec_hash,
-            },
-            check_results=[
-                dg.AssetCheckResult(
-                    check_name=CANARY_CHECK,
-                    passed=canary.passed,
-                    severity=dg.AssetCheckSeverity.ERROR,
-                    description=canary.result.reason,
-                    metadata={
-                        **evidence.evidence(),
-                        keys.CANDIDATE_VERSION: candidate.version,
-                        keys.CANDIDATE_DIGEST: candidate.digest,
-                        "summary": dg.MetadataValue.md(evidence.markdown()),
-                        "failed_step": canary.result.failed_step or -1,
-                        "steps": dg.MetadataValue.md(table),
-                    },
-                )
-            ],
-        )
+        return _canary_result(spec, candidate, canary)
 
     return [canary_rollout]
+
+
+def _canary_result(
+    spec: ReleaseSpec, candidate: ModelRef, canary: CanaryRelease
+) -> dg.MaterializeResult:
+    """The asset's metadata and its blocking check: the steps, the evidence, the reason."""
+    steps = canary.steps
+    table = steps.to_markdown(index=False, floatfmt=".4g") if len(steps) else "_no look_"
+    evidence = canary.evidence
+    return dg.MaterializeResult(
+        metadata={
+            "decision": "canary passed" if canary.passed else "canary aborted",
+            keys.CANDIDATE_VERSION: candidate.version,
+            keys.CANDIDATE_DIGEST: candidate.digest,
+            "baseline": canary.production.version,
+            keys.BASELINE_DIGEST: canary.production.digest,
+            "reason": canary.result.reason,
+            "steps": dg.MetadataValue.md(table),
+            keys.SPEC_HASH: spec.spec_hash,
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=CANARY_CHECK,
+                passed=canary.passed,
+                severity=dg.AssetCheckSeverity.ERROR,
+                description=canary.result.reason,
+                metadata={
+                    **evidence.evidence(),
+                    keys.CANDIDATE_VERSION: candidate.version,
+                    keys.CANDIDATE_DIGEST: candidate.digest,
+                    "summary": dg.MetadataValue.md(evidence.markdown()),
+                    "failed_step": canary.result.failed_step or -1,
+                    "steps": dg.MetadataValue.md(table),
+                },
+            )
+        ],
+    )

@@ -151,8 +151,6 @@ OVERSIZE_FUNCTIONS = {
     "ml_release/gates/llm.py:llm_gates": 114,
     "ml_release/artifacts/writer.py:write_artifact": 107,
     "ml_release/stats/paired.py:paired_bootstrap_delta": 92,
-    "ml_release/canary/rollout.py:rollout": 92,
-    "assets/canary.py:build_canary_assets": 85,
     "ml_release/contract/parity.py:check_parity": 82,
     "ml_release/stats/sequential_means.py:mean_sequence": 81,
 }

@@ -136,24 +136,8 @@ def rollout(
     bodies, ids, labels = traffic_plan(requests, contract, per_step, len(settings.steps))
     _write_state(state_file, candidate, 0.0)
     with (
-        serve_artifact(
-            production.folder,
-            store_root,
-            workdir / "production",
-            options,
-            model,
-            production.version,
-            digest=production.digest,
-        ) as prod,
-        serve_artifact(
-            candidate.folder,
-            store_root,
-            workdir / "candidate",
-            options,
-            model,
-            candidate.version,
-            digest=candidate.digest,
-        ) as cand,
+        _serve(production, store_root, workdir / "production", options, model) as prod,
+        _serve(candidate, store_root, workdir / "candidate", options, model) as cand,
         open_split(prod.port, cand.port, model, settings.timeout_seconds) as router,
     ):
 
@@ -181,16 +165,7 @@ def rollout(
             )
 
         def look_done(look: Look) -> None:
-            registry.record(
-                model,
-                "canary_step",
-                version=candidate.version,
-                digest=candidate.digest,
-                spec_hash=spec.spec_hash,
-                verdicts=look.rows(),
-                reason=f"{look.step:g} %: {look.decision.value}; " + "; ".join(look.reasons),
-                lineage={"served": look.served},
-            )
+            _record_look(registry, spec, candidate, look)
             progress(f"{look.step:g} % step: {look.decision.value} ({'; '.join(look.reasons)})")
             on_look(look)
 
@@ -205,6 +180,28 @@ def rollout(
         _aborted(registry, spec, candidate, rows, result.reason)
     state_file.unlink(missing_ok=True)
     return result
+
+
+def _serve(
+    ref: Candidate | ModelRef, store_root: Path, folder: Path, options: ServerOptions, model: str
+):
+    """One verified artifact served from `folder` (a context manager)."""
+    return serve_artifact(
+        ref.folder, store_root, folder, options, model, ref.version, digest=ref.digest
+    )
+
+
+def _record_look(registry: Registry, spec: ReleaseSpec, candidate: Candidate, look: Look) -> None:
+    registry.record(
+        spec.model.name,
+        "canary_step",
+        version=candidate.version,
+        digest=candidate.digest,
+        spec_hash=spec.spec_hash,
+        verdicts=look.rows(),
+        reason=f"{look.step:g} %: {look.decision.value}; " + "; ".join(look.reasons),
+        lineage={"served": look.served},
+    )
 
 
 def _aborted(
