@@ -1,6 +1,6 @@
 # Two commands do everything on a fresh machine with Python 3.11+ and pip:
 #   make demo   install (and the serving runtime), generate the demo data, run the demo releases
-#   make test   install, lint, validate the Dagster definitions, run the whole test suite
+#   make test   install, lint, check the Dagster definitions (dg check defs), run the whole test suite
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -23,7 +23,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/dagster definitions validate -w workspace.yaml
+	$(BIN)/dg check defs
 	$(BIN)/ml-release runtime
 	# The browser test (tests/test_browser.py, ~2.5 min) runs here on one worker; its screenshots
 	# go to reports/browser/ (docs/testing.md).
@@ -34,14 +34,14 @@ test: $(STAMP)
 # The inner loop: lint, the definitions, and the tests that start no process, server or browser.
 check: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/dagster definitions validate -w workspace.yaml
+	$(BIN)/dg check defs
 	$(BIN)/python -m pytest -n 2 -m 'not slow and not demo and not quiet and not browser' -q
 
 # The Dagster UI on 127.0.0.1 (no authentication: never expose it without a proxy in front).
 # DAGSTER_HOME follows ML_RELEASE_HOME (default: .ml_release/ here): the instance `ml-release` uses.
 ui: $(STAMP)
 	$(BIN)/python -c 'from ml_release.instance import ensure_instance; from ml_release.home import dagster_home; ensure_instance(dagster_home())'
-	DAGSTER_HOME=$$($(BIN)/python -c 'from ml_release.home import dagster_home; print(dagster_home())') $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	DAGSTER_HOME=$$($(BIN)/python -c 'from ml_release.home import dagster_home; print(dagster_home())') $(BIN)/dg dev --host 127.0.0.1 --port 3000
 
 bench: $(STAMP)
 	$(BIN)/python bench/contract.py

@@ -9,7 +9,7 @@ from ml_release import keys
 from ml_release.canary.release import CANARY_CHECK, CanaryRelease, canary_release
 from ml_release.faults import fault_point
 from ml_release.feature_code import load_feature_code
-from ml_release.home import release_home, temp_dir
+from ml_release.home import temp_dir
 from ml_release.jobs.instance import production_materialization, recorded_verdicts
 from ml_release.release import current_data_version, release_lineage, rollback_target_after
 from ml_release.shadow.replay import load_window
@@ -66,7 +66,7 @@ def build_canary_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
             contract,
             context.resources.serving_runtime.options(spec, workdir / "app", context.log.info),
             workdir,
-            release_home() / "canary" / f"{spec.model.name}.json",
+            context.resources.traffic_split.state_file(spec.model.name),
             release_lineage(spec, warehouse, context.run.run_id, candidate.version),
             progress=context.log.info,
             open_split=context.resources.traffic_split.open,

@@ -297,12 +297,12 @@ class CanarySpec(SpecModel):
     quality_margin: float | None = Field(
         None,
         ge=0,
-        description="Tolerated increase of per-request log loss on the requests whose label "
-        "arrives during the canary (e.g. 0.1); null (default): no quality comparison. With a "
-        "margin and no label by the last step, the comparison is inconclusive, never a pass.",
+        description="Tolerated increase of the per-request loss (log loss; a regression's "
+        "absolute error) on requests whose label arrives during the canary; null (default): "
+        "off. With a margin and no label by the last step: inconclusive, never a pass.",
     )
     score_shift_margin: float = Field(
-        0.05, ge=0, le=1, description="Tolerated shift of the mean score, either way."
+        0.05, ge=0, description="Tolerated shift of the mean score, either way (docs/canary.md)."
     )
     alpha: float = Field(
         0.05,

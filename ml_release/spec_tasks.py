@@ -70,12 +70,7 @@ def task_problems(spec: Any) -> list[str]:
             f"{'ridge' if task == 'regression' else 'logistic_regression'}, "
             "hist_gradient_boosting or random_forest"
         )
-    if task in ("regression", "multiclass_classification") and spec.canary.enabled:
-        problems.append(
-            f"canary.enabled: canaries are not available for model.task {task} yet (their "
-            "analysis compares one positive-class probability); gate it with the serving and "
-            "shadow gates and remove canary.enabled"
-        )
+    problems += _canary_problems(spec.canary, task)
     if task == "regression":
         for i, gate in enumerate(spec.gates):
             if gate.name in LABEL_GATES:
@@ -85,3 +80,21 @@ def task_problems(spec: Any) -> list[str]:
                     "apply, and the evaluation gates judge the predictions)"
                 )
     return problems
+
+
+def _canary_problems(canary: Any, task: str) -> list[str]:
+    """The canary's score margin is a probability, except a regression's (the target's units)."""
+    if not canary.enabled:
+        return []
+    if task == "regression" and "score_shift_margin" not in canary.model_fields_set:
+        return [
+            "canary.score_shift_margin: a regression's canary compares the mean prediction, in "
+            "the target's units; set the shift you tolerate (e.g. a tenth of the target's "
+            "standard deviation)"
+        ]
+    if task != "regression" and canary.score_shift_margin > 1:
+        return [
+            f"canary.score_shift_margin: {canary.score_shift_margin:g} is a shift of a "
+            "probability, at most 1"
+        ]
+    return []

@@ -112,6 +112,14 @@ class TrafficSplitResource(dg.ConfigurableResource):
     binds it as `traffic_split`.
     """
 
+    state_dir: str = Field(
+        description="Folder of the in-progress markers (`<model>.json`) a new canary recovers from."
+    )
+
+    def state_file(self, model: str) -> Path:
+        """The marker of `model`'s canary in progress (its controller's pid and step)."""
+        return Path(self.state_dir) / f"{model}.json"
+
     def open(
         self, production_port: int, candidate_port: int, model: str, timeout_s: float
     ) -> AbstractContextManager[TrafficSplit]:
@@ -136,5 +144,5 @@ def local_resources(spec: ReleaseSpec | None = None) -> dict[str, dg.Configurabl
             incoming=str(incoming_dir()), quarantine=str(quarantine_dir())
         ),
         "serving_runtime": ServingRuntimeResource(runtime_dir=str(runtime_root())),
-        "traffic_split": TrafficSplitResource(),
+        "traffic_split": TrafficSplitResource(state_dir=str(release_home() / "canary")),
     }

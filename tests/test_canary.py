@@ -279,7 +279,7 @@ def test_a_refusing_candidate_is_aborted_at_the_first_step_and_production_stays(
 
 
 @pytest.mark.slow
-def test_a_healthy_candidate_goes_through_every_step(setup):
+def test_a_healthy_candidate_goes_through_every_step(setup, tmp_path):
     from resources import TrafficSplitResource
 
     class CountingSplit(TrafficSplitResource):
@@ -291,7 +291,7 @@ def test_a_healthy_candidate_goes_through_every_step(setup):
 
     opened = []
     registry, run, _ = setup
-    result = run("twin", open_split=CountingSplit().open)
+    result = run("twin", open_split=CountingSplit(state_dir=str(tmp_path)).open)
     assert [model for model, _ in opened] == ["credit_default"]  # through the given split
     assert [look.step for look in result.looks] == [5, 25, 50, 100]
     assert result.verdict in (Verdict.PASS, Verdict.INCONCLUSIVE), result.reason
@@ -353,6 +353,15 @@ def test_an_unfinished_canary_of_a_dead_controller_is_recorded_as_aborted(tmp_pa
     event = registry.events("m")[-1]
     assert event.event == "canary_aborted" and "25 % step" in event.reason
     assert not state.exists()
+
+
+def test_the_canary_marker_lives_where_the_traffic_split_resource_says(home):
+    """The asset reads the marker through `traffic_split`: the embedded default is the home's."""
+    from resources import TrafficSplitResource, local_resources
+
+    assert local_resources()["traffic_split"].state_file("m") == home / "canary" / "m.json"
+    moved = TrafficSplitResource(state_dir=str(home / "elsewhere"))
+    assert moved.state_file("m") == home / "elsewhere" / "m.json"
 
 
 def test_a_running_canary_is_not_taken_over(tmp_path):

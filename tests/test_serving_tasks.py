@@ -56,6 +56,21 @@ def store(tmp_path_factory, demo):
         "regression": publish(
             "income", "hgb", own_models.native_categorical(training, regression=True), NO_INCOME
         ),
+        # A regressor trained on incomes half as high again: its predictions moved, its errors grew.
+        "regression_shifted": publish(
+            "income",
+            "hgb-x1.5",
+            own_models.native_categorical(
+                training.assign(annual_income=training["annual_income"] * 1.5), regression=True
+            ),
+            NO_INCOME,
+        ),
+        "multiclass_twin": publish(
+            "channel",
+            "hgb-b",
+            own_models.native_categorical(channel.sample(frac=0.7, random_state=1)),
+            task="multiclass_classification",
+        ),
         "multiclass": publish(
             "channel",
             "hgb",
@@ -190,3 +205,67 @@ def test_an_own_pipeline_goes_through_a_canary(store, demo, tmp_path):
     assert result.looks[-1].served["candidate"] > 0
     if result.verdict is Verdict.PASS:
         assert registry.alias("credit_default", PRODUCTION) == "lgbm"
+
+
+@pytest.mark.parametrize(
+    ("production", "candidate", "task", "target"),
+    [
+        ("regression", "regression_shifted", "regression", "annual_income"),
+        ("multiclass", "multiclass_twin", "multiclass_classification", "channel"),
+    ],
+)
+def test_a_regressor_and_a_multiclass_model_go_through_a_canary(
+    store, demo, tmp_path, production, candidate, task, target
+):
+    """The shifted regressor is aborted by the canary; the multi-class retrain is not."""
+    root, folders, options = store
+    registry = Registry(tmp_path / "registry.duckdb")
+    manifests = {key: read_manifest(folders[key]) for key in (production, candidate)}
+    for key, manifest in manifests.items():
+        register_stored(registry, manifest, folders[key])
+    name, live = manifests[production].name, manifests[production].version
+    registry.move_production(name, live, expected=None, event="promoted", step="p")
+    window = _window(demo)
+    window.labels = window.raw[target].to_numpy()  # the label arrived with every request
+    if task == "regression":
+        model = load_model(folders[production], root)
+        predicted = model.predict(window.raw[list(NO_INCOME)])
+        error = float(np.mean(np.abs(predicted - window.labels)))
+        margins = {"score_shift_margin": 0.25 * float(np.std(predicted)), "quality_margin": error}
+    else:
+        margins = {"score_shift_margin": 0.1, "quality_margin": 0.3}
+    canary = {
+        "enabled": True,
+        "steps": [50.0, 100.0],
+        "requests_per_step": 150,
+        "error_margin": 0.05,
+        **margins,
+    }
+    gates = [{"name": "shadow_error_rate", "max_error_rate": 0.02}]
+    data = spec_dict(gates=gates, canary=canary, allow_ungated=True)
+    data["model"] = {"name": name, "task": task, "estimator": "hist_gradient_boosting"}
+    spec = parse_spec(data, PROJECT / "release.yaml")
+    manifest = manifests[candidate]
+    result = rollout(
+        spec,
+        registry,
+        Candidate(manifest.version, manifest.sha256, folders[candidate]),
+        ref(live, folders[production]),
+        root,
+        window,
+        {f.name: f.dtype for f in manifest.features},
+        options,
+        tmp_path / "work",
+        tmp_path / "canary" / f"{name}.json",
+    )
+    last = result.looks[-1]
+    assert last.results["quality"].n_candidate > 0  # labelled requests were judged
+    if task == "regression":
+        assert result.verdict is Verdict.FAIL, result.reason
+        assert last.results["score_shift"].decision is Verdict.FAIL
+        assert "mean prediction" in result.reason
+        assert registry.events(name)[-1].event == "canary_aborted"
+        assert registry.alias(name, PRODUCTION) == live
+    else:
+        assert all(look.decision is not Verdict.FAIL for look in result.looks), result.reason
+        assert result.verdict in (Verdict.PASS, Verdict.INCONCLUSIVE), result.reason

@@ -59,7 +59,7 @@ def test_canary_estimator_and_trusted_types_rules(tmp_path):
     data["canary"] = {"enabled": True}
     data["model"]["estimator"] = "logistic_regression"
     message = spec_error(tmp_path, data)
-    assert "canary.enabled" in message and "model.task regression" in message
+    assert "canary.score_shift_margin" in message and "target's units" in message
     assert "logistic_regression does not fit" in message
     data = example_spec("regression") | {"trusted_types": ["not a name", "numpy.log1p"]}
     assert "['not a name'] are not full dotted names" in spec_error(tmp_path, data)

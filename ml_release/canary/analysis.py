@@ -5,9 +5,12 @@ Up to four comparisons, each an anytime-valid confidence sequence over the steps
 
 - `error_rate`: HTTP errors, timeouts and refused connections, over all routed requests;
 - `latency`: mean log latency of answered requests (margin: a relative increase);
-- `score_shift`: mean score, a shift either way beyond the margin;
-- `quality`: per-request log loss on the requests whose label has arrived (off with
-  `quality_margin: null`; on and no label by the last step: inconclusive, never a pass).
+- `score_shift`: mean score, a shift either way beyond the margin (the score: the positive
+  class's probability; a multi-class model's top-class probability; a regressor's prediction,
+  in the target's units);
+- `quality`: per-request loss on the requests whose label has arrived (log loss of the
+  labelled class; a regressor's absolute error), off with `quality_margin: null`; on and no
+  label by the last step: inconclusive, never a pass.
 
 **Like with like.** The arms are compared within each step, where both served the same
 stretch of traffic, and the steps are combined; a step where an arm served too few requests
@@ -29,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from ml_release.gates.result import Verdict
+from ml_release.serving.client import PREDICTION
 from ml_release.serving.traffic import RouteRecord
 from ml_release.spec import CanarySpec
 from ml_release.stats.sequential import SequentialResult
@@ -40,6 +44,7 @@ from ml_release.stats.stratified import (
 )
 
 CANDIDATE, PRODUCTION = "candidate", "production"
+BINARY, MULTICLASS, REGRESSION = "binary_classification", "multiclass_classification", "regression"
 _EPS = 1e-6
 # Requests per arm before a step counts: error counts are judged from 5 (a candidate refusing
 # everything at the 5 % step is aborted there), means from 30 (a running variance).
@@ -52,8 +57,8 @@ class ArmRequests:
 
     errors: np.ndarray  # one flag per routed request
     log_latency: np.ndarray  # answered requests
-    scores: np.ndarray  # answered requests with a probability
-    losses: np.ndarray  # answered requests whose label has arrived
+    scores: np.ndarray  # answered requests with a score (see `_score`)
+    losses: np.ndarray  # answered requests whose label has arrived (see `_loss`)
 
 
 @dataclass
@@ -98,41 +103,72 @@ class Look:
         ]
 
 
-def _score(record: RouteRecord) -> float:
-    if not record.probabilities:
+# What the score and the per-request loss are, by task: the score's mean is compared
+# (`score_shift`), the loss's mean on labelled requests too (`quality`).
+SCORES = {
+    BINARY: "mean score (positive-class probability)",
+    MULTICLASS: "mean top-class probability",
+    REGRESSION: "mean prediction",
+}
+LOSSES = {BINARY: "log loss", MULTICLASS: "log loss", REGRESSION: "absolute error"}
+
+
+def _score(record: RouteRecord, task: str) -> float:
+    """P(positive class) (binary), the top class's probability (multi-class), the prediction."""
+    answers = record.probabilities or {}
+    if task == REGRESSION:
+        value = (answers.get(PREDICTION) or [None])[0]
+        return math.nan if value is None else float(value)
+    probabilities = {name: values[0] for name, values in answers.items() if name != PREDICTION}
+    if not probabilities:
         return math.nan
-    names = sorted(record.probabilities)
-    positive = "proba_1" if "proba_1" in names else names[-1]
-    return float(record.probabilities[positive][0])
+    if task == MULTICLASS:
+        return float(max(probabilities.values()))
+    names = sorted(probabilities)
+    return float(probabilities["proba_1" if "proba_1" in names else names[-1]])
 
 
-def _arm(records: list[RouteRecord], labels: dict[str, float]) -> ArmRequests:
+def _loss(record: RouteRecord, label: Any, score: float, task: str) -> float:
+    """The loss against the label: -log p(label) (classification), |error| (regression)."""
+    if task == REGRESSION:
+        return abs(score - float(label))
+    answers = record.probabilities or {}
+    names = [f"proba_{label}"]
+    if isinstance(label, float) and label.is_integer():  # 1.0 read from a column with gaps
+        names.append(f"proba_{int(label)}")
+    found = next((answers[n][0] for n in names if n in answers), None)
+    if found is None:
+        return math.nan  # a class the model does not know: no loss to compare
+    return -math.log(min(max(float(found), 1e-12), 1 - 1e-12))
+
+
+def _arm(records: list[RouteRecord], labels: dict[str, Any], task: str) -> ArmRequests:
     answered = [r for r in records if not r.error]
-    scores = np.array([_score(r) for r in answered])
-    labelled = [
-        (labels[r.request_id], s)
-        for r, s in zip(answered, scores, strict=True)
-        if r.request_id in labels and np.isfinite(s)
-    ]
-    y = np.array([p[0] for p in labelled])
-    p = np.clip(np.array([p[1] for p in labelled]), 1e-12, 1 - 1e-12)
+    scores = np.array([_score(r, task) for r in answered])
+    losses = np.array(
+        [
+            _loss(r, labels[r.request_id], s, task)
+            for r, s in zip(answered, scores, strict=True)
+            if r.request_id in labels and np.isfinite(s)
+        ]
+    )
     return ArmRequests(
         errors=np.array([r.error for r in records], dtype=bool),
         log_latency=np.log([max(r.latency_s, _EPS) for r in answered]),
         scores=scores[np.isfinite(scores)],
-        losses=-(y * np.log(p) + (1 - y) * np.log(1 - p)) if labelled else np.array([]),
+        losses=losses[np.isfinite(losses)] if losses.size else losses,
     )
 
 
 def step_requests(
-    step: float, records: list[RouteRecord], labels: dict[str, float]
+    step: float, records: list[RouteRecord], labels: dict[str, Any], task: str = BINARY
 ) -> StepRequests:
     """The step's routed records, per arm, as arrays (records never sent are left out)."""
     sent = [r for r in records if r.status != "not sent"]
     return StepRequests(
         step,
         {
-            arm: _arm([r for r in sent if r.backend == arm], labels)
+            arm: _arm([r for r in sent if r.backend == arm], labels, task)
             for arm in (CANDIDATE, PRODUCTION)
         },
     )
@@ -159,7 +195,9 @@ def planned_effective_requests(settings: CanarySpec, min_n: int = MIN_N) -> floa
     return max(total, 20.0)
 
 
-def analyze(steps: list[StepRequests], settings: CanarySpec, final: bool) -> Look:
+def analyze(
+    steps: list[StepRequests], settings: CanarySpec, final: bool, task: str = BINARY
+) -> Look:
     """Judge every comparison on the steps so far, within each step; the last is the look's."""
     names = comparisons(settings)
     kw = {
@@ -186,7 +224,7 @@ def analyze(steps: list[StepRequests], settings: CanarySpec, final: bool) -> Loo
             **kw,
         ),
         "score_shift": stratified_sequence(
-            "mean score",
+            SCORES[task],
             [mean_stratum(c.scores, p.scores) for c, p in arms],
             settings.score_shift_margin,
             two_sided=True,
@@ -196,7 +234,7 @@ def analyze(steps: list[StepRequests], settings: CanarySpec, final: bool) -> Loo
     labelled = sum(min(c.losses.size, p.losses.size) for c, p in arms)
     if "quality" in names:
         results["quality"] = stratified_sequence(
-            "log loss (labelled requests)",
+            f"{LOSSES[task]} (labelled requests)",
             [mean_stratum(c.losses, p.losses) for c, p in arms],
             settings.quality_margin,
             **kw,

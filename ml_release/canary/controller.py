@@ -11,8 +11,9 @@ way out that is not a pass puts the weight back to 0: traffic returns to product
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from ml_release.canary.analysis import Look, StepRequests, analyze, step_requests
+from ml_release.canary.analysis import BINARY, Look, StepRequests, analyze, step_requests
 from ml_release.gates.result import GateResult, Verdict
 from ml_release.serving.traffic import TrafficSplit
 from ml_release.spec import CanarySpec
@@ -93,8 +94,9 @@ def run_steps(
     split: TrafficSplit,
     send: Callable[[int], None],
     settings: CanarySpec,
-    labels: dict[str, float],
+    labels: dict[str, Any],
     on_look: Callable[[Look], None] = lambda look: None,
+    task: str = BINARY,
 ) -> CanaryResult:
     """Move traffic through `settings.steps`, analysing after each; abort at a failing look."""
     looks: list[Look] = []
@@ -109,8 +111,8 @@ def run_steps(
                 split.set_weight(0)
                 reason = f"inconclusive: not enough traffic for the {step:g} % step: {short}"
                 return CanaryResult(Verdict.INCONCLUSIVE, looks, reason)
-            steps.append(step_requests(step, split.records(since=start), labels))
-            look = analyze(steps, settings, step == settings.steps[-1])
+            steps.append(step_requests(step, split.records(since=start), labels, task))
+            look = analyze(steps, settings, step == settings.steps[-1], task)
             if late:
                 look.decision, look.reasons = Verdict.FAIL, [late, *look.reasons]
             looks.append(look)

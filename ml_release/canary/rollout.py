@@ -8,8 +8,9 @@ repeating requests would make the confidence sequences too narrow. Every look is
 `canary_aborted` event, and traffic goes back to production. Promotion after a pass is the
 caller's (through the same rules as `release_decision`).
 
-A state file (`$ML_RELEASE_HOME/canary/<model>.json`) marks a rollout in progress. A rollout
-that finds one from a controller that died records that canary as aborted before it starts:
+A state file (the `traffic_split` resource's `state_file`, by default
+`$ML_RELEASE_HOME/canary/<model>.json`) marks a rollout in progress. A rollout that finds one
+from a controller that died records that canary as aborted before it starts:
 the local router died with that controller, so its traffic is back on production; a
 deployment's split is set back to 0 by the new controller before anything else.
 """
@@ -19,7 +20,9 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 import psutil
 
 from ml_release.canary.analysis import Look
@@ -92,7 +95,7 @@ def _write_state(state_file: Path, candidate: Candidate, step: float) -> None:
 
 def traffic_plan(
     requests: LoggedRequests, contract: dict[str, str], per_step: int, steps: int
-) -> tuple[list[bytes], list[str], dict[str, float]]:
+) -> tuple[list[bytes], list[str], dict[str, Any]]:
     """Bodies and request ids in log order, each request once, and labels by request id.
 
     At most `per_step * steps` requests; fewer when the window is shorter (never cycled).
@@ -103,8 +106,8 @@ def traffic_plan(
         bodies.append(encode_request(requests.raw.iloc[[i]], contract))
         ids.append(request_id)
         label = requests.labels[i]
-        if label == label:  # not NaN: the label has arrived
-            labels[request_id] = float(label)
+        if not pd.isna(label):  # the label has arrived
+            labels[request_id] = label.item() if hasattr(label, "item") else label
     return bodies, ids, labels
 
 
@@ -170,7 +173,7 @@ def rollout(
             on_look(look)
 
         try:
-            result = run_steps(router, send, settings, labels, look_done)
+            result = run_steps(router, send, settings, labels, look_done, spec.model.task)
         except Exception as exc:
             _aborted(registry, spec, candidate, [], f"the canary failed: {exc}")
             state_file.unlink(missing_ok=True)

@@ -38,6 +38,7 @@ from typing import Any
 
 import uvicorn
 
+from ml_release.serving.client import PREDICTION
 from ml_release.serving.server import ServingError
 from ml_release.serving.traffic import (
     CANDIDATE,
@@ -76,7 +77,9 @@ def _probabilities(body: bytes) -> dict[str, list[float]] | None:
 
 
 def _is_probability(output: dict[str, Any]) -> bool:
-    return str(output.get("name", "")).startswith("proba_")
+    """A class probability, or a regressor's prediction: what the canary compares."""
+    name = str(output.get("name", ""))
+    return name.startswith("proba_") or name == PREDICTION
 
 
 def _request_id(headers: list[tuple[bytes, bytes]], body: bytes) -> str:

@@ -35,7 +35,8 @@ class RouteRecord:
         backend: "candidate" or "production": where the split sent it.
         status: That backend's HTTP status, or "timeout" / "connection_error".
         latency_s: Seconds of that backend's round trip, as the router saw it.
-        probabilities: The 200 response's `proba_*` outputs (output name to values), else None.
+        probabilities: The 200 response's `proba_*` outputs (a regressor's: `prediction`), output
+            name to values; else None.
         timestamp: Wall-clock time (`time.time()`) the router received the request.
         fallback_status: Production's status (or "timeout" / "connection_error") when a failed
             candidate request was retried on production; None otherwise.
