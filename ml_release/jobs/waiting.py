@@ -7,7 +7,9 @@ to recover. SIGINT and SIGTERM do the same and raise `Interrupted`. (Glue: it us
 instance through `ml_release.jobs.instance`.)
 """
 
+import logging
 import signal
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +22,32 @@ from ml_release.jobs.instance import describe_run, pool_states, stop_run
 
 POLL_SECONDS = 1.0
 REPORT_EVERY = 15.0
+POOL_LOGGER = "sqlalchemy.pool.impl.NullPool"  # the pool of Dagster's SQLite storages
+
+
+class DiscardedSqliteConnection(logging.Filter):
+    """Drops the pool's report of a SQLite connection garbage-collected in another thread.
+
+    The instance is read from this thread (pool waits) while the run uses it in the worker, so
+    a discarded connection can be finalized in the other thread, where SQLite refuses to roll
+    it back; the pool logs that with its traceback. Nothing is lost (the connection is being
+    thrown away), and formatting that traceback from inside a garbage collection is harmful on
+    Python 3.11: the traceback module parses source with `ast`, and an `ast.parse` nested in
+    another one (numpy reading an array header while the collection runs) fails with
+    "SystemError: AST constructor recursion depth mismatch" (CPython gh-106905).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for a cross-thread SQLite refusal: the record is neither formatted nor shown."""
+        error = record.exc_info[1] if record.exc_info else None
+        return not (isinstance(error, sqlite3.ProgrammingError) and "same thread" in str(error))
+
+
+def quiet_discarded_sqlite_connections() -> None:
+    """Install `DiscardedSqliteConnection` on the pool's logger (once)."""
+    logger = logging.getLogger(POOL_LOGGER)
+    if not any(isinstance(f, DiscardedSqliteConnection) for f in logger.filters):
+        logger.addFilter(DiscardedSqliteConnection())
 
 
 class _Signals:
@@ -59,6 +87,7 @@ def watched_run(
         except BaseException as exc:  # handed to the watching thread, raised there
             box["error"] = exc
 
+    quiet_discarded_sqlite_connections()
     worker = threading.Thread(target=work, name=f"run-{run_id[:8]}", daemon=True)
     waiting_since: float | None = None
     reported = 0.0
