@@ -226,3 +226,49 @@ def test_an_undeclared_error_is_errored_never_caught_and_the_matrix_names_the_ga
     assert "ERRORED" in rows["crashed"] and "KeyError" in rows["crashed"]
     crashed_control = CoverageResult("s", [], _run("control", failures=[crash]), [], [])
     assert not crashed_control.control_passed and crashed_control.exit_code == 1
+
+
+# -- a team's own feature code: derived segments, no raw categorical column --------------------
+def _diabetes_raw() -> pd.DataFrame:
+    from sklearn.datasets import load_diabetes
+
+    from examples.regression.features import REQUIRED_COLUMNS as DIABETES
+
+    return load_diabetes(as_frame=True, scaled=False).frame[list(DIABETES)]
+
+
+def test_a_segment_the_feature_code_derives_is_found_and_mutated(monkeypatch, mutation):
+    """`age_band` is computed by the feature code, not a raw column: both sides must find it."""
+    from types import SimpleNamespace
+
+    from examples.regression import features as derived
+    from ml_release.coverage.modes import Bench
+
+    raw = _diabetes_raw()
+    spec = SimpleNamespace(
+        data=SimpleNamespace(segments=["age_band"]),
+        features=SimpleNamespace(code="examples.regression.features"),
+    )
+    bench = Bench(spec, raw, raw, raw, derived.REQUIRED_COLUMNS, control=None)
+    largest = derived.compute_features(raw)["age_band"].value_counts().index[0]
+    assert bench.segment() == ("age_band", largest)
+
+    monkeypatch.setattr(mutant, "_base", derived)
+    monkeypatch.setattr(mutant, "REQUIRED_COLUMNS", derived.REQUIRED_COLUMNS)
+    mutation(kind="segment", column="age_band", value="50_plus", rate=1.0, fill={"bmi": 0.0})
+    changed = (mutant.compute_features(raw)["bmi"] != raw["bmi"]).to_numpy()
+    in_segment = (raw["age"] >= 50).to_numpy()
+    assert changed[in_segment].all() and not changed[~in_segment].any()
+
+
+def test_unseen_categories_is_not_applicable_without_a_raw_categorical_column():
+    from ml_release.coverage.modes import applicable
+    from ml_release.spec import parse_spec
+    from tests.conftest import PROJECT
+
+    spec = parse_spec(spec_dict(), PROJECT / "release.yaml")
+    assert "unseen_categories" in [m.name for m in applicable(spec)[0]]
+    numeric_only = spec.features.model_copy(update={"code": "examples.regression.features"})
+    chosen, skipped = applicable(spec.model_copy(update={"features": numeric_only}))
+    assert "unseen_categories" not in [m.name for m in chosen]
+    assert skipped["unseen_categories"] == "the feature code reads no categorical raw column"

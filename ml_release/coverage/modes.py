@@ -17,7 +17,9 @@ import pandas as pd
 
 from ml_release.demo import scenarios
 from ml_release.demo.model_scenarios import miscalibrated, nan_outputs
+from ml_release.errors import SpecError
 from ml_release.feature_code import load_feature_code
+from ml_release.gates.catalog import CATALOG
 from ml_release.model import build_pipeline
 from ml_release.spec import ReleaseSpec
 
@@ -56,7 +58,10 @@ class Bench:
     def segment(self) -> tuple[str, str]:
         """The first segment column and its most frequent value in the holdout."""
         column = self.spec.data.segments[0]
-        return column, str(self.evaluation[column].astype(str).value_counts().index[0])
+        rows = self.evaluation
+        if column not in rows:  # a segment the feature code derives (an age band)
+            rows = load_feature_code(self.spec.features.code).compute(rows[list(self.raw_columns)])
+        return column, str(rows[column].astype(str).value_counts().index[0])
 
     def medians(self) -> dict[str, float]:
         """Training medians of the numeric features: what a damaged row's features become."""
@@ -112,6 +117,7 @@ class FailureMode:
     sweep: tuple[float, ...] = ()  # strengths tried by --sweep, weakest first
     requires: str = ""  # "shadow" or "canary": the mode applies only when the spec has them
     phase: str = "release"  # "canary": the fault appears only once the canary job runs
+    raw_kind: str = ""  # "categorical": it damages a raw categorical column, which must exist
     # An error that stops the run counts as caught only when it matches this (a regular
     # expression over "<error class>: <message>"): the clear refusal the mode should get.
     # Any other error is a crash, reported as errored, never as caught.
@@ -243,7 +249,15 @@ MODES: tuple[FailureMode, ...] = (
         _null_flood,
         (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.3),
     ),
-    FailureMode("unseen_categories", "unseen categories", DATA, 0.2, "share of rows", _unseen),
+    FailureMode(
+        "unseen_categories",
+        "unseen categories",
+        DATA,
+        0.2,
+        "share of rows",
+        _unseen,
+        raw_kind="categorical",
+    ),
     FailureMode("range_anomaly", "values out of range (x25)", DATA, 0.05, "share of rows", _range),
     FailureMode(
         "distribution_shift",
@@ -332,3 +346,30 @@ BY_NAME = {mode.name: mode for mode in MODES}
 def mutation_json(injection: Injection) -> str:
     """The mutation as the environment variable carries it."""
     return json.dumps(injection.mutation or {})
+
+
+def applicable(spec: ReleaseSpec, names: list[str] | None = None) -> tuple[list, dict[str, str]]:
+    """The modes to run for `spec` (all, or `names`), and why the others do not apply."""
+    if names:
+        unknown = [n for n in names if n not in BY_NAME]
+        if unknown:
+            raise SpecError(
+                f"unknown failure mode(s) {', '.join(unknown)}; use: {', '.join(BY_NAME)}"
+            )
+    families = {CATALOG[g.name].family for g in spec.gates}
+    raw_kinds = set(load_feature_code(spec.features.code).required_columns.values())
+    chosen, skipped = [], {}
+    for mode in MODES:
+        if names and mode.name not in names:
+            continue
+        if mode.raw_kind and mode.raw_kind not in raw_kinds:
+            skipped[mode.name] = f"the feature code reads no {mode.raw_kind} raw column"
+            continue
+        if mode.requires == "canary" and not spec.canary.enabled:
+            skipped[mode.name] = "canary.enabled is false in the spec"
+            continue
+        if mode.requires and mode.requires != "canary" and mode.requires not in families:
+            skipped[mode.name] = f"the spec has no {mode.requires} gate"
+            continue
+        chosen.append(mode)
+    return chosen, skipped

@@ -9,7 +9,7 @@ servers inherit the environment):
 - `ML_RELEASE_COVERAGE_MUTATION`: JSON `{"kind": ..., ...}`, one of
   - `noise`: on a share `rate` of rows, the numeric features replaced by the training medians
     in `fill` (a pipeline that silently fills defaults: a global quality drop);
-  - `segment`: the same, only on rows where raw `column` equals `value`;
+  - `segment`: the same, only on rows where `column` (raw, or a feature) equals `value`;
   - `delay`: `ms` milliseconds of sleep per call (a latency regression);
   - `memory`: `mb` megabytes allocated on first use and kept (memory growth);
   - `skew`: `feature` multiplied by `factor` (serving code that computes it differently);
@@ -60,7 +60,9 @@ def compute_features(raw: pd.DataFrame) -> pd.DataFrame:
     if kind == "noise":
         features = _blank(features, _hit(raw, mutation["rate"]), mutation["fill"])
     elif kind == "segment":
-        in_segment = raw[mutation["column"]].astype(str).to_numpy() == mutation["value"]
+        column = mutation["column"]
+        source = raw if column in raw else features  # raw, or derived by the feature code
+        in_segment = source[column].astype(str).to_numpy() == mutation["value"]
         rows = in_segment & _hit(raw, mutation["rate"])
         features = _blank(features, rows, mutation["fill"])
     elif kind == "delay":

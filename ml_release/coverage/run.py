@@ -26,12 +26,12 @@ import pandas as pd
 
 from ml_release import keys
 from ml_release.coverage.modes import (
-    BY_NAME,
     IN_PROCESS_FAMILIES,
     MODES,
     Bench,
     FailureMode,
     Injection,
+    applicable,
 )
 from ml_release.coverage.mutant import BASE_ENV, MUTATION_ENV
 from ml_release.errors import SpecError
@@ -171,29 +171,6 @@ def gate_columns(spec: ReleaseSpec) -> list[str]:
     ids = [g.id for g in spec.gates]
     columns = [g.id if ids.count(g.id) == 1 else f"{g.id} @ {g.target}" for g in spec.gates]
     return columns + ([CANARY_CHECK] if spec.canary.enabled else [])
-
-
-def applicable(spec: ReleaseSpec, names: list[str] | None = None) -> tuple[list, dict[str, str]]:
-    """The modes to run for `spec` (all, or `names`), and why the others do not apply."""
-    if names:
-        unknown = [n for n in names if n not in BY_NAME]
-        if unknown:
-            raise SpecError(
-                f"unknown failure mode(s) {', '.join(unknown)}; use: {', '.join(BY_NAME)}"
-            )
-    families = {CATALOG[g.name].family for g in spec.gates}
-    chosen, skipped = [], {}
-    for mode in MODES:
-        if names and mode.name not in names:
-            continue
-        if mode.requires == "canary" and not spec.canary.enabled:
-            skipped[mode.name] = "canary.enabled is false in the spec"
-            continue
-        if mode.requires and mode.requires != "canary" and mode.requires not in families:
-            skipped[mode.name] = f"the spec has no {mode.requires} gate"
-            continue
-        chosen.append(mode)
-    return chosen, skipped
 
 
 def prepare(spec: ReleaseSpec, seed: int = 11) -> Bench:
