@@ -10,7 +10,7 @@ from ml_release.canary.release import CANARY_CHECK, CanaryRelease, canary_releas
 from ml_release.faults import fault_point
 from ml_release.feature_code import load_feature_code
 from ml_release.home import temp_dir
-from ml_release.jobs.instance import production_materialization, recorded_verdicts
+from ml_release.jobs import production_materialization, recorded_verdicts
 from ml_release.release import current_data_version, release_lineage, rollback_target_after
 from ml_release.shadow.replay import load_window
 from ml_release.spec import ReleaseSpec

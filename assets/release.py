@@ -7,7 +7,7 @@ import dagster as dg
 from assets.partitions import candidates
 from ml_release import keys
 from ml_release.faults import fault_point
-from ml_release.jobs.instance import production_materialization, recorded_verdicts
+from ml_release.jobs import production_materialization, recorded_verdicts
 from ml_release.release import (
     current_data_version,
     release_candidate,

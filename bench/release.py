@@ -135,8 +135,7 @@ def main() -> None:
         os.environ["DAGSTER_HOME"] = str(home / "dagster")
         from ml_release.demo.generate import generate, write_demo_data
         from ml_release.home import demo_data_dir
-        from ml_release.jobs import release_in_process
-        from ml_release.jobs.instance import ensure_instance
+        from ml_release.jobs import ensure_instance, release_in_process
         from ml_release.publish import publish_candidate
 
         data = generate(

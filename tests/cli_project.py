@@ -91,7 +91,7 @@ def pristine(tmp_path_factory, data, request):
 
 def _promote_through_the_registry(home: Path, folders: list[Path]) -> None:
     from ml_release.home import artifacts_dir
-    from ml_release.jobs.instance import ensure_instance, sync_production
+    from ml_release.jobs import ensure_instance, sync_production
     from ml_release.store import register_stored, store_artifact
 
     registry = Registry(home / "registry.duckdb")

@@ -179,7 +179,7 @@ def gate(spec: ReleaseSpec, defs=None, instance=None, job=None, candidate=None):
 
     from ml_release.candidates import prepare_candidate
     from ml_release.home import artifacts_dir, quarantine_dir, registry_path
-    from ml_release.jobs.instance import add_candidate
+    from ml_release.jobs import add_candidate
     from ml_release.registry import Registry
 
     if defs is None:

@@ -15,9 +15,10 @@ from sklearn.metrics import log_loss, mean_absolute_error
 from ml_release.canary.analysis import BINARY, MULTICLASS, REGRESSION, step_requests
 from ml_release.canary.controller import run_steps
 from ml_release.gates.result import Verdict
-from ml_release.serving.traffic import RouteRecord, TrafficSplit, backend_for
+from ml_release.serving.traffic import RouteRecord, backend_for
 from ml_release.spec import CanarySpec
 from tests.conftest import spec_error
+from tests.test_canary import SimulatedSplit
 
 
 def _record(request_id: str, answers: dict[str, list[float]], backend: str = "candidate"):
@@ -61,26 +62,13 @@ def test_binary_labels_read_as_floats_find_their_class():
     assert candidate.losses.mean() == pytest.approx(log_loss([1, 0, 0], proba))
 
 
-class RegressionSplit(TrafficSplit):
+class RegressionSplit(SimulatedSplit):
     """Two simulated regressors: production predicts around the truth, the candidate `shift` off."""
 
     def __init__(self, shift: float, seed: int = 0):
-        self._weight, self._records = 0.0, []
-        self.rng, self.shift = np.random.default_rng(seed), shift
+        super().__init__(candidate_error=0.0, seed=seed)
+        self.shift = shift
         self.labels: dict[str, float] = {}
-
-    @property
-    def weight(self) -> float:
-        return self._weight
-
-    def set_weight(self, percent: float) -> None:
-        self._weight = percent
-
-    def mark(self) -> int:
-        return len(self._records)
-
-    def records(self, since=0, start=None, end=None):
-        return self._records[since:]
 
     def send(self, index: int, n: int) -> None:
         for k in range(n):

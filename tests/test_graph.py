@@ -11,7 +11,7 @@ import pytest
 from ml_release import keys
 from ml_release.definitions import build_definitions
 from ml_release.demo import scenarios
-from ml_release.jobs.instance import ensure_instance
+from ml_release.jobs import ensure_instance
 from tests.conftest import PROJECT, gate, spec_dict, write_spec
 
 
@@ -101,7 +101,7 @@ def test_multiprocess_run_from_the_workspace_does_not_hit_the_duckdb_lock(home, 
     from ml_release.candidates import prepare_candidate
     from ml_release.demo.generate import write_demo_data
     from ml_release.home import artifacts_dir, quarantine_dir
-    from ml_release.jobs.instance import add_candidate
+    from ml_release.jobs import add_candidate
     from ml_release.spec import load_spec
 
     write_demo_data(home / "demo", demo)

@@ -16,7 +16,7 @@ import dagster as dg
 import pytest
 
 from ml_release.demo.generate import write_demo_data
-from ml_release.jobs.instance import ensure_instance, pool_states
+from ml_release.jobs import ensure_instance, pool_states
 from tests.conftest import PROJECT, cli_env, spec_dict, write_spec
 
 ML_RELEASE = Path(sys.executable).parent / "ml-release"

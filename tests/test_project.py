@@ -12,10 +12,10 @@ from tests.conftest import PROJECT
 
 # The Dagster glue: the only modules of ml_release that may import dagster. `cli` and the demo
 # tour drive Dagster runs, so they are glue too (they import it lazily, inside commands).
-# jobs/ is a package: the jobs, the instance adapter (jobs/instance.py) and the bounded wait
-# for a run (jobs/waiting.py), the only places besides definitions, keys and sensors.
-GLUE_MODULES = {"definitions", "keys", "sensors"}
-GLUE_PACKAGES = {"cli", "jobs"}
+# DESIGN.md names four glue modules: definitions, keys, sensors and jobs (the jobs, running
+# them, the instance adapter).
+GLUE_MODULES = {"definitions", "keys", "sensors", "jobs"}
+GLUE_PACKAGES = {"cli"}
 GLUE_FILES = {"demo/tour.py"}
 
 
@@ -143,7 +143,7 @@ MAX_MODULE_LINES, MAX_FUNCTION_LINES = 400, 80
 OVERSIZE_MODULES = {
     "ml_release/spec.py": 615,
     "ml_release/coverage/run.py": 521,
-    "ml_release/jobs/__init__.py": 437,
+    "ml_release/jobs.py": 673,
 }
 OVERSIZE_FUNCTIONS = {
     "assets/llm.py:build_llm_assets": 134,

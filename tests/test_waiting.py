@@ -15,7 +15,7 @@ import logging
 import sqlite3
 import sys
 
-from ml_release.jobs.waiting import (
+from ml_release.run_watch import (
     POOL_LOGGER,
     DiscardedSqliteConnection,
     quiet_discarded_sqlite_connections,

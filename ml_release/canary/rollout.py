@@ -40,6 +40,8 @@ from ml_release.shadow.replay import LoggedRequests
 from ml_release.spec import ReleaseSpec
 from ml_release.subjects import ModelRef
 
+ABORTED = "canary_aborted"
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -66,7 +68,7 @@ def recover(state_file: Path, registry: Registry, model: str) -> str | None:
         )
     registry.record(
         model,
-        "canary_aborted",
+        ABORTED,
         version=state["version"],
         digest=state["digest"],
         reason=f"the canary controller stopped at the {state['step']:g} % step without "
@@ -175,12 +177,12 @@ def rollout(
         try:
             result = run_steps(router, send, settings, labels, look_done, spec.model.task)
         except Exception as exc:
-            _aborted(registry, spec, candidate, [], f"the canary failed: {exc}")
+            _record(registry, spec, candidate, ABORTED, [], reason=f"the canary failed: {exc}")
             state_file.unlink(missing_ok=True)
             raise
     if result.verdict is not Verdict.PASS:
         rows = result.looks[-1].rows() if result.looks else []
-        _aborted(registry, spec, candidate, rows, result.reason)
+        _record(registry, spec, candidate, ABORTED, rows, reason=result.reason)
     state_file.unlink(missing_ok=True)
     return result
 
@@ -195,27 +197,21 @@ def _serve(
 
 
 def _record_look(registry: Registry, spec: ReleaseSpec, candidate: Candidate, look: Look) -> None:
-    registry.record(
-        spec.model.name,
-        "canary_step",
-        version=candidate.version,
-        digest=candidate.digest,
-        spec_hash=spec.spec_hash,
-        verdicts=look.rows(),
-        reason=f"{look.step:g} %: {look.decision.value}; " + "; ".join(look.reasons),
-        lineage={"served": look.served},
-    )
+    reason = f"{look.step:g} %: {look.decision.value}; " + "; ".join(look.reasons)
+    lineage = {"served": look.served}
+    _record(registry, spec, candidate, "canary_step", look.rows(), reason=reason, lineage=lineage)
 
 
-def _aborted(
-    registry: Registry, spec: ReleaseSpec, candidate: Candidate, rows: list, reason: str
+def _record(
+    registry: Registry, spec: ReleaseSpec, candidate: Candidate, event: str, rows: list, **fields
 ) -> None:
+    """One ledger event of this canary's candidate (`canary_step` or `canary_aborted`)."""
     registry.record(
         spec.model.name,
-        "canary_aborted",
+        event,
         version=candidate.version,
         digest=candidate.digest,
         spec_hash=spec.spec_hash,
         verdicts=rows,
-        reason=reason,
+        **fields,
     )

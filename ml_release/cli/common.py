@@ -92,7 +92,7 @@ def home_line() -> str:
 def instance():
     """The persistent Dagster instance of this home."""
     from ml_release.home import dagster_home
-    from ml_release.jobs.instance import ensure_instance
+    from ml_release.jobs import ensure_instance
 
     return ensure_instance(dagster_home())
 
@@ -106,7 +106,7 @@ def sync_production_asset(model: str) -> None:
     import fcntl
 
     from ml_release.home import dagster_home
-    from ml_release.jobs.instance import sync_production
+    from ml_release.jobs import sync_production
 
     folder = dagster_home()
     folder.mkdir(parents=True, exist_ok=True)

@@ -270,7 +270,7 @@ def cmd_coverage(args: argparse.Namespace) -> int:
 
 def cmd_recover(args: argparse.Namespace) -> int:
     """Free the warehouse pool from runs that cannot release it (finished, or process gone)."""
-    from ml_release.jobs.instance import free_abandoned, pool_states
+    from ml_release.jobs import free_abandoned, pool_states
 
     home = instance()
     done = free_abandoned(home, force=set(args.run or []))

@@ -1,10 +1,10 @@
-"""Running a Dagster run in this process without ever waiting silently or unstoppably.
+"""Running a run in this process without ever waiting silently or unstoppably.
 
-The run executes in a worker thread; this thread watches it. While it waits for a pool slot
-another run holds, a line says which run and for how long, every `REPORT_EVERY` seconds; after
-`max_wait` seconds the run is marked canceled, its slots freed, and `WaitedTooLong` says how
-to recover. SIGINT and SIGTERM do the same and raise `Interrupted`. (Glue: it uses the Dagster
-instance through `ml_release.jobs.instance`.)
+The run executes in a worker thread; this thread watches it through a `RunControl` (the
+orchestrator's pools, run descriptions and cancel; `ml_release.jobs` gives Dagster's). While it
+waits for a pool slot another run holds, a line says which run and for how long, every
+`REPORT_EVERY` seconds; after `max_wait` seconds the run is marked canceled, its slots freed,
+and `WaitedTooLong` says how to recover. SIGINT and SIGTERM do the same and raise `Interrupted`.
 """
 
 import logging
@@ -13,16 +13,32 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-import dagster as dg
-
 from ml_release.errors import Interrupted, WaitedTooLong
-from ml_release.jobs.instance import describe_run, pool_states, stop_run
 
 POLL_SECONDS = 1.0
 REPORT_EVERY = 15.0
 POOL_LOGGER = "sqlalchemy.pool.impl.NullPool"  # the pool of Dagster's SQLite storages
+
+
+@dataclass(frozen=True)
+class PoolState:
+    """One pool: the runs holding its slots and the runs waiting for one."""
+
+    pool: str
+    holders: list[str]
+    waiting: list[str]
+
+
+@dataclass(frozen=True)
+class RunControl:
+    """What the watcher needs of the orchestrator."""
+
+    pools: Callable[[], list[PoolState]]  # every pool's holders and waiters
+    describe: Callable[[str], str]  # a run in a few words
+    stop: Callable[[str, str], None]  # mark a run canceled (why) and free its slots
 
 
 class DiscardedSqliteConnection(logging.Filter):
@@ -73,7 +89,7 @@ class _Signals:
 
 def watched_run(
     execute: Callable[[], Any],
-    instance: dg.DagsterInstance,
+    control: RunControl,
     run_id: str,
     progress: Callable[[str], None],
     max_wait: float,
@@ -97,7 +113,7 @@ def watched_run(
             worker.join(POLL_SECONDS)
             if signals.received is not None:
                 name = signal.Signals(signals.received).name
-                stop_run(instance, run_id, f"stopped by {name}")
+                control.stop(run_id, f"stopped by {name}")
                 raise Interrupted(
                     f"stopped by {name}: run {run_id} was marked canceled and its pool slots "
                     "freed; nothing of the unfinished step was recorded. Re-run the command "
@@ -106,7 +122,7 @@ def watched_run(
                 )
             if not worker.is_alive():
                 break
-            holding = [s for s in pool_states(instance) if run_id in s.waiting]
+            holding = [s for s in control.pools() if run_id in s.waiting]
             if not holding:
                 waiting_since = None
                 continue
@@ -114,11 +130,11 @@ def watched_run(
             waiting_since = waiting_since or now
             waited = now - waiting_since
             holders = (
-                "; ".join(describe_run(instance, h) for s in holding for h in s.holders)
+                "; ".join(control.describe(h) for s in holding for h in s.holders)
                 or "a run that has not released it yet"
             )
             if waited > max_wait:
-                stop_run(instance, run_id, f"waited {waited:.0f} s for the warehouse pool")
+                control.stop(run_id, f"waited {waited:.0f} s for the warehouse pool")
                 raise WaitedTooLong(
                     f"gave up after waiting {waited:.0f} s for the '{holding[0].pool}' pool, "
                     f"held by {holders}. If that run is still working, retry later (or raise "
