@@ -146,7 +146,7 @@ def test_the_mutant_hits_the_same_rows_alone_and_in_a_batch(demo, mutation):
     batch = mutant.compute_features(raw)
     alone = pd.concat([mutant.compute_features(raw.iloc[[i]]) for i in range(len(raw))])
     pd.testing.assert_frame_equal(batch, alone.reset_index(drop=True), check_dtype=False)
-    clean = mutant._base.compute_features(raw)
+    clean = mutant._base().compute_features(raw)
     hit = ((batch["age"] != clean["age"]) & (clean["age"] != 40.0)).to_numpy()
     assert 0.2 < hit.mean() < 0.4  # about the configured share
 
@@ -155,7 +155,7 @@ def test_the_segment_mutation_stays_in_its_segment(demo, mutation):
     raw = demo.evaluation[list(REQUIRED_COLUMNS)].head(2000).reset_index(drop=True)
     value = raw["region"].astype(str).value_counts().index[0]
     mutation(kind="segment", column="region", value=value, rate=1.0, fill={"age": 40.0})
-    clean = mutant._base.compute_features(raw)["age"]
+    clean = mutant._base().compute_features(raw)["age"]
     changed = (mutant.compute_features(raw)["age"] != clean).to_numpy()
     in_segment = raw["region"].astype(str).to_numpy() == value
     assert changed[in_segment & (clean != 40.0).to_numpy()].all()
@@ -242,7 +242,7 @@ def test_a_segment_the_feature_code_derives_is_found_and_mutated(monkeypatch, mu
     from types import SimpleNamespace
 
     from examples.regression import features as derived
-    from ml_release.coverage.modes import Bench
+    from ml_release.coverage.bench import Bench
 
     raw = _diabetes_raw()
     spec = SimpleNamespace(
@@ -253,8 +253,8 @@ def test_a_segment_the_feature_code_derives_is_found_and_mutated(monkeypatch, mu
     largest = derived.compute_features(raw)["age_band"].value_counts().index[0]
     assert bench.segment() == ("age_band", largest)
 
-    monkeypatch.setattr(mutant, "_base", derived)
-    monkeypatch.setattr(mutant, "REQUIRED_COLUMNS", derived.REQUIRED_COLUMNS)
+    monkeypatch.setenv(mutant.BASE_ENV, "examples.regression.features")
+    assert mutant.REQUIRED_COLUMNS == derived.REQUIRED_COLUMNS  # read when used, not at import
     mutation(kind="segment", column="age_band", value="50_plus", rate=1.0, fill={"bmi": 0.0})
     changed = (mutant.compute_features(raw)["bmi"] != raw["bmi"]).to_numpy()
     in_segment = (raw["age"] >= 50).to_numpy()

@@ -15,82 +15,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ml_release.coverage.bench import Bench
 from ml_release.demo import scenarios
 from ml_release.demo.model_scenarios import miscalibrated, nan_outputs
 from ml_release.errors import SpecError
 from ml_release.feature_code import load_feature_code
-from ml_release.gates.catalog import CATALOG
-from ml_release.model import build_pipeline
+from ml_release.gates.catalog import CATALOG, EVALUATION_FAMILIES
 from ml_release.spec import ReleaseSpec
 
 # Gate families judged in-process on every mode (cheap); the serving and shadow families start
 # model servers, so a mode runs them only when it targets them (`--all-gates` runs them all).
-IN_PROCESS_FAMILIES = ("data_contract", "parity", "model_quality")
-
-
-@dataclass
-class Bench:
-    """What every mode starts from: the spec, its data, and the healthy models."""
-
-    spec: ReleaseSpec
-    training: pd.DataFrame
-    evaluation: pd.DataFrame
-    serving_log: pd.DataFrame
-    raw_columns: dict[str, str]  # raw column -> "numeric" | "categorical"
-    control: Any  # the healthy candidate: the spec's model on a bootstrap of the training rows
-    _medians: dict[str, float] | None = field(default=None, repr=False)
-
-    def numeric_raw(self) -> str:
-        """The raw numeric column the data modes damage: the one with the most distinct values.
-
-        A continuous column: on an integer-valued one (an age) a shift of a fraction of a unit
-        moves every value off its integer, which the drift tests rightly see at any size.
-        """
-        numeric = [c for c, kind in self.raw_columns.items() if kind == "numeric"]
-        return max(numeric, key=lambda c: (self.evaluation[c].nunique(), -numeric.index(c)))
-
-    def categorical_raw(self) -> str:
-        """The raw categorical column the data modes damage (not a segment column if possible)."""
-        names = [c for c, kind in self.raw_columns.items() if kind == "categorical"]
-        others = [c for c in names if c not in self.spec.data.segments]
-        return (others or names)[0]
-
-    def segment(self) -> tuple[str, str]:
-        """The first segment column and its most frequent value in the holdout."""
-        column = self.spec.data.segments[0]
-        rows = self.evaluation
-        if column not in rows:  # a segment the feature code derives (an age band)
-            rows = load_feature_code(self.spec.features.code).compute(rows[list(self.raw_columns)])
-        return column, str(rows[column].astype(str).value_counts().index[0])
-
-    def medians(self) -> dict[str, float]:
-        """Training medians of the numeric features: what a damaged row's features become."""
-        if self._medians is None:
-            features = load_feature_code(self.spec.features.code).compute(
-                self.training[list(self.raw_columns)]
-            )
-            self._medians = {
-                c: float(features[c].astype("float64").median()) for c in self.spec.features.numeric
-            }
-        return self._medians
-
-    def fit(
-        self,
-        estimator: str,
-        params: dict,
-        labels: np.ndarray | None = None,
-        rows: np.ndarray | None = None,
-    ) -> Any:
-        """The spec's feature code around `estimator`, fitted on the training rows (or `rows`)."""
-        spec = self.spec
-        model = build_pipeline(
-            spec.features.code, spec.features.numeric, spec.features.categorical, estimator, params
-        )
-        y = self.training[spec.data.label].to_numpy() if labels is None else np.asarray(labels)
-        x = self.training[list(self.raw_columns)]
-        if rows is not None:
-            x, y = x.iloc[rows], y[rows]
-        return model.fit(x, y)
+IN_PROCESS_FAMILIES = ("data_contract", "parity", *EVALUATION_FAMILIES)
+TABULAR_TASKS = ("binary_classification", "multiclass_classification", "regression")
 
 
 @dataclass
@@ -122,6 +58,7 @@ class FailureMode:
     # expression over "<error class>: <message>"): the clear refusal the mode should get.
     # Any other error is a crash, reported as errored, never as caught.
     expects_error: str = ""
+    tasks: tuple[str, ...] = TABULAR_TASKS  # the model.task values the mode is defined for
 
     def describe(self, strength: float | None = None) -> str:
         """Title and strength, as the matrix prints them."""
@@ -183,6 +120,9 @@ def _segment_drop(b: Bench, s: float) -> Injection:
 
 
 def _calibration(b: Bench, s: float) -> Injection:
+    if b.spec.model.task == "regression":  # a label-unit bug: every prediction s x too high
+        labels = b.training[b.spec.data.label].to_numpy(dtype="float64") * (1 + s)
+        return Injection(model=b.fit(b.spec.model.estimator, dict(b.spec.model.params), labels))
     return Injection(model=miscalibrated(b.spec, b.training, list(b.raw_columns)))
 
 
@@ -200,7 +140,12 @@ def _memory(b: Bench, s: float) -> Injection:
 
 
 def _output_schema(b: Bench, s: float) -> Injection:
-    labels = np.where(b.training[b.spec.data.label].astype(bool), "yes", "no")
+    """The classes come back renamed: "yes"/"no" for 0/1, "class_3" for 3."""
+    label = b.training[b.spec.data.label]
+    if b.spec.model.task == "binary_classification":
+        labels = np.where(label.astype(bool), "yes", "no")
+    else:
+        labels = ("class_" + label.astype(str)).to_numpy()
     return Injection(model=b.fit(b.spec.model.estimator, dict(b.spec.model.params), labels))
 
 
@@ -220,7 +165,8 @@ def _shadow(b: Bench, s: float) -> Injection:
     return _mutation(b, "skew", feature=b.spec.features.numeric[0], factor=s)
 
 
-DATA, QUALITY = ("data_contract", "parity"), ("model_quality",)
+DATA, QUALITY = ("data_contract", "parity"), EVALUATION_FAMILIES
+CLASSIFICATION = ("binary_classification", "multiclass_classification")
 MODES: tuple[FailureMode, ...] = (
     FailureMode(
         "renamed_column",
@@ -294,7 +240,15 @@ MODES: tuple[FailureMode, ...] = (
         _segment_drop,
         (0.01, 0.02, 0.05, 0.1, 0.2, 0.5),
     ),
-    FailureMode("calibration_worsened", "calibration worsened", QUALITY, 1, "", _calibration),
+    FailureMode(
+        "calibration_worsened",
+        "calibration worsened",
+        QUALITY,
+        0.2,
+        "",
+        _calibration,
+        tasks=("binary_classification", "regression"),
+    ),
     FailureMode("non_finite_outputs", "non-finite outputs", QUALITY, 1, "NaN leaves", _non_finite),
     FailureMode(
         "latency_regression",
@@ -307,7 +261,15 @@ MODES: tuple[FailureMode, ...] = (
     ),
     FailureMode("memory_growth", "memory growth", ("serving",), 300, "MB held", _memory),
     FailureMode(
-        "output_schema_change", "output-schema change", ("serving",), 1, "", _output_schema
+        "output_schema_change",
+        "output-schema change",
+        ("serving",),
+        1,
+        "",
+        _output_schema,
+        tasks=CLASSIFICATION,
+        # multi-class: the renamed classes are refused before scoring (binary: a serving gate)
+        expects_error=r"^DataInputError: .*class\(es\) .* that the model's classes .* do not",
     ),
     FailureMode(
         "batch_single_disagreement",
@@ -361,6 +323,9 @@ def applicable(spec: ReleaseSpec, names: list[str] | None = None) -> tuple[list,
     chosen, skipped = [], {}
     for mode in MODES:
         if names and mode.name not in names:
+            continue
+        if spec.model.task not in mode.tasks:
+            skipped[mode.name] = f"not defined for model.task {spec.model.task}"
             continue
         if mode.raw_kind and mode.raw_kind not in raw_kinds:
             skipped[mode.name] = f"the feature code reads no {mode.raw_kind} raw column"

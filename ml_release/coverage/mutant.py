@@ -31,16 +31,28 @@ import pandas as pd
 BASE_ENV = "ML_RELEASE_COVERAGE_BASE"
 MUTATION_ENV = "ML_RELEASE_COVERAGE_MUTATION"
 
-_base = importlib.import_module(os.environ.get(BASE_ENV) or "ml_release.demo.features")
-REQUIRED_COLUMNS = _base.REQUIRED_COLUMNS
 _ballast: list[np.ndarray] = []
 
-__all__ = ["REQUIRED_COLUMNS", "compute_features"]
+
+def _base():
+    """The wrapped feature module, named by the environment at the time of the call.
+
+    Read per call, not at import: this module is imported before a coverage run sets
+    `ML_RELEASE_COVERAGE_BASE`, and one process may cover several specs.
+    """
+    return importlib.import_module(os.environ.get(BASE_ENV) or "ml_release.demo.features")
+
+
+def __getattr__(name: str):
+    """`REQUIRED_COLUMNS`: the wrapped module's, resolved like `_base` (PEP 562)."""
+    if name == "REQUIRED_COLUMNS":
+        return _base().REQUIRED_COLUMNS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _hit(raw: pd.DataFrame, rate: float) -> np.ndarray:
     """Rows whose raw-value hash falls below `rate` (uniform on [0, 1))."""
-    hashed = pd.util.hash_pandas_object(raw[list(REQUIRED_COLUMNS)], index=False).to_numpy()
+    hashed = pd.util.hash_pandas_object(raw[list(_base().REQUIRED_COLUMNS)], index=False).to_numpy()
     return (hashed % 1_000_003) / 1_000_003 < rate
 
 
@@ -54,7 +66,7 @@ def _blank(features: pd.DataFrame, rows: np.ndarray, fill: dict[str, float]) -> 
 
 def compute_features(raw: pd.DataFrame) -> pd.DataFrame:
     """The base module's features with the configured fault."""
-    features = _base.compute_features(raw)
+    features = _base().compute_features(raw)
     mutation = json.loads(os.environ.get(MUTATION_ENV) or "{}")
     kind = mutation.get("kind")
     if kind == "noise":
