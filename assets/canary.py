@@ -12,6 +12,13 @@ from ml_release.feature_code import load_feature_code
 from ml_release.home import temp_dir
 from ml_release.jobs import production_materialization, recorded_verdicts
 from ml_release.release import current_data_version, release_lineage, rollback_target_after
+from ml_release.resource_types import (
+    Folder,
+    RegistrySource,
+    ServingRuntime,
+    TrafficSplits,
+    WarehouseSource,
+)
 from ml_release.shadow.replay import load_window
 from ml_release.spec import ReleaseSpec
 from ml_release.subjects import ModelRef, candidate_ref
@@ -27,13 +34,6 @@ def build_canary_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
         deps=[keys.RELEASE_DECISION],
         group_name=keys.RELEASE_GROUP,
         partitions_def=candidates(spec),
-        required_resource_keys={
-            "warehouse",
-            "model_registry",
-            "artifact_store",
-            "serving_runtime",
-            "traffic_split",
-        },
         check_specs=[
             dg.AssetCheckSpec(
                 CANARY_CHECK,
@@ -44,11 +44,18 @@ def build_canary_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
         ],
         kinds={"mlserver"},
     )
-    def canary_rollout(context: dg.AssetExecutionContext):
+    def canary_rollout(
+        context: dg.AssetExecutionContext,
+        warehouse: dg.ResourceParam[WarehouseSource],
+        model_registry: dg.ResourceParam[RegistrySource],
+        artifact_store: dg.ResourceParam[Folder],
+        serving_runtime: dg.ResourceParam[ServingRuntime],
+        traffic_split: dg.ResourceParam[TrafficSplits],
+    ):
         """Steps of traffic to the candidate, analysed at each; promotes after the last one."""
-        registry = context.resources.model_registry.get()
-        store = Path(context.resources.artifact_store.path)
-        warehouse = context.resources.warehouse.get()
+        registry = model_registry.get()
+        store = Path(artifact_store.path)
+        warehouse = warehouse.get()
         candidate = candidate_ref(registry, store, spec.model.name, context.partition_key)
         contract = load_feature_code(spec.features.code).required_columns
         settings = spec.canary
@@ -64,12 +71,12 @@ def build_canary_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
                 warehouse, spec, contract, count=settings.requests_per_step * len(settings.steps)
             ),
             contract,
-            context.resources.serving_runtime.options(spec, workdir / "app", context.log.info),
+            serving_runtime.options(spec, workdir / "app", context.log.info),
             workdir,
-            context.resources.traffic_split.state_file(spec.model.name),
+            traffic_split.state_file(spec.model.name),
             release_lineage(spec, warehouse, context.run.run_id, candidate.version),
             progress=context.log.info,
-            open_split=context.resources.traffic_split.open,
+            open_split=traffic_split.open,
         )
         promotion = canary.promotion
         if promotion is not None and promotion.event is not None:

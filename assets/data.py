@@ -3,6 +3,7 @@
 import dagster as dg
 
 from ml_release import keys
+from ml_release.resource_types import WarehouseSource
 from ml_release.source_needs import check_role_columns, role_needs
 from ml_release.sources import fingerprint, load_source, row_key
 from ml_release.spec import ReleaseSpec
@@ -22,11 +23,10 @@ def _data_asset(spec: ReleaseSpec, name: str) -> dg.AssetsDefinition:
         group_name=keys.DATA_GROUP,
         description=DESCRIPTIONS[name],
         pool=keys.WAREHOUSE_POOL,
-        required_resource_keys={"warehouse"},
         kinds={"duckdb"},
     )
-    def _asset(context: dg.AssetExecutionContext):
-        warehouse = context.resources.warehouse.get()
+    def _asset(context: dg.AssetExecutionContext, warehouse: dg.ResourceParam[WarehouseSource]):
+        warehouse = warehouse.get()
         rows = load_source(warehouse, source, name, spec.model.task, unique=row_key(spec, name))
         # The columns the listed gates and the model read, named here (as `validate` names
         # them), not as a binder error steps later.

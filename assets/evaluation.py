@@ -16,6 +16,7 @@ from ml_release.evaluation.run import model_gates
 from ml_release.evaluation.steps import judge_candidate, score_baseline, score_candidate
 from ml_release.evaluation.tasks import EvaluationTask, evaluation_task
 from ml_release.gates.store import store_results
+from ml_release.resource_types import Folder, RegistrySource, WarehouseSource
 from ml_release.spec import ReleaseSpec
 from ml_release.subjects import candidate_ref, production_ref
 
@@ -41,17 +42,20 @@ def build_prediction_assets(spec: ReleaseSpec, task: EvaluationTask) -> list[dg.
         "group_name": keys.EVALUATION_GROUP,
         "partitions_def": candidates(spec),
         "pool": keys.WAREHOUSE_POOL,
-        "required_resource_keys": {"warehouse", "model_registry", "artifact_store"},
         "kinds": {"duckdb", "scikit-learn"},
     }
 
     @dg.asset(name=keys.CANDIDATE_PREDICTIONS, description=task.candidate_description, **common)
-    def candidate_predictions(context: dg.AssetExecutionContext):
-        registry, store = context.resources.model_registry.get(), context.resources.artifact_store
+    def candidate_predictions(
+        context: dg.AssetExecutionContext,
+        warehouse: dg.ResourceParam[WarehouseSource],
+        model_registry: dg.ResourceParam[RegistrySource],
+        artifact_store: dg.ResourceParam[Folder],
+    ):
         candidate = candidate_ref(
-            registry, Path(store.path), spec.model.name, context.partition_key
+            model_registry.get(), Path(artifact_store.path), spec.model.name, context.partition_key
         )
-        scored = score_candidate(task, context.resources.warehouse.get(), spec, candidate)
+        scored = score_candidate(task, warehouse.get(), spec, candidate)
         if scored.invalid:
             context.log.warning(f"{scored.invalid} scores are {task.invalid_means}")
         return dg.MaterializeResult(
@@ -64,11 +68,17 @@ def build_prediction_assets(spec: ReleaseSpec, task: EvaluationTask) -> list[dg.
         )
 
     @dg.asset(name=keys.BASELINE_PREDICTIONS, description=task.baseline_description, **common)
-    def baseline_predictions(context: dg.AssetExecutionContext):
-        registry, store = context.resources.model_registry.get(), context.resources.artifact_store
-        production = production_ref(registry, Path(store.path), spec.model.name)
-        warehouse = context.resources.warehouse.get()
-        scored, kind = score_baseline(task, warehouse, spec, context.partition_key, production)
+    def baseline_predictions(
+        context: dg.AssetExecutionContext,
+        warehouse: dg.ResourceParam[WarehouseSource],
+        model_registry: dg.ResourceParam[RegistrySource],
+        artifact_store: dg.ResourceParam[Folder],
+    ):
+        production = production_ref(
+            model_registry.get(), Path(artifact_store.path), spec.model.name
+        )
+        client = warehouse.get()
+        scored, kind = score_baseline(task, client, spec, context.partition_key, production)
         return dg.MaterializeResult(
             metadata={
                 **_metadata(scored),
@@ -90,16 +100,19 @@ def build_report_asset(spec: ReleaseSpec, task: EvaluationTask) -> dg.AssetsDefi
         group_name=keys.EVALUATION_GROUP,
         partitions_def=candidates(spec),
         pool=keys.WAREHOUSE_POOL,
-        required_resource_keys={"warehouse", "report_store"},
         kinds={"duckdb", "html"},
     )
-    def evaluation_report(context: dg.AssetExecutionContext):
+    def evaluation_report(
+        context: dg.AssetExecutionContext,
+        warehouse: dg.ResourceParam[WarehouseSource],
+        report_store: dg.ResourceParam[Folder],
+    ):
         """Candidate against production on the same rows, per segment, with intervals."""
-        warehouse = context.resources.warehouse.get()
-        report = judge_candidate(task, warehouse, spec, context.partition_key)
+        client = warehouse.get()
+        report = judge_candidate(task, client, spec, context.partition_key)
         ids = [gate.id for gate in model_gates(spec)]  # the report judged them in this order
-        store_results(warehouse, context.run.run_id, ids, report.results)
-        folder = Path(context.resources.report_store.path) / context.run.run_id
+        store_results(client, context.run.run_id, ids, report.results)
+        folder = Path(report_store.path) / context.run.run_id
         folder.mkdir(parents=True, exist_ok=True)
         page = folder / "evaluation.html"
         page.write_text(html_report(report.title, report.metrics, report.results, report.images))

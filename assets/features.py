@@ -6,6 +6,7 @@ from ml_release import keys
 from ml_release.contract.run import store_reference_profile
 from ml_release.feature_code import load_feature_code
 from ml_release.featurize import build_features
+from ml_release.resource_types import WarehouseSource
 from ml_release.spec import ReleaseSpec
 
 DESCRIPTIONS = {
@@ -22,12 +23,11 @@ def _feature_asset(spec: ReleaseSpec, name: str, code_version: str) -> dg.Assets
         group_name=keys.FEATURES_GROUP,
         description=DESCRIPTIONS[name],
         pool=keys.WAREHOUSE_POOL,
-        required_resource_keys={"warehouse"},
         kinds={"duckdb", "pandas"},
         code_version=code_version,
     )
-    def _asset(context: dg.AssetExecutionContext):
-        client = context.resources.warehouse.get()
+    def _asset(context: dg.AssetExecutionContext, warehouse: dg.ResourceParam[WarehouseSource]):
+        client = warehouse.get()
         rows = build_features(client, spec, name)
         metadata: dict = {
             "dagster/row_count": rows,

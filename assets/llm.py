@@ -18,6 +18,13 @@ from ml_release.llm.gates import judge, llm_gates
 from ml_release.llm.page import gates_markdown, html_page, table_markdown
 from ml_release.llm.report import distribution_plot
 from ml_release.llm.run import evaluate_release
+from ml_release.resource_types import (
+    ArtifactInbox,
+    Folder,
+    LLMClientSource,
+    RegistrySource,
+    WarehouseSource,
+)
 from ml_release.spec import ReleaseSpec
 from ml_release.subjects import candidate_ref, production_ref
 
@@ -38,9 +45,8 @@ def _rag_path(spec: ReleaseSpec) -> Path:
     return spec.llm.path(spec.llm.dataset, spec.source.parent, release_home())
 
 
-def build_llm_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
-    """The RAG set, the candidate prompt/config and llm_evaluation_report for an LLM spec."""
-    llm = spec.llm
+def _rag_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
+    """The RAG set: the corpus and the questions, versioned by its digest."""
 
     @dg.asset(name=keys.RAG_CORPUS, group_name=keys.DATA_GROUP, kinds={"json"})
     def rag_corpus() -> dg.MaterializeResult:
@@ -68,22 +74,33 @@ def build_llm_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
             data_version=dg.DataVersion(rag.fingerprint),
         )
 
+    return [rag_corpus, rag_questions]
+
+
+def _candidate_asset(spec: ReleaseSpec) -> dg.AssetsDefinition:
+    """candidate_model of an LLM spec: the run's prompt/config."""
+
     @dg.asset(
         name=keys.CANDIDATE_MODEL,
         group_name=keys.MODELS_GROUP,
         partitions_def=candidates(spec),
-        required_resource_keys={"model_registry", "artifact_store", "artifact_inbox"},
         pool=keys.WAREHOUSE_POOL,
         kinds={"json"},
     )
-    def candidate_model(context: dg.AssetExecutionContext, config: PromptCandidateConfig):
+    def candidate_model(
+        context: dg.AssetExecutionContext,
+        config: PromptCandidateConfig,
+        model_registry: dg.ResourceParam[RegistrySource],
+        artifact_store: dg.ResourceParam[Folder],
+        artifact_inbox: dg.ResourceParam[ArtifactInbox],
+    ):
         """The run's candidate prompt/config (partition = its digest), verified."""
         candidate = candidate_of_partition(
             spec,
             context.partition_key,
-            context.resources.model_registry.get(),
-            Path(context.resources.artifact_store.path),
-            context.resources.artifact_inbox.folders(),
+            model_registry.get(),
+            Path(artifact_store.path),
+            artifact_inbox.folders(),
             config.artifact,
         )
         prompt = read_config(candidate.folder, candidate.digest)
@@ -102,32 +119,39 @@ def build_llm_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
             data_version=dg.DataVersion(candidate.digest),
         )
 
+    return candidate_model
+
+
+def build_llm_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
+    """The RAG set, the candidate prompt/config and llm_evaluation_report for an LLM spec."""
+    llm = spec.llm
+
     @dg.asset(
         name=keys.LLM_EVALUATION_REPORT,
         deps=[keys.CANDIDATE_MODEL, keys.RAG_CORPUS, keys.RAG_QUESTIONS],
         group_name=keys.EVALUATION_GROUP,
         partitions_def=candidates(spec),
         pool=keys.WAREHOUSE_POOL,
-        required_resource_keys={
-            "warehouse",
-            "model_registry",
-            "artifact_store",
-            "report_store",
-            "llm_client",
-        },
         kinds={"duckdb", "html"},
     )
-    def llm_evaluation_report(context: dg.AssetExecutionContext):
+    def llm_evaluation_report(
+        context: dg.AssetExecutionContext,
+        warehouse: dg.ResourceParam[WarehouseSource],
+        model_registry: dg.ResourceParam[RegistrySource],
+        artifact_store: dg.ResourceParam[Folder],
+        report_store: dg.ResourceParam[Folder],
+        llm_client: dg.ResourceParam[LLMClientSource],
+    ):
         """Candidate and production prompt/configs on the same questions, per route."""
-        registry = context.resources.model_registry.get()
-        store = Path(context.resources.artifact_store.path)
+        registry = model_registry.get()
+        store = Path(artifact_store.path)
         ref = candidate_ref(registry, store, spec.model.name, context.partition_key)
         candidate = read_config(ref.folder, ref.digest)
         live = production_ref(registry, store, spec.model.name)
         production = read_config(live.folder, live.digest) if live else None
         rag = load_rag_set(_rag_path(spec))
         gates = llm_gates(spec)
-        client = context.resources.llm_client
+        client = llm_client
         needs_judge = any(g.name == "llm_judge_faithfulness" for g in gates)
         report = evaluate_release(
             rag,
@@ -141,7 +165,7 @@ def build_llm_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
         for result in results:
             result.baseline_digest = live.digest if live else "none"
             result.data_version = rag.fingerprint
-        warehouse = context.resources.warehouse.get()
+        warehouse = warehouse.get()
         store_results(warehouse, context.run.run_id, [g.id for g in gates], results)
         frames = [report.candidate.assign(role="candidate")]
         if report.production is not None:
@@ -149,7 +173,7 @@ def build_llm_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
         table = f"{ANSWERS_TABLE}__{ref.digest[:24]}"  # one table per candidate, like predictions
         warehouse.replace_from_frame(table, pd.concat(frames, ignore_index=True))
         plot = distribution_plot(report)
-        folder = Path(context.resources.report_store.path) / context.run.run_id
+        folder = Path(report_store.path) / context.run.run_id
         folder.mkdir(parents=True, exist_ok=True)
         page = folder / "llm_evaluation.html"
         page.write_text(html_page(f"{spec.model.name}: LLM evaluation", report, results, plot))
@@ -171,4 +195,4 @@ def build_llm_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
             }
         )
 
-    return [rag_corpus, rag_questions, candidate_model, llm_evaluation_report]
+    return [*_rag_assets(spec), _candidate_asset(spec), llm_evaluation_report]

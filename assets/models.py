@@ -8,6 +8,7 @@ from pydantic import Field
 from assets.partitions import candidates
 from ml_release import keys
 from ml_release.candidates import candidate_of_partition
+from ml_release.resource_types import ArtifactInbox, Folder, RegistrySource
 from ml_release.spec import ReleaseSpec
 
 
@@ -28,18 +29,23 @@ def build_model_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
         name=keys.CANDIDATE_MODEL,
         group_name=keys.MODELS_GROUP,
         partitions_def=candidates(spec),
-        required_resource_keys={"model_registry", "artifact_store", "artifact_inbox"},
         pool=keys.WAREHOUSE_POOL,
         kinds={"scikit-learn", "skops"},
     )
-    def candidate_model(context: dg.AssetExecutionContext, config: CandidateConfig):
+    def candidate_model(
+        context: dg.AssetExecutionContext,
+        config: CandidateConfig,
+        model_registry: dg.ResourceParam[RegistrySource],
+        artifact_store: dg.ResourceParam[Folder],
+        artifact_inbox: dg.ResourceParam[ArtifactInbox],
+    ):
         """The run's candidate (partition = its digest), verified against the registry."""
         candidate = candidate_of_partition(
             spec,
             context.partition_key,
-            context.resources.model_registry.get(),
-            Path(context.resources.artifact_store.path),
-            context.resources.artifact_inbox.folders(),
+            model_registry.get(),
+            Path(artifact_store.path),
+            artifact_inbox.folders(),
             config.artifact,
         )
         manifest = candidate.manifest

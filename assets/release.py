@@ -15,6 +15,7 @@ from ml_release.release import (
     rollback_target_after,
 )
 from ml_release.report import UNGATED
+from ml_release.resource_types import Folder, RegistrySource, WarehouseSource
 from ml_release.spec import ReleaseSpec
 from ml_release.subjects import candidate_ref
 
@@ -28,14 +29,18 @@ def build_release_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
         group_name=keys.RELEASE_GROUP,
         deps=[keys.CANDIDATE_MODEL, *gated],
         partitions_def=candidates(spec),
-        required_resource_keys={"model_registry", "artifact_store", "warehouse"},
         pool=keys.WAREHOUSE_POOL,
     )
-    def release_decision(context: dg.AssetExecutionContext):
+    def release_decision(
+        context: dg.AssetExecutionContext,
+        model_registry: dg.ResourceParam[RegistrySource],
+        artifact_store: dg.ResourceParam[Folder],
+        warehouse: dg.ResourceParam[WarehouseSource],
+    ):
         """Promotion: only if every must_pass verdict for this digest passed against live prod."""
-        registry = context.resources.model_registry.get()
-        store = Path(context.resources.artifact_store.path)
-        warehouse = context.resources.warehouse.get()
+        registry = model_registry.get()
+        store = Path(artifact_store.path)
+        warehouse = warehouse.get()
         candidate = candidate_ref(registry, store, spec.model.name, context.partition_key)
         lineage = release_lineage(spec, warehouse, context.run.run_id, candidate.version)
         result = release_candidate(

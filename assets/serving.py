@@ -10,6 +10,7 @@ from ml_release.evaluation.report import write_image
 from ml_release.feature_code import load_feature_code
 from ml_release.gates.store import store_results
 from ml_release.home import temp_dir
+from ml_release.resource_types import Folder, RegistrySource, ServingRuntime, WarehouseSource
 from ml_release.serving.gates import judge, serving_gates
 from ml_release.serving.report import batch_table, latency_plot, latency_table
 from ml_release.serving.run import request_rows, run_serving_checks
@@ -18,11 +19,13 @@ from ml_release.spec import ReleaseSpec
 from ml_release.subjects import ModelRef, candidate_ref, production_ref
 
 
-def candidate_and_production(context, spec: ReleaseSpec) -> tuple[ModelRef, ModelRef | None]:
+def candidate_and_production(
+    spec: ReleaseSpec, partition: str, model_registry: RegistrySource, artifact_store: Folder
+) -> tuple[ModelRef, ModelRef | None]:
     """This run's candidate (its partition's digest) and production now, both verified."""
-    registry = context.resources.model_registry.get()
-    store = Path(context.resources.artifact_store.path)
-    candidate = candidate_ref(registry, store, spec.model.name, context.partition_key)
+    registry = model_registry.get()
+    store = Path(artifact_store.path)
+    candidate = candidate_ref(registry, store, spec.model.name, partition)
     return candidate, production_ref(registry, store, spec.model.name)
 
 
@@ -45,30 +48,32 @@ def build_serving_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
         deps=[keys.CANDIDATE_MODEL, keys.EVALUATION_HOLDOUT],
         group_name=keys.EVALUATION_GROUP,
         partitions_def=candidates(spec),
-        required_resource_keys={
-            "warehouse",
-            "model_registry",
-            "artifact_store",
-            "serving_runtime",
-            "report_store",
-        },
         kinds={"mlserver", "scikit-learn"},
     )
-    def serving_report(context: dg.AssetExecutionContext):
+    def serving_report(
+        context: dg.AssetExecutionContext,
+        warehouse: dg.ResourceParam[WarehouseSource],
+        model_registry: dg.ResourceParam[RegistrySource],
+        artifact_store: dg.ResourceParam[Folder],
+        serving_runtime: dg.ResourceParam[ServingRuntime],
+        report_store: dg.ResourceParam[Folder],
+    ):
         """Load time, memory, latency, batches, agreement, schema, compatibility vs production."""
-        candidate, production = candidate_and_production(context, spec)
+        candidate, production = candidate_and_production(
+            spec, context.partition_key, model_registry, artifact_store
+        )
         contract = load_feature_code(spec.features.code).required_columns
-        warehouse = context.resources.warehouse.get()
+        warehouse = warehouse.get()
         rows = request_rows(warehouse, spec, contract)
         workdir = temp_dir() / f"serving-{context.run.run_id}"
         report = run_serving_checks(
             candidate,
             production,
-            Path(context.resources.artifact_store.path),
+            Path(artifact_store.path),
             rows,
             contract,
             spec.serving,
-            context.resources.serving_runtime.options(spec, workdir / "app", context.log.info),
+            serving_runtime.options(spec, workdir / "app", context.log.info),
             workdir,
             spec.model.name,
             progress=context.log.info,
@@ -94,7 +99,7 @@ def build_serving_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
                 "latency_distribution": dg.MetadataValue.path(
                     str(
                         write_image(
-                            Path(context.resources.report_store.path) / context.run.run_id,
+                            Path(report_store.path) / context.run.run_id,
                             "latency_distribution",
                             latency_plot(report),
                         )

@@ -11,6 +11,7 @@ from ml_release import keys
 from ml_release.feature_code import load_feature_code
 from ml_release.gates.store import store_results
 from ml_release.home import temp_dir
+from ml_release.resource_types import Folder, RegistrySource, ServingRuntime, WarehouseSource
 from ml_release.shadow.gates import (
     judge,
     labelled_quality,
@@ -41,25 +42,32 @@ def build_shadow_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
         deps=[keys.CANDIDATE_MODEL, keys.SERVING_LOG],
         group_name=keys.EVALUATION_GROUP,
         partitions_def=candidates(spec),
-        required_resource_keys={"warehouse", "model_registry", "artifact_store", "serving_runtime"},
         kinds={"mlserver", "scikit-learn"},
     )
-    def shadow_report(context: dg.AssetExecutionContext):
+    def shadow_report(
+        context: dg.AssetExecutionContext,
+        warehouse: dg.ResourceParam[WarehouseSource],
+        model_registry: dg.ResourceParam[RegistrySource],
+        artifact_store: dg.ResourceParam[Folder],
+        serving_runtime: dg.ResourceParam[ServingRuntime],
+    ):
         """Agreement, flips per segment, score shift, errors and latency on replayed traffic."""
-        candidate, production = candidate_and_production(context, spec)
+        candidate, production = candidate_and_production(
+            spec, context.partition_key, model_registry, artifact_store
+        )
         contract = load_feature_code(spec.features.code).required_columns
-        warehouse = context.resources.warehouse.get()
+        warehouse = warehouse.get()
         requests = load_window(warehouse, spec, contract)
         context.log.info(f"replaying {len(requests):,} logged requests")
         workdir = temp_dir() / f"shadow-{context.run.run_id}"
         report = run_shadow(
             candidate,
             production,
-            Path(context.resources.artifact_store.path),
+            Path(artifact_store.path),
             requests,
             contract,
             spec,
-            context.resources.serving_runtime.options(spec, workdir / "app", context.log.info),
+            serving_runtime.options(spec, workdir / "app", context.log.info),
             workdir,
             progress=context.log.info,
         )

@@ -9,6 +9,7 @@ from ml_release import keys
 from ml_release.contract.run import run_contract, run_parity
 from ml_release.feature_code import load_feature_code
 from ml_release.gates.catalog import CATALOG
+from ml_release.resource_types import Folder, RegistrySource, WarehouseSource
 from ml_release.sources import data_version
 from ml_release.spec import GateSpec, ReleaseSpec
 
@@ -28,14 +29,18 @@ def _contract_check(spec: ReleaseSpec, target: str, gates: list[GateSpec]):
         name=f"{target}_data_contract",
         specs=[_spec(g, [keys.CONTRACT_REFERENCE, keys.CANDIDATE_MODEL]) for g in gates],
         description=f"Data-contract gates of {target} against {keys.CONTRACT_REFERENCE}.",
-        required_resource_keys={"warehouse", "report_store", "model_registry"},
         pool=keys.WAREHOUSE_POOL,
     )
-    def _check(context: dg.AssetCheckExecutionContext):
-        candidate = run_candidate(context, spec)
-        warehouse = context.resources.warehouse.get()
+    def _check(
+        context: dg.AssetCheckExecutionContext,
+        warehouse: dg.ResourceParam[WarehouseSource],
+        report_store: dg.ResourceParam[Folder],
+        model_registry: dg.ResourceParam[RegistrySource],
+    ):
+        candidate = run_candidate(context, spec, model_registry.get())
+        warehouse = warehouse.get()
         results = run_contract(warehouse, spec, target)
-        reports = Path(context.resources.report_store.path) / context.run.run_id
+        reports = Path(report_store.path) / context.run.run_id
         version = data_version(warehouse, load_feature_code(spec.features.code).version)
         for gate, result in zip(gates, results, strict=True):
             result.data_version = version
@@ -50,12 +55,15 @@ def _parity_check(spec: ReleaseSpec, gate: GateSpec):
         name=f"{gate.id}_check",
         specs=[_spec(gate, [keys.SERVING_LOG, keys.CANDIDATE_MODEL])],
         description="Logged serving features against the shared feature code, row by row.",
-        required_resource_keys={"warehouse", "model_registry"},
         pool=keys.WAREHOUSE_POOL,
     )
-    def _check(context: dg.AssetCheckExecutionContext):
-        candidate = run_candidate(context, spec)
-        warehouse = context.resources.warehouse.get()
+    def _check(
+        context: dg.AssetCheckExecutionContext,
+        warehouse: dg.ResourceParam[WarehouseSource],
+        model_registry: dg.ResourceParam[RegistrySource],
+    ):
+        candidate = run_candidate(context, spec, model_registry.get())
+        warehouse = warehouse.get()
         result = run_parity(warehouse, spec, gate.params)  # type: ignore[arg-type]
         result.data_version = data_version(warehouse, load_feature_code(spec.features.code).version)
         context.log.info(f"{gate.id}: {result.verdict.value}: {result.summary}")

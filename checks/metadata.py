@@ -8,15 +8,16 @@ import dagster as dg
 from ml_release import keys
 from ml_release.gates.catalog import CATALOG
 from ml_release.gates.result import GateResult
+from ml_release.registry import Registry
 from ml_release.spec import GateSpec, ReleaseSpec
 from ml_release.store import version_of
 from ml_release.subjects import candidate_of_run
 
 
-def run_candidate(context, spec: ReleaseSpec) -> tuple[str, str]:
+def run_candidate(context, spec: ReleaseSpec, registry: Registry) -> tuple[str, str]:
     """(version, digest) of the candidate this run gates: its partition, as registered."""
     digest = candidate_of_run(context.run.tags)
-    registered = version_of(context.resources.model_registry.get(), spec.model.name, digest)
+    registered = version_of(registry, spec.model.name, digest)
     return registered.version, digest
 
 

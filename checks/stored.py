@@ -9,6 +9,7 @@ import dagster as dg
 
 from checks.metadata import check_description, check_result, run_candidate
 from ml_release.gates.store import load_results
+from ml_release.resource_types import RegistrySource, WarehouseSource
 from ml_release.spec import GateSpec, ReleaseSpec
 
 
@@ -28,11 +29,14 @@ def build_stored_checks(
             for g in gates
         ],
         description=f"{kind} gates judged by {asset} in this run.",
-        required_resource_keys={"warehouse", "model_registry"},
     )
-    def _check(context: dg.AssetCheckExecutionContext):
-        candidate = run_candidate(context, spec)
-        results = load_results(context.resources.warehouse.get(), context.run.run_id)
+    def _check(
+        context: dg.AssetCheckExecutionContext,
+        warehouse: dg.ResourceParam[WarehouseSource],
+        model_registry: dg.ResourceParam[RegistrySource],
+    ):
+        candidate = run_candidate(context, spec, model_registry.get())
+        results = load_results(warehouse.get(), context.run.run_id)
         missing = [g.id for g in gates if g.id not in results]
         if missing:
             raise dg.Failure(

@@ -25,7 +25,6 @@ place, and `tests/test_pool_recovery.py` fails loudly if a Dagster upgrade chang
 import os
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -35,16 +34,11 @@ import dagster as dg
 from pydantic import Field
 
 from ml_release import keys
-from ml_release.errors import (
-    EXIT_BLOCKED,
-    EXIT_CONFLICT,
-    EXIT_INTERNAL,
-    EXIT_OK,
-    exit_code_of_failure,
-)
 from ml_release.home import release_home, reports_dir
+from ml_release.outcome import ReleaseOutcome
 from ml_release.promotion import GateVerdict
 from ml_release.registry import PRODUCTION_EVENTS, Event, RegistryReads
+from ml_release.resource_types import Folder, RegistrySource
 from ml_release.rollback import next_known_good, rollback
 from ml_release.run_watch import PoolState, RunControl, watched_run
 from ml_release.spec import ReleaseSpec
@@ -282,11 +276,16 @@ class RollbackConfig(dg.Config):
 def build_rollback_job(model: str) -> dg.JobDefinition:
     """The `rollback` job: `production` back to a verified known-good version."""
 
-    @dg.op(required_resource_keys={"model_registry", "artifact_store"})
-    def rollback_production(context: dg.OpExecutionContext, config: RollbackConfig) -> None:
+    @dg.op
+    def rollback_production(
+        context: dg.OpExecutionContext,
+        config: RollbackConfig,
+        model_registry: dg.ResourceParam[RegistrySource],
+        artifact_store: dg.ResourceParam[Folder],
+    ) -> None:
         """Verify the target artifact, move the alias, record the event."""
-        registry = context.resources.model_registry.get()
-        store = Path(context.resources.artifact_store.path)
+        registry = model_registry.get()
+        store = Path(artifact_store.path)
         outcome = rollback(
             registry,
             store,
@@ -369,40 +368,6 @@ def _release_job(selection: dg.AssetSelection):
 
 
 _CHECK_BLOCKED = "DagsterAssetCheckFailedError"
-
-
-@dataclass
-class ReleaseOutcome:
-    """What a release run concluded: gate verdicts, failed steps, and the exit code."""
-
-    run_id: str
-    partition: str = ""  # the candidate digest the run gated
-    prepared: str = ""  # how the candidate came to be, for the verdict table
-    candidate: dict = field(default_factory=dict)
-    decision: dict = field(default_factory=dict)
-    refusal: str = ""
-    stale: str = ""
-    gates: list[dict] = field(default_factory=list)
-    failures: list[dict] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-
-    @property
-    def blocked(self) -> list[dict]:
-        """Blocking gates that did not pass."""
-        return [g for g in self.gates if g["blocking"] and not g["passed"]]
-
-    @property
-    def exit_code(self) -> int:
-        """0 every blocking gate passed, 1 blocked by a gate, 2-4 an error stopped the run."""
-        if self.failures:
-            codes = [exit_code_of_failure(f["error"], f["message"]) for f in self.failures]
-            known = [code for code in codes if code != EXIT_INTERNAL]
-            return max(known) if known else EXIT_INTERNAL
-        if self.stale:
-            return EXIT_CONFLICT
-        if not self.decision and not self.blocked:
-            return EXIT_BLOCKED  # nothing was promoted and no gate said why: never a pass
-        return EXIT_BLOCKED if self.blocked or self.refusal else EXIT_OK
 
 
 def _root_cause(error: Any) -> Any:

@@ -201,7 +201,7 @@ def _stale(registry: Registry, model: str, version: str, why: str, record: dict)
 def record_outcome(registry: Registry, model: str, spec_hash: str, outcome) -> Event | None:
     """Ledger `blocked` or `errored` for a release run that stopped before release_decision.
 
-    `outcome` is the run's `ml_release.jobs.ReleaseOutcome`. Once per run: None when the run
+    `outcome` is the run's `ml_release.outcome.ReleaseOutcome`. Once per run: None when the run
     reached a decision (which recorded itself), or the ledger already holds this run.
     """
     digest = outcome.candidate.get("candidate_digest") or outcome.partition

@@ -25,6 +25,7 @@ from ml_release.incoming import GRACE_SECONDS, scan_incoming
 from ml_release.intake import admit
 from ml_release.jobs import outcome_of_run
 from ml_release.promotion import record_outcome
+from ml_release.resource_types import ArtifactInbox, RegistrySource
 from ml_release.spec import ReleaseSpec
 
 MAX_REMEMBERED = 10_000
@@ -47,12 +48,12 @@ def build_artifact_sensor(spec: ReleaseSpec) -> dg.SensorDefinition:
     )
     def new_model_artifact_sensor(
         context: dg.SensorEvaluationContext,
-        model_registry: dg.ConfigurableResource,
-        artifact_inbox: dg.ConfigurableResource,
+        model_registry: dg.ResourceParam[RegistrySource],
+        artifact_inbox: dg.ResourceParam[ArtifactInbox],
     ) -> dg.SensorResult:
         """One release run per new artifact digest in `incoming/`; unsafe ones are refused."""
-        registry = model_registry.get()  # type: ignore[attr-defined]
-        incoming, quarantine = artifact_inbox.folders()  # type: ignore[attr-defined]
+        registry = model_registry.get()
+        incoming, quarantine = artifact_inbox.folders()
         requested, first_seen = _load_cursor(context.cursor)
         scan = scan_incoming(
             incoming, quarantine, set(requested), first_seen, time.time(), GRACE_SECONDS
@@ -143,11 +144,11 @@ def build_blocked_run_sensor(spec: ReleaseSpec, release_job) -> dg.SensorDefinit
         "release run.",
     )
     def blocked_release_sensor(
-        context: dg.RunFailureSensorContext, model_registry: dg.ConfigurableResource
+        context: dg.RunFailureSensorContext, model_registry: dg.ResourceParam[RegistrySource]
     ):
         """Ledger `blocked` or `errored` for a release run that stopped before its decision."""
         outcome = outcome_of_run(context.instance, context.dagster_run.run_id)
-        registry = model_registry.get()  # type: ignore[attr-defined]
+        registry = model_registry.get()
         event = record_outcome(registry, model, spec.spec_hash, outcome)
         if event is not None:
             context.log.info(f"ledger: {model} {event.version} {event.event}: {event.reason}")
