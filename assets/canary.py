@@ -30,14 +30,14 @@ def build_canary_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
         return []
 
     @dg.asset(
-        name=keys.CANARY_ROLLOUT,
-        deps=[keys.RELEASE_DECISION],
-        group_name=keys.RELEASE_GROUP,
+        key=spec.key(keys.CANARY_ROLLOUT),
+        deps=[spec.key(keys.RELEASE_DECISION)],
+        group_name=spec.named(keys.RELEASE_GROUP),
         partitions_def=candidates(spec),
         check_specs=[
             dg.AssetCheckSpec(
                 CANARY_CHECK,
-                asset=keys.CANARY_ROLLOUT,
+                asset=spec.key(keys.CANARY_ROLLOUT),
                 blocking=True,
                 description="Every canary step's anytime-valid analysis; fails on an abort.",
             )
@@ -55,7 +55,7 @@ def build_canary_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
         """Steps of traffic to the candidate, analysed at each; promotes after the last one."""
         registry = model_registry.get()
         store = Path(artifact_store.path)
-        warehouse = warehouse.get()
+        warehouse = warehouse.get(spec.model.name)
         candidate = candidate_ref(registry, store, spec.model.name, context.partition_key)
         contract = load_feature_code(spec.features.code).required_columns
         settings = spec.canary
@@ -82,7 +82,8 @@ def build_canary_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
         if promotion is not None and promotion.event is not None:
             target = rollback_target_after(registry, store, spec.model.name)
             fault_point("production:before_report", seq=0)  # the ledger has it already
-            context.log_event(production_materialization(promotion.event, target))
+            key = spec.key(keys.PRODUCTION_MODEL)
+            context.log_event(production_materialization(promotion.event, target, key=key))
         return _canary_result(spec, candidate, canary)
 
     return [canary_rollout]

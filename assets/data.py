@@ -19,14 +19,14 @@ def _data_asset(spec: ReleaseSpec, name: str) -> dg.AssetsDefinition:
     source = spec.source_for(name)
 
     @dg.asset(
-        name=name,
-        group_name=keys.DATA_GROUP,
+        key=spec.key(name),
+        group_name=spec.named(keys.DATA_GROUP),
         description=DESCRIPTIONS[name],
-        pool=keys.WAREHOUSE_POOL,
+        pool=spec.named(keys.WAREHOUSE_POOL),
         kinds={"duckdb"},
     )
     def _asset(context: dg.AssetExecutionContext, warehouse: dg.ResourceParam[WarehouseSource]):
-        warehouse = warehouse.get()
+        warehouse = warehouse.get(spec.model.name)
         rows = load_source(warehouse, source, name, spec.model.task, unique=row_key(spec, name))
         # The columns the listed gates and the model read, named here (as `validate` names
         # them), not as a binder error steps later.

@@ -38,14 +38,16 @@ def build_evaluation_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
 def build_prediction_assets(spec: ReleaseSpec, task: EvaluationTask) -> list[dg.AssetsDefinition]:
     """candidate_predictions and baseline_predictions: both models score `task`'s rows."""
     common = {
-        "deps": [keys.CANDIDATE_MODEL, *task.inputs],
+        "deps": [spec.key(keys.CANDIDATE_MODEL), *[spec.key(t) for t in task.inputs]],
         "group_name": keys.EVALUATION_GROUP,
         "partitions_def": candidates(spec),
-        "pool": keys.WAREHOUSE_POOL,
+        "pool": spec.named(keys.WAREHOUSE_POOL),
         "kinds": {"duckdb", "scikit-learn"},
     }
 
-    @dg.asset(name=keys.CANDIDATE_PREDICTIONS, description=task.candidate_description, **common)
+    @dg.asset(
+        key=spec.key(keys.CANDIDATE_PREDICTIONS), description=task.candidate_description, **common
+    )
     def candidate_predictions(
         context: dg.AssetExecutionContext,
         warehouse: dg.ResourceParam[WarehouseSource],
@@ -55,7 +57,7 @@ def build_prediction_assets(spec: ReleaseSpec, task: EvaluationTask) -> list[dg.
         candidate = candidate_ref(
             model_registry.get(), Path(artifact_store.path), spec.model.name, context.partition_key
         )
-        scored = score_candidate(task, warehouse.get(), spec, candidate)
+        scored = score_candidate(task, warehouse.get(spec.model.name), spec, candidate)
         if scored.invalid:
             context.log.warning(f"{scored.invalid} scores are {task.invalid_means}")
         return dg.MaterializeResult(
@@ -67,7 +69,9 @@ def build_prediction_assets(spec: ReleaseSpec, task: EvaluationTask) -> list[dg.
             }
         )
 
-    @dg.asset(name=keys.BASELINE_PREDICTIONS, description=task.baseline_description, **common)
+    @dg.asset(
+        key=spec.key(keys.BASELINE_PREDICTIONS), description=task.baseline_description, **common
+    )
     def baseline_predictions(
         context: dg.AssetExecutionContext,
         warehouse: dg.ResourceParam[WarehouseSource],
@@ -77,7 +81,7 @@ def build_prediction_assets(spec: ReleaseSpec, task: EvaluationTask) -> list[dg.
         production = production_ref(
             model_registry.get(), Path(artifact_store.path), spec.model.name
         )
-        client = warehouse.get()
+        client = warehouse.get(spec.model.name)
         scored, kind = score_baseline(task, client, spec, context.partition_key, production)
         return dg.MaterializeResult(
             metadata={
@@ -95,11 +99,11 @@ def build_report_asset(spec: ReleaseSpec, task: EvaluationTask) -> dg.AssetsDefi
     """evaluation_report: every gate of `task` judged once, with the evidence."""
 
     @dg.asset(
-        name=keys.EVALUATION_REPORT,
-        deps=[keys.CANDIDATE_PREDICTIONS, keys.BASELINE_PREDICTIONS],
-        group_name=keys.EVALUATION_GROUP,
+        key=spec.key(keys.EVALUATION_REPORT),
+        deps=[spec.key(keys.CANDIDATE_PREDICTIONS), spec.key(keys.BASELINE_PREDICTIONS)],
+        group_name=spec.named(keys.EVALUATION_GROUP),
         partitions_def=candidates(spec),
-        pool=keys.WAREHOUSE_POOL,
+        pool=spec.named(keys.WAREHOUSE_POOL),
         kinds={"duckdb", "html"},
     )
     def evaluation_report(
@@ -108,7 +112,7 @@ def build_report_asset(spec: ReleaseSpec, task: EvaluationTask) -> dg.AssetsDefi
         report_store: dg.ResourceParam[Folder],
     ):
         """Candidate against production on the same rows, per segment, with intervals."""
-        client = warehouse.get()
+        client = warehouse.get(spec.model.name)
         report = judge_candidate(task, client, spec, context.partition_key)
         ids = [gate.id for gate in model_gates(spec)]  # the report judged them in this order
         store_results(client, context.run.run_id, ids, report.results)

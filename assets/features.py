@@ -18,16 +18,16 @@ DESCRIPTIONS = {
 
 def _feature_asset(spec: ReleaseSpec, name: str, code_version: str) -> dg.AssetsDefinition:
     @dg.asset(
-        name=name,
-        deps=[keys.FEATURE_SOURCES[name]],
-        group_name=keys.FEATURES_GROUP,
+        key=spec.key(name),
+        deps=[spec.key(keys.FEATURE_SOURCES[name])],
+        group_name=spec.named(keys.FEATURES_GROUP),
         description=DESCRIPTIONS[name],
-        pool=keys.WAREHOUSE_POOL,
+        pool=spec.named(keys.WAREHOUSE_POOL),
         kinds={"duckdb", "pandas"},
         code_version=code_version,
     )
     def _asset(context: dg.AssetExecutionContext, warehouse: dg.ResourceParam[WarehouseSource]):
-        client = warehouse.get()
+        client = warehouse.get(spec.model.name)
         rows = build_features(client, spec, name)
         metadata: dict = {
             "dagster/row_count": rows,

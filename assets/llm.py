@@ -48,7 +48,7 @@ def _rag_path(spec: ReleaseSpec) -> Path:
 def _rag_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
     """The RAG set: the corpus and the questions, versioned by its digest."""
 
-    @dg.asset(name=keys.RAG_CORPUS, group_name=keys.DATA_GROUP, kinds={"json"})
+    @dg.asset(key=spec.key(keys.RAG_CORPUS), group_name=spec.named(keys.DATA_GROUP), kinds={"json"})
     def rag_corpus() -> dg.MaterializeResult:
         """The documents retrieval draws from, validated; versioned by the RAG set's digest."""
         rag = load_rag_set(_rag_path(spec))
@@ -58,7 +58,10 @@ def _rag_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
         )
 
     @dg.asset(
-        name=keys.RAG_QUESTIONS, group_name=keys.DATA_GROUP, deps=[keys.RAG_CORPUS], kinds={"json"}
+        key=spec.key(keys.RAG_QUESTIONS),
+        group_name=spec.named(keys.DATA_GROUP),
+        deps=[spec.key(keys.RAG_CORPUS)],
+        kinds={"json"},
     )
     def rag_questions() -> dg.MaterializeResult:
         """Questions with reference answers and contexts, by route (routes are the segments)."""
@@ -81,10 +84,10 @@ def _candidate_asset(spec: ReleaseSpec) -> dg.AssetsDefinition:
     """candidate_model of an LLM spec: the run's prompt/config."""
 
     @dg.asset(
-        name=keys.CANDIDATE_MODEL,
-        group_name=keys.MODELS_GROUP,
+        key=spec.key(keys.CANDIDATE_MODEL),
+        group_name=spec.named(keys.MODELS_GROUP),
         partitions_def=candidates(spec),
-        pool=keys.WAREHOUSE_POOL,
+        pool=spec.named(keys.WAREHOUSE_POOL),
         kinds={"json"},
     )
     def candidate_model(
@@ -127,11 +130,15 @@ def build_llm_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
     llm = spec.llm
 
     @dg.asset(
-        name=keys.LLM_EVALUATION_REPORT,
-        deps=[keys.CANDIDATE_MODEL, keys.RAG_CORPUS, keys.RAG_QUESTIONS],
-        group_name=keys.EVALUATION_GROUP,
+        key=spec.key(keys.LLM_EVALUATION_REPORT),
+        deps=[
+            spec.key(keys.CANDIDATE_MODEL),
+            spec.key(keys.RAG_CORPUS),
+            spec.key(keys.RAG_QUESTIONS),
+        ],
+        group_name=spec.named(keys.EVALUATION_GROUP),
         partitions_def=candidates(spec),
-        pool=keys.WAREHOUSE_POOL,
+        pool=spec.named(keys.WAREHOUSE_POOL),
         kinds={"duckdb", "html"},
     )
     def llm_evaluation_report(
@@ -165,7 +172,7 @@ def build_llm_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
         for result in results:
             result.baseline_digest = live.digest if live else "none"
             result.data_version = rag.fingerprint
-        warehouse = warehouse.get()
+        warehouse = warehouse.get(spec.model.name)
         store_results(warehouse, context.run.run_id, [g.id for g in gates], results)
         frames = [report.candidate.assign(role="candidate")]
         if report.production is not None:

@@ -26,10 +26,10 @@ def build_model_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
     """The candidate_model asset for `spec`."""
 
     @dg.asset(
-        name=keys.CANDIDATE_MODEL,
-        group_name=keys.MODELS_GROUP,
+        key=spec.key(keys.CANDIDATE_MODEL),
+        group_name=spec.named(keys.MODELS_GROUP),
         partitions_def=candidates(spec),
-        pool=keys.WAREHOUSE_POOL,
+        pool=spec.named(keys.WAREHOUSE_POOL),
         kinds={"scikit-learn", "skops"},
     )
     def candidate_model(
@@ -68,11 +68,12 @@ def build_model_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
 
 def production_model_spec(spec: ReleaseSpec) -> dg.AssetSpec:
     """`production_model`: materialized by every promotion, override and rollback."""
-    deps = [keys.RELEASE_DECISION] + ([keys.CANARY_ROLLOUT] if spec.canary.enabled else [])
+    last = [keys.RELEASE_DECISION] + ([keys.CANARY_ROLLOUT] if spec.canary.enabled else [])
+    deps = [spec.key(name) for name in last]
     return dg.AssetSpec(
-        keys.PRODUCTION_MODEL,
+        spec.key(keys.PRODUCTION_MODEL),
         deps=deps,
-        group_name=keys.RELEASE_GROUP,
+        group_name=spec.named(keys.RELEASE_GROUP),
         description="What is in production: each promotion, override and rollback, with the "
         "version, digest, what it replaced, why, its ledger entry and the rollback target.",
         kinds={"skops"},

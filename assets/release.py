@@ -25,11 +25,11 @@ def build_release_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
     gated = sorted({g.target for g in spec.gates})
 
     @dg.asset(
-        name=keys.RELEASE_DECISION,
-        group_name=keys.RELEASE_GROUP,
-        deps=[keys.CANDIDATE_MODEL, *gated],
+        key=spec.key(keys.RELEASE_DECISION),
+        group_name=spec.named(keys.RELEASE_GROUP),
+        deps=[spec.key(keys.CANDIDATE_MODEL), *[spec.key(t) for t in gated]],
         partitions_def=candidates(spec),
-        pool=keys.WAREHOUSE_POOL,
+        pool=spec.named(keys.WAREHOUSE_POOL),
     )
     def release_decision(
         context: dg.AssetExecutionContext,
@@ -40,7 +40,7 @@ def build_release_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
         """Promotion: only if every must_pass verdict for this digest passed against live prod."""
         registry = model_registry.get()
         store = Path(artifact_store.path)
-        warehouse = warehouse.get()
+        warehouse = warehouse.get(spec.model.name)
         candidate = candidate_ref(registry, store, spec.model.name, context.partition_key)
         lineage = release_lineage(spec, warehouse, context.run.run_id, candidate.version)
         result = release_candidate(
@@ -55,7 +55,8 @@ def build_release_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
         if result.decision == "promoted":
             target = rollback_target_after(registry, store, spec.model.name)
             fault_point("production:before_report", seq=0)  # the ledger has it already
-            context.log_event(production_materialization(result.event, target))
+            key = spec.key(keys.PRODUCTION_MODEL)
+            context.log_event(production_materialization(result.event, target, key=key))
         context.log.info(f"{candidate.version}: {result.decision}")
         return dg.MaterializeResult(
             metadata={

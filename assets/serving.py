@@ -44,9 +44,9 @@ def build_serving_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
         return []
 
     @dg.asset(
-        name=keys.SERVING_REPORT,
-        deps=[keys.CANDIDATE_MODEL, keys.EVALUATION_HOLDOUT],
-        group_name=keys.EVALUATION_GROUP,
+        key=spec.key(keys.SERVING_REPORT),
+        deps=[spec.key(keys.CANDIDATE_MODEL), spec.key(keys.EVALUATION_HOLDOUT)],
+        group_name=spec.named(keys.EVALUATION_GROUP),
         partitions_def=candidates(spec),
         kinds={"mlserver", "scikit-learn"},
     )
@@ -63,7 +63,7 @@ def build_serving_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
             spec, context.partition_key, model_registry, artifact_store
         )
         contract = load_feature_code(spec.features.code).required_columns
-        warehouse = warehouse.get()
+        warehouse = warehouse.get(spec.model.name)
         rows = request_rows(warehouse, spec, contract)
         workdir = temp_dir() / f"serving-{context.run.run_id}"
         report = run_serving_checks(

@@ -38,9 +38,9 @@ def build_shadow_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
         return []
 
     @dg.asset(
-        name=keys.SHADOW_REPORT,
-        deps=[keys.CANDIDATE_MODEL, keys.SERVING_LOG],
-        group_name=keys.EVALUATION_GROUP,
+        key=spec.key(keys.SHADOW_REPORT),
+        deps=[spec.key(keys.CANDIDATE_MODEL), spec.key(keys.SERVING_LOG)],
+        group_name=spec.named(keys.EVALUATION_GROUP),
         partitions_def=candidates(spec),
         kinds={"mlserver", "scikit-learn"},
     )
@@ -56,7 +56,7 @@ def build_shadow_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
             spec, context.partition_key, model_registry, artifact_store
         )
         contract = load_feature_code(spec.features.code).required_columns
-        warehouse = warehouse.get()
+        warehouse = warehouse.get(spec.model.name)
         requests = load_window(warehouse, spec, contract)
         context.log.info(f"replaying {len(requests):,} logged requests")
         workdir = temp_dir() / f"shadow-{context.run.run_id}"

@@ -9,14 +9,14 @@ after another:
   registry on one PostgreSQL server, a Redis broker and 2 Celery worker processes running the
   steps (servers started on 127.0.0.1 as the tests start them, tests/servers.py).
 
-Every release is `ml-release --spec SPEC run --candidate FOLDER` as its own process, with a
-candidate of its own (another `C` of the demo's logistic regression: distinct digests). Until
-one deployment gates many models, concurrent releases are candidates of ONE model: they share
-the warehouse, its `warehouse` pool (one step at a time across runs) and the production alias
-(a release whose baseline moved while it ran ends `stale`, exit 3). Sequential time for N is
-the first N of 4 releases run one after another; each set-up first runs one untimed release
-(production, warehouse and workers warm). The spec is release.yaml without the serving gates,
-as in the tests; data are the tests' small demo sizes.
+The location gates four models (a folder of four specs, docs/deployment.md "Many models"):
+N concurrent releases are of N different models, each `ml-release --spec SPECS --model M run
+--candidate FOLDER` as its own process with a candidate of its own (another `C` of the demo's
+logistic regression: distinct digests). Each model has its own warehouse file and pool, so
+they share only the instance, the registry and the machine. Sequential time for N is the same
+N models' releases run one after another; each set-up first runs one untimed release per
+model (production, warehouses and workers warm). The specs are release.yaml without the
+serving gates, as in the tests; data are the tests' small demo sizes.
 
 Where time goes, per release, from the instance's event log: `steps` (STEP_START to its end:
 compute, including waits for the DuckDB files inside a step), `pool` (a step blocked by the
@@ -69,13 +69,17 @@ SERVING = {g.name for g in [*serving_gates(), *shadow_gates()]}  # model servers
 RUNTIME_DIR = os.environ.get("ML_RELEASE_RUNTIME_DIR") or str(PROJECT / ".ml_release" / "runtime")
 
 
+MODELS = ("model_a", "model_b", "model_c", "model_d")
+
+
 class Candidates:
     """Distinct artifacts of the demo model, trained on demand."""
 
     def __init__(self, root: Path, data) -> None:
         self.root, self.data, self.count = root, data, 0
 
-    def next(self) -> Path:
+    def next(self, model: str) -> tuple[str, Path]:
+        """(model, a new artifact of it)."""
         self.count += 1
         pipeline = build_pipeline(
             "ml_release.demo.features",
@@ -84,35 +88,40 @@ class Candidates:
             "logistic_regression",
             {"C": 0.2 + 0.1 * self.count},
         )
-        model = pipeline.fit(
+        fitted = pipeline.fit(
             self.data.training[list(REQUIRED_COLUMNS)], self.data.training["defaulted"]
         )
-        return write_artifact(
-            model,
+        return model, write_artifact(
+            fitted,
             self.root,
-            name="credit_default",
+            name=model,
             version=f"c{self.count}",
             features=REQUIRED_COLUMNS,
         )
 
 
 def write_spec(root: Path) -> Path:
-    data = yaml.safe_load((PROJECT / "release.yaml").read_text())
-    data["gates"] = [g for g in data["gates"] if g["name"] not in SERVING]
-    path = root / "release.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
+    """A folder of one spec per model of MODELS; its path."""
+    folder = root / "specs"
+    folder.mkdir()
+    for name in MODELS:
+        data = yaml.safe_load((PROJECT / "release.yaml").read_text())
+        data["model"]["name"] = name
+        data["gates"] = [g for g in data["gates"] if g["name"] not in SERVING]
+        (folder / f"{name}.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    return folder
 
 
-def releases(spec: Path, env: dict, folders: list[Path]) -> tuple[float, list[tuple]]:
-    """Run one release per folder at once; (wall seconds, [(folder, exit code, seconds)])."""
+def releases(spec: Path, env: dict, items: list[tuple[str, Path]]) -> tuple[float, list[tuple]]:
+    """Run one release per (model, folder) at once; (wall s, [(folder, exit code, seconds)])."""
     start = time.perf_counter()
     running = [
         (folder, time.perf_counter(), subprocess.Popen(
-            [str(ML_RELEASE), "--spec", str(spec), "run", "--candidate", str(folder)],
+            [str(ML_RELEASE), "--spec", str(spec), "--model", model, "run", "--candidate",
+             str(folder)],
             cwd=PROJECT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         ))
-        for folder in folders
+        for model, folder in items
     ]  # fmt: skip
     done = []
     for folder, began, process in running:
@@ -180,12 +189,13 @@ def measure(
     name: str, spec: Path, env: dict, candidates: Candidates, counts: list[int]
 ) -> list[dict]:
     """Sequential and concurrent releases on one set-up; a row per N."""
-    releases(spec, env, [candidates.next()])  # untimed: production, warehouse, workers warm
+    for model in MODELS:  # untimed: production, warehouses and workers warm
+        releases(spec, env, [candidates.next(model)])
     instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
-    sequential = [releases(spec, env, [candidates.next()]) for _ in range(max(counts))]
+    sequential = [releases(spec, env, [candidates.next(MODELS[i])]) for i in range(max(counts))]
     rows = []
     for n in counts:
-        wall, done = releases(spec, env, [candidates.next() for _ in range(n)])
+        wall, done = releases(spec, env, [candidates.next(MODELS[i]) for i in range(n)])
         before = sum(s for s, _ in sequential[:n])
         parts = [where_time_goes(instance, read_manifest(f).sha256) for f, _, _ in done]
         total = sum(seconds for _, _, seconds in done)

@@ -14,22 +14,22 @@ from ml_release.sources import data_version
 from ml_release.spec import GateSpec, ReleaseSpec
 
 
-def _spec(gate: GateSpec, additional: list[str]) -> dg.AssetCheckSpec:
+def _spec(spec: ReleaseSpec, gate: GateSpec, additional: list[str]) -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(
         name=gate.id,
-        asset=gate.target,
+        asset=spec.key(gate.target),
         blocking=gate.must_pass,
         description=check_description(gate),
-        additional_deps=additional,
+        additional_deps=[spec.key(name) for name in additional],
     )
 
 
 def _contract_check(spec: ReleaseSpec, target: str, gates: list[GateSpec]):
     @dg.multi_asset_check(
-        name=f"{target}_data_contract",
-        specs=[_spec(g, [keys.CONTRACT_REFERENCE, keys.CANDIDATE_MODEL]) for g in gates],
+        name=spec.named(f"{target}_data_contract"),
+        specs=[_spec(spec, g, [keys.CONTRACT_REFERENCE, keys.CANDIDATE_MODEL]) for g in gates],
         description=f"Data-contract gates of {target} against {keys.CONTRACT_REFERENCE}.",
-        pool=keys.WAREHOUSE_POOL,
+        pool=spec.named(keys.WAREHOUSE_POOL),
     )
     def _check(
         context: dg.AssetCheckExecutionContext,
@@ -38,7 +38,7 @@ def _contract_check(spec: ReleaseSpec, target: str, gates: list[GateSpec]):
         model_registry: dg.ResourceParam[RegistrySource],
     ):
         candidate = run_candidate(context, spec, model_registry.get())
-        warehouse = warehouse.get()
+        warehouse = warehouse.get(spec.model.name)
         results = run_contract(warehouse, spec, target)
         reports = Path(report_store.path) / context.run.run_id
         version = data_version(warehouse, load_feature_code(spec.features.code).version)
@@ -52,10 +52,10 @@ def _contract_check(spec: ReleaseSpec, target: str, gates: list[GateSpec]):
 
 def _parity_check(spec: ReleaseSpec, gate: GateSpec):
     @dg.multi_asset_check(
-        name=f"{gate.id}_check",
-        specs=[_spec(gate, [keys.SERVING_LOG, keys.CANDIDATE_MODEL])],
+        name=spec.named(f"{gate.id}_check"),
+        specs=[_spec(spec, gate, [keys.SERVING_LOG, keys.CANDIDATE_MODEL])],
         description="Logged serving features against the shared feature code, row by row.",
-        pool=keys.WAREHOUSE_POOL,
+        pool=spec.named(keys.WAREHOUSE_POOL),
     )
     def _check(
         context: dg.AssetCheckExecutionContext,
@@ -63,7 +63,7 @@ def _parity_check(spec: ReleaseSpec, gate: GateSpec):
         model_registry: dg.ResourceParam[RegistrySource],
     ):
         candidate = run_candidate(context, spec, model_registry.get())
-        warehouse = warehouse.get()
+        warehouse = warehouse.get(spec.model.name)
         result = run_parity(warehouse, spec, gate.params)  # type: ignore[arg-type]
         result.data_version = data_version(warehouse, load_feature_code(spec.features.code).version)
         context.log.info(f"{gate.id}: {result.verdict.value}: {result.summary}")

@@ -84,7 +84,7 @@ def check_result(
     metadata[keys.GATE_NAME] = gate.name
     metadata[keys.EVAL_SET] = gate.eval_set
     return dg.AssetCheckResult(
-        asset_key=gate.target,
+        asset_key=spec.key(gate.target),
         check_name=gate.id,
         passed=result.passed(inconclusive_blocks=spec.inconclusive == "block"),
         severity=dg.AssetCheckSeverity.ERROR if gate.must_pass else dg.AssetCheckSeverity.WARN,

@@ -21,10 +21,10 @@ def build_stored_checks(
         return []
 
     @dg.multi_asset_check(
-        name=f"{asset}_gates",
+        name=spec.named(f"{asset}_gates"),
         specs=[
             dg.AssetCheckSpec(
-                g.id, asset=asset, blocking=g.must_pass, description=check_description(g)
+                g.id, asset=spec.key(asset), blocking=g.must_pass, description=check_description(g)
             )
             for g in gates
         ],
@@ -36,7 +36,7 @@ def build_stored_checks(
         model_registry: dg.ResourceParam[RegistrySource],
     ):
         candidate = run_candidate(context, spec, model_registry.get())
-        results = load_results(warehouse.get(), context.run.run_id)
+        results = load_results(warehouse.get(spec.model.name), context.run.run_id)
         missing = [g.id for g in gates if g.id not in results]
         if missing:
             raise dg.Failure(

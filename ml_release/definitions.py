@@ -18,10 +18,12 @@ import assets
 import checks
 import resources
 from ml_release import keys
+from ml_release.errors import SpecError
 from ml_release.home import spec_path
 from ml_release.jobs import build_coverage_job, build_rollback_job, build_train_job, release_jobs
 from ml_release.sensors import build_artifact_sensor, build_blocked_run_sensor
 from ml_release.spec import ReleaseSpec, load_spec
+from ml_release.spec_set import SpecSet, load_specs
 
 # Runs launched from the UI or the sensor run each step in its own process. Forking them from
 # a server that imported this module once takes a step's start from ~8 s to well under one.
@@ -54,31 +56,68 @@ def step_executor() -> dg.ExecutorDefinition:
     )
 
 
-def build_definitions(
-    spec: ReleaseSpec, resource_overrides: dict[str, dg.ConfigurableResource] | None = None
-) -> dg.Definitions:
-    """Definitions for one release spec, on the embedded defaults unless overridden."""
-    jobs = release_jobs(spec.canary.enabled)
-    release = next(job for job in jobs if job.name == "release")
+def _model_definitions(spec: ReleaseSpec) -> tuple[dg.Definitions, Any]:
+    """One model's assets, checks, jobs and blocked-run sensor, and its release job."""
+    jobs = release_jobs(spec)
+    release = next(job for job in jobs if job.name == spec.named(keys.RELEASE_JOB))
     training = [build_train_job(spec)] if spec.model.task != "llm" else []
     return dg.Definitions(
         assets=assets.build_assets(spec),
         asset_checks=checks.build_checks(spec),
-        resources={**resources.local_resources(spec), **(resource_overrides or {})},
         jobs=[
             *jobs,
             *training,
-            build_rollback_job(spec.model.name),
+            build_rollback_job(spec),
             build_coverage_job(spec),  # every task: tabular and LLM failure modes
         ],
-        sensors=[build_artifact_sensor(spec), build_blocked_run_sensor(spec, release)],
-        executor=step_executor(),
+        sensors=[build_blocked_run_sensor(spec, release)],
+    ), release
+
+
+def build_definitions(
+    spec: ReleaseSpec, resource_overrides: dict[str, dg.ConfigurableResource] | None = None
+) -> dg.Definitions:
+    """Definitions for one release spec, on the embedded defaults unless overridden."""
+    model, release = _model_definitions(spec)
+    return dg.Definitions.merge(
+        model,
+        dg.Definitions(
+            resources={**resources.local_resources(spec), **(resource_overrides or {})},
+            sensors=[build_artifact_sensor([(spec, release)])],
+            executor=step_executor(),
+        ),
     )
 
 
-def release_job(spec_file: str, job_name: str) -> dg.JobDefinition:
-    """Job `job_name` of the definitions for the spec file (what a worker rebuilds)."""
-    return build_definitions(load_spec(Path(spec_file))).resolve_job_def(job_name)
+def build_location(specs: SpecSet) -> dg.Definitions:
+    """The code location of a spec file, or of a folder of specs (one model each).
+
+    Several models: each one's assets under its own key prefix, its jobs and sensors named
+    `<model>__<name>`, one warehouse file per model; one artifact sensor routes every new
+    artifact to its model's release job by the name in its manifest.
+    """
+    if not specs.many:
+        return build_definitions(specs.specs[0])
+    llm_specs = [spec for spec in specs.specs if spec.llm is not None]
+    if len(llm_specs) > 1:
+        raise SpecError(
+            f"{specs.source}: {len(llm_specs)} LLM specs in one folder; the location has one "
+            "llm_client resource: keep one LLM spec per folder"
+        )
+    models = [(spec, *_model_definitions(spec)) for spec in specs.specs]
+    return dg.Definitions.merge(
+        *(defs for _spec, defs, _release in models),
+        dg.Definitions(
+            resources=resources.local_resources(llm_specs[0] if llm_specs else specs.specs[0]),
+            sensors=[build_artifact_sensor([(spec, release) for spec, _defs, release in models])],
+            executor=step_executor(),
+        ),
+    )
+
+
+def release_job(spec_source: str, job_name: str) -> dg.JobDefinition:
+    """Job `job_name` of the location of a spec file or folder (what a worker rebuilds)."""
+    return build_location(load_specs(Path(spec_source))).resolve_job_def(job_name)
 
 
 def reconstructable_release_job(spec: ReleaseSpec, job_name: str) -> Any:
@@ -99,7 +138,7 @@ def reconstructable_release_job(spec: ReleaseSpec, job_name: str) -> Any:
     return dg.build_reconstructable_job(
         "ml_release.definitions",
         "release_job",
-        reconstructable_args=(str(spec.source), job_name),
+        reconstructable_args=(str(spec.definitions_source), spec.named(job_name)),
         reconstructor_working_directory=str(project_root(spec.source)),
     )
 
@@ -115,8 +154,8 @@ def build_replay_definitions(spec: ReleaseSpec, responses_dir: Path) -> dg.Defin
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    """The code location `workspace.yaml` loads."""
-    return build_definitions(load_spec(spec_path()))
+    """The code location `workspace.yaml` loads: `$ML_RELEASE_SPEC`, a spec file or a folder."""
+    return build_location(load_specs(spec_path()))
 
 
 def execute_on_workers(

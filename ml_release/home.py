@@ -45,9 +45,13 @@ def spec_path() -> Path:
     return Path(os.environ.get(SPEC_ENV) or DEFAULT_SPEC).resolve()
 
 
-def warehouse_path(home: Path | None = None) -> Path:
-    """The DuckDB file that holds datasets, features and evaluation tables."""
-    return (home or release_home()) / "warehouse.duckdb"
+def warehouse_path(home: Path | None = None, model: str = "") -> Path:
+    """The DuckDB file that holds datasets, features and evaluation tables.
+
+    `model`: one of several models one location gates (`ReleaseSpec.scope`): its own file.
+    """
+    root = home or release_home()
+    return root / "warehouses" / f"{model}.duckdb" if model else root / "warehouse.duckdb"
 
 
 def _host() -> str:

@@ -23,6 +23,7 @@ place, and `tests/test_pool_recovery.py` fails loudly if a Dagster upgrade chang
 """
 
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -35,7 +36,7 @@ from pydantic import Field
 
 from ml_release import keys
 from ml_release.home import release_home, reports_dir
-from ml_release.outcome import ReleaseOutcome
+from ml_release.outcome import ReleaseOutcome, outcome_from_events
 from ml_release.promotion import GateVerdict
 from ml_release.registry import PRODUCTION_EVENTS, Event, RegistryReads
 from ml_release.resource_types import Folder, RegistrySource
@@ -45,9 +46,14 @@ from ml_release.spec import ReleaseSpec
 
 INSTANCE_CONFIG = """\
 # Written by ml-release: the Dagster instance shared by `ml-release run` and `dagster dev`.
-# Steps that touch the DuckDB warehouse run one at a time across runs (DuckDB allows one
-# writing process per file).
+# Steps that touch a DuckDB warehouse run one at a time across runs (DuckDB allows one
+# writing process per file); queued runs of one model (UI, sensor) one at a time.
 concurrency:
+  runs:
+    tag_concurrency_limits:
+      - key: ml_release/model
+        value: {applyLimitPerUniqueValue: true}
+        limit: 1
   pools:
     default_limit: 1
 telemetry:
@@ -90,7 +96,7 @@ def recorded_verdicts(
             baseline = _value(metadata, keys.BASELINE_DIGEST)
             data_version = _value(metadata, keys.DATA_VERSION)
             verdict = GateVerdict(  # `gate` is the check name: the gate entry's id
-                dataset=evaluation.asset_key.to_user_string(),
+                dataset=evaluation.asset_key.path[-1],  # the asset's name, under any prefix
                 gate=evaluation.check_name,
                 passed=evaluation.passed,
                 verdict=str(_value(metadata, "verdict") or evaluation.passed),
@@ -107,11 +113,14 @@ def recorded_verdicts(
 
 
 def production_materialization(
-    event: Event, rollback_target: str | None, home: Path | None = None
+    event: Event,
+    rollback_target: str | None,
+    home: Path | None = None,
+    key: list[str] | None = None,
 ) -> dg.AssetMaterialization:
-    """The `production_model` materialization for one ledger event that moved production."""
+    """The `production_model` materialization (at `key`) for one ledger event that moved it."""
     return dg.AssetMaterialization(
-        asset_key=keys.PRODUCTION_MODEL,
+        asset_key=key or [keys.PRODUCTION_MODEL],
         description=f"{event.event}: {event.reason or ''}",
         metadata={
             "version": event.version,
@@ -128,23 +137,27 @@ def production_materialization(
     )
 
 
-def reported_seq(instance: dg.DagsterInstance) -> int:
-    """The ledger sequence number of the last production event the instance has."""
-    found = instance.fetch_materializations(dg.AssetKey(keys.PRODUCTION_MODEL), limit=1)
+def reported_seq(instance: dg.DagsterInstance, key: list[str]) -> int:
+    """The ledger sequence number of the last production event the instance has at `key`."""
+    found = instance.fetch_materializations(dg.AssetKey(key), limit=1)
     if not found.records:
         return 0
     metadata = found.records[0].asset_materialization.metadata
     return int(getattr(metadata.get("ledger_seq"), "value", 0) or 0)
 
 
-def unreported(instance: dg.DagsterInstance, registry: RegistryReads, model: str) -> list[Event]:
+def unreported(
+    instance: dg.DagsterInstance, registry: RegistryReads, model: str, key: list[str]
+) -> list[Event]:
     """Ledger events that moved production and are not yet `production_model` events."""
-    after = reported_seq(instance)
+    after = reported_seq(instance, key)
     return [e for e in registry.events(model, PRODUCTION_EVENTS) if e.seq > after]
 
 
 def report_production(
-    instance: dg.DagsterInstance, events: Iterable[tuple[Event, str | None]]
+    instance: dg.DagsterInstance,
+    events: Iterable[tuple[Event, str | None]],
+    key: list[str] | None = None,
 ) -> int:
     """Report `production_model` materializations outside a run; how many were reported."""
     from ml_release.faults import fault_point
@@ -152,22 +165,30 @@ def report_production(
     count = 0
     for event, target in events:
         fault_point("production:before_report", seq=event.seq)
-        instance.report_runless_asset_event(production_materialization(event, target))
+        instance.report_runless_asset_event(production_materialization(event, target, key=key))
         count += 1
     return count
 
 
 def sync_production(
-    instance: dg.DagsterInstance, registry: RegistryReads, model: str, store_root: Path
+    instance: dg.DagsterInstance,
+    registry: RegistryReads,
+    model: str,
+    store_root: Path,
+    key: list[str] | None = None,
 ) -> int:
-    """Report every production change the ledger has and the instance lacks (crash catch-up)."""
+    """Report every production change the ledger has and the instance lacks (crash catch-up).
+
+    `key`: the `production_model` asset's key (`ReleaseSpec.key`; default: unprefixed).
+    """
     from ml_release.rollback import next_known_good
 
-    missing = unreported(instance, registry, model)
+    key = key or [keys.PRODUCTION_MODEL]
+    missing = unreported(instance, registry, model, key)
     if not missing:
         return 0
     target = next_known_good(registry, store_root, model)
-    return report_production(instance, [(event, target) for event in missing])
+    return report_production(instance, [(event, target) for event in missing], key)
 
 
 # -- the warehouse pool: who holds it, and freeing what dead runs left behind -----------------
@@ -191,6 +212,28 @@ def _process_gone(run: Any) -> bool:
     if run.tags.get(HOST_TAG) != socket.gethostname() or not pid.isdigit():
         return False  # launched elsewhere (the daemon, another host): not ours to judge
     return not psutil.pid_exists(int(pid))
+
+
+def prepare_pool(instance: dg.DagsterInstance, pool: str, attempts: int = 5) -> None:
+    """Create `pool`'s limit before the run's steps claim it.
+
+    Dagster creates a new pool's limit when a step first claims it, in a transaction that fails
+    on PostgreSQL ("current transaction is aborted") when two runs claim the new pool at once:
+    the run fails before any step. A release creates its pool first; when another process
+    created it in between, the next look finds it.
+    """
+    from sqlalchemy.exc import DBAPIError
+
+    storage = instance.event_log_storage
+    if instance.global_op_concurrency_default_limit is None:
+        return  # pools without a configured limit are not created
+    for attempt in range(attempts):
+        if pool in {limit.name for limit in storage.get_pool_limits()}:
+            return
+        try:
+            storage.initialize_concurrency_limit_to_default(pool)
+        except DBAPIError:
+            time.sleep(0.05 * (attempt + 1))  # another process created it: look again
 
 
 def pool_states(instance: dg.DagsterInstance) -> list[PoolState]:
@@ -273,10 +316,11 @@ class RollbackConfig(dg.Config):
     )
 
 
-def build_rollback_job(model: str) -> dg.JobDefinition:
+def build_rollback_job(spec: ReleaseSpec) -> dg.JobDefinition:
     """The `rollback` job: `production` back to a verified known-good version."""
+    model = spec.model.name
 
-    @dg.op
+    @dg.op(name=spec.named("rollback_production"))
     def rollback_production(
         context: dg.OpExecutionContext,
         config: RollbackConfig,
@@ -299,10 +343,15 @@ def build_rollback_job(model: str) -> dg.JobDefinition:
             context.log.info(f"{model}: nothing to do: {outcome.note}")
             return
         target = next_known_good(registry, store, model)
-        context.log_event(production_materialization(outcome.event, target))
+        key = spec.key(keys.PRODUCTION_MODEL)
+        context.log_event(production_materialization(outcome.event, target, key=key))
         context.log.info(f"{model} production is now {outcome.target}")
 
-    @dg.job(name=keys.ROLLBACK_JOB, description="Roll production back to a known-good version.")
+    @dg.job(
+        name=spec.named(keys.ROLLBACK_JOB),
+        description="Roll production back to a known-good version.",
+        tags={keys.MODEL_TAG: model},
+    )
     def rollback_job():
         rollback_production()
 
@@ -312,7 +361,7 @@ def build_rollback_job(model: str) -> dg.JobDefinition:
 def build_train_job(spec: ReleaseSpec) -> dg.JobDefinition:
     """The `train_candidate` job: train the spec's model and publish it for the sensor."""
 
-    @dg.op(name="train_and_publish")
+    @dg.op(name=spec.named("train_and_publish"))
     def train_and_publish(context: dg.OpExecutionContext) -> None:
         """Train the spec's pipeline and publish it into incoming/ (the sensor gates it)."""
         from ml_release.feature_code import load_feature_code
@@ -333,8 +382,9 @@ def build_train_job(spec: ReleaseSpec) -> dg.JobDefinition:
         )
 
     @dg.job(
-        name=keys.TRAIN_JOB,
+        name=spec.named(keys.TRAIN_JOB),
         description="Train the spec's model and publish it into incoming/ for the sensor to gate.",
+        tags={keys.MODEL_TAG: spec.model.name},
     )
     def train_job():
         train_and_publish()
@@ -342,43 +392,37 @@ def build_train_job(spec: ReleaseSpec) -> dg.JobDefinition:
     return train_job
 
 
-def release_jobs(canary: bool) -> list:
-    """The `release` job (every asset but the canary) and, with canaries, the `canary` job."""
-    gated = dg.AssetSelection.all() - dg.AssetSelection.assets(keys.PRODUCTION_MODEL)
-    if not canary:
-        return [_release_job(gated)]
-    rollout = dg.AssetSelection.assets(keys.CANARY_ROLLOUT)
+def release_jobs(spec: ReleaseSpec) -> list:
+    """The `release` job (every asset but the canary) and, with canaries, the `canary` job.
+
+    Each selects this spec's assets only (its key prefix where a location gates several), and
+    tags its runs with the model: a run queue's tag limit serializes one model's releases.
+    """
+    mine = dg.AssetSelection.key_prefixes([spec.scope]) if spec.scope else dg.AssetSelection.all()
+    gated = mine - dg.AssetSelection.assets(spec.key(keys.PRODUCTION_MODEL))
+    tags = {keys.MODEL_TAG: spec.model.name}
+    if not spec.canary.enabled:
+        return [_release_job(spec, gated, tags)]
+    rollout = dg.AssetSelection.assets(spec.key(keys.CANARY_ROLLOUT))
     return [
-        _release_job(gated - rollout),
+        _release_job(spec, gated - rollout, tags),
         dg.define_asset_job(
-            name=keys.CANARY_JOB,
+            name=spec.named(keys.CANARY_JOB),
             selection=rollout,
             description="Roll the gated candidate out in traffic steps; promote it or abort.",
+            tags=tags,
         ),
     ]
 
 
-def _release_job(selection: dg.AssetSelection):
+def _release_job(spec: ReleaseSpec, selection: dg.AssetSelection, tags: dict[str, str]):
     return dg.define_asset_job(
-        name=keys.RELEASE_JOB,
+        name=spec.named(keys.RELEASE_JOB),
         selection=selection,
         description="Gate one candidate (the run's partition: its digest) against every rule "
         "of the release spec, and promote it if every must_pass gate passes.",
+        tags=tags,
     )
-
-
-_CHECK_BLOCKED = "DagsterAssetCheckFailedError"
-
-
-def _root_cause(error: Any) -> Any:
-    # Dagster wraps the user's exception; the innermost cause carries our message.
-    while error.cause is not None:
-        error = error.cause
-    return error
-
-
-def _plain_metadata(event: Any) -> dict:
-    return {k: getattr(v, "value", v) for k, v in event.materialization.metadata.items()}
 
 
 DEFAULT_MAX_WAIT = 900.0  # seconds a run may wait for a pool slot before giving up
@@ -406,18 +450,20 @@ def execute_release(
     spec file, so `defs` serves in-process runs only.
     """
     add_candidate(instance, spec.model.name, digest)
+    prepare_pool(instance, spec.named(keys.WAREHOUSE_POOL))
     for line in free_abandoned(instance):
         progress(line)
     run_config: dict = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     if job == keys.RELEASE_JOB and candidate_artifact:
-        run_config["ops"] = {keys.CANDIDATE_MODEL: {"config": {"artifact": candidate_artifact}}}
+        op = spec.named(keys.CANDIDATE_MODEL)  # a prefixed asset's op: `<model>__candidate_model`
+        run_config["ops"] = {op: {"config": {"artifact": candidate_artifact}}}
     if os.environ.get(keys.CELERY_BROKER_ENV) and not instance.is_ephemeral:
         from ml_release.definitions import execute_on_workers  # workers reach no ephemeral one
 
         return outcome_of_run(instance, execute_on_workers(instance, spec, digest, run_config, job))
     run_id = str(uuid.uuid4())
     result = watched_run(
-        lambda: defs.resolve_job_def(job).execute_in_process(
+        lambda: defs.resolve_job_def(spec.named(job)).execute_in_process(
             instance=instance,
             raise_on_error=False,
             run_config=run_config,
@@ -471,7 +517,9 @@ def release_in_process(
     )
     outcome.prepared = f"{prepared.version} (sha256 {prepared.digest[:12]}, {prepared.source})"
     record_outcome(registry, spec.model.name, spec.spec_hash, outcome)
-    sync_production(instance, registry, spec.model.name, artifacts_dir())
+    sync_production(
+        instance, registry, spec.model.name, artifacts_dir(), spec.key(keys.PRODUCTION_MODEL)
+    )
     return outcome
 
 
@@ -481,56 +529,6 @@ def outcome_of_run(instance: dg.DagsterInstance, run_id: str) -> ReleaseOutcome:
     outcome = outcome_from_events(run_id, [e.dagster_event for e in entries if e.dagster_event])
     run = instance.get_run_by_id(run_id)
     outcome.partition = (run.tags.get(keys.PARTITION_TAG, "") if run else "") or ""
-    return outcome
-
-
-def _gate_row(evaluation: Any) -> dict:
-    metadata = evaluation.metadata
-    verdict = metadata.get("verdict")
-    eval_set = metadata.get(keys.EVAL_SET)
-    return {
-        "gate": evaluation.check_name,  # the gate entry's id
-        "dataset": evaluation.asset_key.to_user_string(),
-        "eval_set": eval_set.value if eval_set else None,
-        "verdict": verdict.value if verdict else ("pass" if evaluation.passed else "fail"),
-        "passed": evaluation.passed,
-        "blocking": evaluation.severity == dg.AssetCheckSeverity.ERROR,
-        "summary": evaluation.description or "",
-    }
-
-
-def outcome_from_events(run_id: str, events: list) -> ReleaseOutcome:
-    """Gate verdicts, the gated candidate, the decision and the failures from a run's events."""
-    outcome = ReleaseOutcome(run_id=run_id)
-    planned: list[str] = []
-    materialized: set[str] = set()
-    for event in events:
-        kind = event.event_type
-        if kind == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
-            outcome.gates.append(_gate_row(event.event_specific_data))
-        elif kind == dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED:
-            planned.append(event.asset_key.to_user_string())
-        elif kind == dg.DagsterEventType.ASSET_MATERIALIZATION:
-            key = event.asset_key.to_user_string()
-            materialized.add(key)
-            if key == keys.CANDIDATE_MODEL:
-                outcome.candidate = _plain_metadata(event)
-            elif key in (keys.RELEASE_DECISION, keys.CANARY_ROLLOUT):
-                outcome.decision = _plain_metadata(event)
-        elif kind == dg.DagsterEventType.STEP_FAILURE:
-            cause = _root_cause(event.step_failure_data.error)
-            message = cause.message.split(": ", 1)[-1].strip()
-            if cause.cls_name == _CHECK_BLOCKED:
-                continue  # a blocking gate said no: reported with the gates, not as an error
-            if cause.cls_name == "PromotionRefused":
-                outcome.refusal = message
-            elif cause.cls_name == "StaleVerdicts":
-                outcome.stale = message
-            else:
-                outcome.failures.append(
-                    {"step": event.step_key, "error": cause.cls_name, "message": message}
-                )
-    outcome.skipped = [key for key in planned if key not in materialized]
     return outcome
 
 
@@ -588,7 +586,7 @@ def build_coverage_job(spec: ReleaseSpec) -> dg.JobDefinition:
     """A one-op job: the coverage matrix as metadata, failed when coverage falls short."""
 
     @dg.op(
-        name="gate_coverage",
+        name=spec.named("gate_coverage"),
         description="Inject each failure mode into a scratch copy; which gates block it.",
     )
     def gate_coverage(context: dg.OpExecutionContext, config: CoverageConfig) -> dg.Output:
@@ -629,8 +627,9 @@ def build_coverage_job(spec: ReleaseSpec) -> dg.JobDefinition:
         return dg.Output(result.exit_code, metadata=metadata)
 
     @dg.job(
-        name="coverage",
+        name=spec.named("coverage"),
         description="Gate coverage: which gates block each injected failure mode (scratch copy).",
+        tags={keys.MODEL_TAG: spec.model.name},
     )
     def coverage():
         gate_coverage()

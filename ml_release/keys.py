@@ -61,6 +61,23 @@ def candidates_partitions(model: str) -> str:
     return f"{model}_candidates"
 
 
+# Where one code location gates several specs (a folder of them), every model's assets sit
+# under its own key prefix (`<model>/evaluation_report`) and its jobs, sensors and pool are
+# named `<model>__<name>` (Dagster joins a prefixed key's op name the same way). The scope is
+# empty where the location gates one spec: the plain names above.
+MODEL_TAG = "ml_release/model"  # on every run of a model's jobs: the run queue limits it
+
+
+def scoped(scope: str, name: str) -> str:
+    """A job, sensor, pool or op name of the model `scope` (`name` itself when unscoped)."""
+    return f"{scope}__{name}" if scope else name
+
+
+def key_path(scope: str, name: str) -> list[str]:
+    """The asset key path of asset `name` of the model `scope`."""
+    return [scope, name] if scope else [name]
+
+
 # Datasets a data-contract gate may target; the reference is always the training features.
 CONTRACT_DATASETS = (EVALUATION_FEATURES, SERVING_FEATURES_RECOMPUTED)
 CONTRACT_REFERENCE = TRAINING_FEATURES

@@ -3,7 +3,7 @@
 Asset and check functions take their resources as typed parameters
 (`warehouse: dg.ResourceParam[WarehouseSource]`), the names being the resource keys. The types
 are these protocols, not the resource classes of `resources/`: the Dagster layers import only
-the core (docs/decisions.md 34), and a deployment may bind any class with the same methods
+the core (docs/decisions.md 4), and a deployment may bind any class with the same methods
 (a server warehouse, an object-storage artifact store, its platform's traffic split).
 `resources/__init__.py` holds the embedded implementations.
 """
@@ -26,8 +26,8 @@ if TYPE_CHECKING:  # the annotations only: importing this module stays light
 class WarehouseSource(Protocol):
     """`warehouse`: the warehouse the datasets, features and results live in."""
 
-    def get(self) -> "Warehouse":
-        """A warehouse client."""
+    def get(self, model: str = "") -> "Warehouse":
+        """A warehouse client (of `model`, where each model has its own)."""
         ...
 
 

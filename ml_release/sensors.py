@@ -16,13 +16,14 @@ its own).
 import json
 import shutil
 import time
+from typing import Any
 
 import dagster as dg
 
 from ml_release import keys
 from ml_release.errors import ConflictError, IntegrityError
 from ml_release.incoming import GRACE_SECONDS, scan_incoming
-from ml_release.intake import admit
+from ml_release.intake import WrongModelError, admit, refuse
 from ml_release.jobs import outcome_of_run
 from ml_release.promotion import record_outcome
 from ml_release.resource_types import ArtifactInbox, RegistrySource
@@ -36,13 +37,73 @@ def _load_cursor(cursor: str | None) -> tuple[list[str], dict[str, float]]:
     return list(data.get("requested", [])), dict(data.get("first_seen", {}))
 
 
-def build_artifact_sensor(spec: ReleaseSpec) -> dg.SensorDefinition:
-    """`new_model_artifact_sensor` for `spec`'s model."""
-    model = spec.model.name
+def _admit_routed(manifest, folder, spec: ReleaseSpec | None, registry, quarantine, known) -> None:
+    """Screen `folder` for the spec it is routed to; refused: quarantined, ledger, raised.
+
+    An artifact of a model no spec of the location gates (`spec` None) is refused under the
+    name its manifest gives.
+    """
+    if spec is None:
+        error = WrongModelError(
+            f"{folder.name}/manifest.json names model {manifest.name!r}, which no release spec "
+            f"of this location gates ({', '.join(known)})"
+        )
+        refuse(folder, error, manifest.name, registry, quarantine, source="sensor", copy=False)
+        raise error
+    admit(
+        folder,
+        spec.model.name,
+        registry,
+        quarantine,
+        source="sensor",
+        copy=False,
+        trusted=spec.trusted_types,
+    )
+
+
+def _run_request(spec: ReleaseSpec, job: Any, manifest, folder) -> dg.RunRequest:
+    """The release run of one artifact: its digest is the run key and the partition."""
+    return dg.RunRequest(
+        run_key=manifest.sha256,
+        job_name=job.name,
+        partition_key=manifest.sha256,
+        run_config={
+            "ops": {spec.named(keys.CANDIDATE_MODEL): {"config": {"artifact": str(folder)}}}
+        },
+        tags={keys.CANDIDATE_VERSION: manifest.version},
+    )
+
+
+def _tick_result(runs: dict[str, list[dg.RunRequest]], cursor: str, why: str) -> dg.SensorResult:
+    """The tick's runs with their new partitions, committed together; `why` when none."""
+    if not runs:
+        return dg.SensorResult(skip_reason=why, cursor=cursor)
+    return dg.SensorResult(
+        run_requests=[run for model_runs in runs.values() for run in model_runs],
+        cursor=cursor,
+        dynamic_partitions_requests=[
+            dg.AddDynamicPartitionsRequest(
+                partitions_def_name=keys.candidates_partitions(model),
+                partition_keys=[run.partition_key for run in model_runs],
+            )
+            for model, model_runs in runs.items()
+        ],
+    )
+
+
+def build_artifact_sensor(models: list[tuple[ReleaseSpec, Any]]) -> dg.SensorDefinition:
+    """`new_model_artifact_sensor` for the location's models: (spec, its release job) each.
+
+    Every artifact goes to the release job of the model its manifest names; one no spec of the
+    location gates is refused at the door (quarantined, `refused` in the ledger under that
+    name). With one spec, an artifact of another model is refused by `admit` as before.
+    """
+    by_name = {spec.model.name: (spec, job) for spec, job in models}
+    only = models[0] if len(models) == 1 else (None, None)
 
     @dg.sensor(
         name=keys.ARTIFACT_SENSOR,
-        job_name=keys.RELEASE_JOB,
+        jobs=[job for _spec, job in models],
         minimum_interval_seconds=15,
         description="Gates every complete model artifact published into ML_RELEASE_HOME/incoming.",
     )
@@ -63,67 +124,41 @@ def build_artifact_sensor(spec: ReleaseSpec) -> dg.SensorDefinition:
         for folder, reason in scan.waiting:
             context.log.info(f"waiting for {folder.name}: {reason}")
         for folder in scan.done:
-            digest = _digest_of(folder)
-            if digest and registry.by_digest(model, digest) is not None:
+            name, digest = _identity(folder)
+            if digest and registry.by_digest(name, digest) is not None:
                 shutil.rmtree(folder, ignore_errors=True)  # its run stored a copy already
-        runs, refused = [], len(scan.quarantined)
+        runs: dict[str, list[dg.RunRequest]] = {}
+        refused = len(scan.quarantined)
         for manifest, folder in scan.ready:
             if manifest.sha256 in requested:
                 continue  # the same model under a second name: one run per digest
+            spec, job = by_name.get(manifest.name) or only
             try:
-                admit(
-                    folder,
-                    model,
-                    registry,
-                    quarantine,
-                    source="sensor",
-                    copy=False,
-                    trusted=spec.trusted_types,
-                )
+                _admit_routed(manifest, folder, spec, registry, quarantine, by_name)
             except (IntegrityError, ConflictError) as exc:
                 context.log.warning(f"refused {folder.name}: {exc}")
                 refused += 1
                 continue
-            runs.append(
-                dg.RunRequest(
-                    run_key=manifest.sha256,
-                    partition_key=manifest.sha256,
-                    run_config={
-                        "ops": {keys.CANDIDATE_MODEL: {"config": {"artifact": str(folder)}}}
-                    },
-                    tags={keys.CANDIDATE_VERSION: manifest.version},
-                )
-            )
+            runs.setdefault(spec.model.name, []).append(_run_request(spec, job, manifest, folder))
             requested.append(manifest.sha256)
         cursor = json.dumps(
             {"requested": requested[-MAX_REMEMBERED:], "first_seen": scan.first_seen}
         )
-        if not runs:
-            return dg.SensorResult(
-                skip_reason=f"no new artifact ({len(scan.waiting)} waiting, {refused} quarantined)",
-                cursor=cursor,
-            )
-        return dg.SensorResult(
-            run_requests=runs,
-            cursor=cursor,
-            dynamic_partitions_requests=[
-                dg.AddDynamicPartitionsRequest(
-                    partitions_def_name=keys.candidates_partitions(model),
-                    partition_keys=[run.partition_key for run in runs],
-                )
-            ],
-        )
+        why = f"no new artifact ({len(scan.waiting)} waiting, {refused} quarantined)"
+        return _tick_result(runs, cursor, why)
 
     return new_model_artifact_sensor
 
 
-def _digest_of(folder) -> str | None:
+def _identity(folder) -> tuple[str, str | None]:
+    """(model name, digest) of an artifact folder's manifest; ("", None) when unreadable."""
     from ml_release.artifacts import read_manifest
 
     try:
-        return read_manifest(folder).sha256
+        manifest = read_manifest(folder)
     except (IntegrityError, OSError):
-        return None
+        return "", None
+    return manifest.name, manifest.sha256
 
 
 def build_blocked_run_sensor(spec: ReleaseSpec, release_job) -> dg.SensorDefinition:
@@ -137,7 +172,7 @@ def build_blocked_run_sensor(spec: ReleaseSpec, release_job) -> dg.SensorDefinit
     model = spec.model.name
 
     @dg.run_failure_sensor(
-        name=keys.BLOCKED_RUN_SENSOR,
+        name=spec.named(keys.BLOCKED_RUN_SENSOR),
         monitored_jobs=[release_job],
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Records in the ledger which gates blocked (or what error stopped) a failed "

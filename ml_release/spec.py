@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from ml_release import keys
 from ml_release.errors import SpecError
 from ml_release.gates.catalog import CATALOG, GateParams, gate_target
 from ml_release.home import release_home
@@ -43,10 +44,9 @@ from ml_release.spec_gates import (
     range_problem,
 )
 from ml_release.spec_tasks import (
-    MULTICLASS_LOG_LOSS_GATES,
-    TABULAR_TASKS,
     check_trusted_types,
-    other_task_problem,
+    ranking_problems,
+    task_gate_problem,
     task_problems,
 )
 
@@ -396,6 +396,9 @@ class ReleaseSpec(SpecModel):
     _check_trusted = field_validator("trusted_types")(check_trusted_types)
 
     _source: Path = PrivateAttr(default=Path("release.yaml"))
+    # Set by `ml_release.spec_set` where one location gates several specs: the model's name.
+    _scope: str = PrivateAttr(default="")
+    _definitions_source: Path | None = PrivateAttr(default=None)
 
     @model_validator(mode="before")
     @classmethod
@@ -421,10 +424,10 @@ class ReleaseSpec(SpecModel):
         ]
         if llm and self.canary.enabled:
             problems.append("canary.enabled: canaries serve models, not prompt/configs; remove it")
-        problems += _ranking_problems(self) + task_problems(self)
+        problems += ranking_problems(self) + task_problems(self)
         problems += blocking_problems(self.gates, self.allow_ungated)
         for i, gate in enumerate(self.gates):
-            if (problem := _task_problem(self.model.task, gate.name)) is not None:
+            if (problem := task_gate_problem(self.model.task, gate.name)) is not None:
                 problems.append(f"gates[{i}]: {problem}")
             elif llm and gate.name in [g.name for g in self.gates[:i]]:
                 problems.append(f"gates[{i}]: {gate.name!r} is listed twice; merge the entries")
@@ -473,6 +476,24 @@ class ReleaseSpec(SpecModel):
         return self._source
 
     @property
+    def scope(self) -> str:
+        """The key prefix of this spec's assets: its model's name among several specs, else ""."""
+        return self._scope
+
+    @property
+    def definitions_source(self) -> Path:
+        """What a worker rebuilds the definitions from: this file, or the folder of specs."""
+        return self._definitions_source or self._source
+
+    def key(self, name: str) -> list[str]:
+        """The asset key path of asset `name` of this spec (`keys.key_path`)."""
+        return keys.key_path(self._scope, name)
+
+    def named(self, name: str) -> str:
+        """This spec's job, sensor, pool or op called `name` (`keys.scoped`)."""
+        return keys.scoped(self._scope, name)
+
+    @property
     def spec_hash(self) -> str:
         """sha256 of the normalised spec: verdicts record it to name the rules that made them."""
         data = self.model_dump(mode="json")
@@ -500,52 +521,6 @@ class ReleaseSpec(SpecModel):
     def gates_for(self, target: str) -> list[GateSpec]:
         """The gates attached to one asset, in spec order."""
         return [g for g in self.gates if g.target == target]
-
-
-# Gate families each task may use; `valid_predictions` (model_quality) serves every model task.
-TASK_FAMILIES = {
-    "binary_classification": ("data_contract", "parity", "model_quality", "serving", "shadow"),
-    "multiclass_classification": ("data_contract", "parity", "multiclass", "serving", "shadow"),
-    "regression": ("data_contract", "parity", "regression", "serving", "shadow"),
-    "ranking": ("data_contract", "parity", "ranking"),
-    "llm": ("llm",),
-}
-SHARED_GATES = {"valid_predictions": TABULAR_TASKS} | MULTICLASS_LOG_LOSS_GATES
-
-
-def _task_problem(task: str, gate: str) -> str | None:
-    """Why `gate` cannot be used by `task`, with the fix; None when it can."""
-    family = CATALOG[gate].family
-    if task in SHARED_GATES.get(gate, ()) or family in TASK_FAMILIES[task]:
-        return None
-    if task == "ranking" and family == "model_quality":
-        metric = gate.removeprefix("segment_").removesuffix("_vs_baseline")
-        return (
-            f"{gate!r} is a classification gate and does not apply to model.task ranking "
-            f"({metric} needs labels 0/1 and probabilities). Use the ranking gates instead: "
-            "ndcg_at_k_vs_baseline, segment_ndcg_at_k_vs_baseline, min_ndcg_at_k and their "
-            "recall_at_k variants (docs/gates.md#ranking-quality-against-production)"
-        )
-    if task == "ranking":
-        return (
-            f"{gate!r} ({family} gate) is not available for model.task ranking yet: remove it "
-            "(ranking releases are gated offline: data contract, parity and ranking quality)"
-        )
-    if family == "ranking":
-        return f"{gate!r} needs model.task ranking (and data.query_column); remove it"
-    return other_task_problem(task, gate, family)
-
-
-def _ranking_problems(spec: "ReleaseSpec") -> list[str]:
-    ranking = spec.model.task == "ranking"
-    query = spec.data.query_column if spec.data is not None else None
-    if ranking and spec.data is not None and query is None:
-        return ["data.query_column: model.task ranking needs the column naming each row's query"]
-    if ranking and spec.canary.enabled:
-        return ["canary.enabled: canaries are not available for model.task ranking; remove it"]
-    if not ranking and query is not None:
-        return [f"data.query_column is only used by model.task ranking: remove it ({query!r})"]
-    return []
 
 
 def _location(loc: tuple[Any, ...]) -> str:

@@ -7,6 +7,8 @@ load time what applies instead, before anything runs.
 import re
 from typing import Any
 
+from ml_release.gates.catalog import CATALOG
+
 TABULAR_TASKS = ("binary_classification", "multiclass_classification", "regression", "ranking")
 # Log loss means the same for two classes or many: one gate name serves both tasks.
 MULTICLASS_LOG_LOSS_GATES = {
@@ -97,4 +99,51 @@ def _canary_problems(canary: Any, task: str) -> list[str]:
             f"canary.score_shift_margin: {canary.score_shift_margin:g} is a shift of a "
             "probability, at most 1"
         ]
+    return []
+
+
+# Gate families each task may use; `valid_predictions` (model_quality) serves every model task.
+TASK_FAMILIES = {
+    "binary_classification": ("data_contract", "parity", "model_quality", "serving", "shadow"),
+    "multiclass_classification": ("data_contract", "parity", "multiclass", "serving", "shadow"),
+    "regression": ("data_contract", "parity", "regression", "serving", "shadow"),
+    "ranking": ("data_contract", "parity", "ranking"),
+    "llm": ("llm",),
+}
+SHARED_GATES = {"valid_predictions": TABULAR_TASKS} | MULTICLASS_LOG_LOSS_GATES
+
+
+def task_gate_problem(task: str, gate: str) -> str | None:
+    """Why `gate` cannot be used by `task`, with the fix; None when it can."""
+    family = CATALOG[gate].family
+    if task in SHARED_GATES.get(gate, ()) or family in TASK_FAMILIES[task]:
+        return None
+    if task == "ranking" and family == "model_quality":
+        metric = gate.removeprefix("segment_").removesuffix("_vs_baseline")
+        return (
+            f"{gate!r} is a classification gate and does not apply to model.task ranking "
+            f"({metric} needs labels 0/1 and probabilities). Use the ranking gates instead: "
+            "ndcg_at_k_vs_baseline, segment_ndcg_at_k_vs_baseline, min_ndcg_at_k and their "
+            "recall_at_k variants (docs/gates.md#ranking-quality-against-production)"
+        )
+    if task == "ranking":
+        return (
+            f"{gate!r} ({family} gate) is not available for model.task ranking yet: remove it "
+            "(ranking releases are gated offline: data contract, parity and ranking quality)"
+        )
+    if family == "ranking":
+        return f"{gate!r} needs model.task ranking (and data.query_column); remove it"
+    return other_task_problem(task, gate, family)
+
+
+def ranking_problems(spec: Any) -> list[str]:
+    """What a ranking spec lacks, or a query column elsewhere."""
+    ranking = spec.model.task == "ranking"
+    query = spec.data.query_column if spec.data is not None else None
+    if ranking and spec.data is not None and query is None:
+        return ["data.query_column: model.task ranking needs the column naming each row's query"]
+    if ranking and spec.canary.enabled:
+        return ["canary.enabled: canaries are not available for model.task ranking; remove it"]
+    if not ranking and query is not None:
+        return [f"data.query_column is only used by model.task ranking: remove it ({query!r})"]
     return []

@@ -27,16 +27,20 @@ from resources.llm import llm_resource
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The embedded DuckDB warehouse (`ML_RELEASE_HOME/warehouse.duckdb` by default)."""
+    """The embedded DuckDB warehouse (`ML_RELEASE_HOME/warehouse.duckdb` by default).
 
-    path: str = Field(description="DuckDB database file.")
+    Where one location gates several models, each has its own file: `path` holds `{model}`
+    (`ML_RELEASE_HOME/warehouses/{model}.duckdb`), so their releases never share a lock or a pool.
+    """
+
+    path: str = Field(description="DuckDB database file; `{model}` is replaced by the model.")
     lock_timeout_seconds: float = Field(
         120.0, description="How long to wait for another process's lock before failing."
     )
 
-    def get(self) -> Warehouse:
-        """The warehouse client."""
-        return Warehouse(self.path, self.lock_timeout_seconds)
+    def get(self, model: str = "") -> Warehouse:
+        """The warehouse client (of `model`, where the path names one file per model)."""
+        return Warehouse(self.path.replace("{model}", model), self.lock_timeout_seconds)
 
 
 class ReportStoreResource(dg.ConfigurableResource):
@@ -128,15 +132,21 @@ class TrafficSplitResource(dg.ConfigurableResource):
 
 
 def local_resources(spec: ReleaseSpec | None = None) -> dict[str, dg.ConfigurableResource]:
-    """The embedded defaults: everything under ML_RELEASE_HOME (and `llm_client` for LLMs)."""
+    """The embedded defaults: everything under ML_RELEASE_HOME (and `llm_client` for LLMs).
+
+    For a spec among several (`spec.scope`), the warehouse is one file per model.
+    """
     llm = {}
     if spec is not None and spec.llm is not None:
         responses = spec.llm.responses
         folder = spec.llm.path(responses, spec.source.parent, release_home()) if responses else None
         llm["llm_client"] = llm_resource(folder)
+    per_model = spec is not None and bool(spec.scope)
     return {
         **llm,
-        "warehouse": WarehouseResource(path=str(warehouse_path())),
+        "warehouse": WarehouseResource(
+            path=str(warehouse_path(model="{model}" if per_model else ""))
+        ),
         "report_store": ReportStoreResource(path=str(reports_dir())),
         "model_registry": ModelRegistryResource(path=str(registry_path())),
         "artifact_store": ArtifactStoreResource(path=str(artifacts_dir())),

@@ -200,3 +200,29 @@ def gate(spec: ReleaseSpec, defs=None, instance=None, job=None, candidate=None):
         instance=instance, raise_on_error=False, partition_key=prepared.digest
     )
     return prepared.digest, result
+
+
+def demo_artifact(
+    data: DemoData,
+    parent: Path,
+    *,
+    name: str,
+    version: str,
+    c: float = 1.0,
+    shuffle: int | None = None,
+) -> Path:
+    """An artifact of the demo's logistic regression (`shuffle`: labels shuffled, no signal)."""
+    import numpy as np
+
+    from ml_release.artifacts.writer import write_artifact
+    from ml_release.demo.features import CATEGORICAL, NUMERIC, REQUIRED_COLUMNS
+    from ml_release.model import build_pipeline
+
+    labels = data.training["defaulted"].to_numpy()
+    if shuffle is not None:
+        labels = np.random.default_rng(shuffle).permutation(labels)
+    pipeline = build_pipeline(
+        "ml_release.demo.features", NUMERIC, CATEGORICAL, "logistic_regression", {"C": c}
+    )
+    fitted = pipeline.fit(data.training[list(REQUIRED_COLUMNS)], labels)
+    return write_artifact(fitted, parent, name=name, version=version, features=REQUIRED_COLUMNS)

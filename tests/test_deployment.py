@@ -15,17 +15,13 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import dagster as dg
-import numpy as np
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from ml_release import keys
-from ml_release.artifacts.writer import write_artifact
-from ml_release.demo.features import CATEGORICAL, NUMERIC, REQUIRED_COLUMNS
 from ml_release.demo.generate import generate, write_demo_data
-from ml_release.model import build_pipeline
 from ml_release.registry import Registry
-from tests.conftest import PROJECT, RUNTIME_DIR, SMALL, spec_dict, write_spec
+from tests.conftest import PROJECT, RUNTIME_DIR, SMALL, demo_artifact, spec_dict, write_spec
 from tests.servers import CeleryWorkers, redis_server
 
 ML_RELEASE = Path(sys.executable).parent / "ml-release"
@@ -63,17 +59,11 @@ def deployment(tmp_path_factory, postgres):
         "COLUMNS": "200",
     }
 
-    def artifact(version: str, shuffle_seed: int | None = None, c: float = 1.0) -> Path:
-        labels = data.training["defaulted"].to_numpy()
-        if shuffle_seed is not None:  # labels shuffled: a model that learned nothing
-            labels = np.random.default_rng(shuffle_seed).permutation(labels)
-        pipeline = build_pipeline(
-            "ml_release.demo.features", NUMERIC, CATEGORICAL, "logistic_regression", {"C": c}
-        )
-        model = pipeline.fit(data.training[list(REQUIRED_COLUMNS)], labels)
-        return write_artifact(
-            model, root / "published", name=MODEL, version=version, features=REQUIRED_COLUMNS
-        )
+    def artifact(
+        version: str, shuffle_seed: int | None = None, c: float = 1.0, name: str = MODEL
+    ) -> Path:
+        folder = root / "published"
+        return demo_artifact(data, folder, name=name, version=version, c=c, shuffle=shuffle_seed)
 
     return SimpleNamespace(
         spec=write_spec(root, spec_dict()),
@@ -87,10 +77,10 @@ def deployment(tmp_path_factory, postgres):
     )
 
 
-def cli(deployment, *args: str, env: dict | None = None) -> subprocess.Popen:
+def cli(deployment, *args: str, env: dict | None = None, spec=None) -> subprocess.Popen:
     """Start `ml-release --spec SPEC ARGS` as a user would."""
     return subprocess.Popen(
-        [str(ML_RELEASE), "--spec", str(deployment.spec), *args],
+        [str(ML_RELEASE), "--spec", str(spec or deployment.spec), *args],
         cwd=PROJECT,
         env=env or deployment.env,
         stdout=subprocess.PIPE,
@@ -182,3 +172,99 @@ def test_two_releases_at_once_run_their_steps_on_celery_workers(deployment, inst
     assert [e.from_version for e in registry.events(MODEL, ("promoted",))][-1] == before
     assert "celery-bad" in [e.version for e in registry.events(MODEL, ("blocked",))]
     assert registry.problems(MODEL) == []
+
+
+def test_six_releases_of_three_models_at_once_on_postgres_and_celery(
+    deployment, instance, tmp_path
+):
+    """One location gates three models (a folder of specs); a good and a bad candidate of each
+    run at once, their steps on two Celery workers: each model judged on its own."""
+    from tests.test_many_models import MODELS, write_specs
+
+    specs = tmp_path / "specs"
+    write_specs(specs)
+    registry = Registry(deployment.registry_url)
+    candidates = []
+    for n, model in enumerate(MODELS):
+        candidates.append(
+            (model, "good", deployment.artifact(f"{model}-good", c=0.5 + n, name=model))
+        )
+        candidates.append(
+            (model, "bad", deployment.artifact(f"{model}-bad", shuffle_seed=n, name=model))
+        )
+    with redis_server() as redis:
+        workers = CeleryWorkers(redis.url, deployment.env, count=2, project=PROJECT)
+        try:
+            workers.start()
+            env = {**deployment.env, keys.CELERY_BROKER_ENV: redis.url}
+            launched = [
+                cli(
+                    deployment,
+                    "--model",
+                    model,
+                    "run",
+                    "--candidate",
+                    str(folder),
+                    env=env,
+                    spec=specs,
+                )
+                for model, _kind, folder in candidates
+            ]
+            launchers = {p.pid for p in launched}
+            results = [finish(p) for p in launched]
+            worker_pids = workers.pids
+        finally:
+            workers.stop()
+
+    for (model, kind, _folder), (code, out) in zip(candidates, results, strict=True):
+        if kind == "good":
+            assert code == 0 and f"PROMOTED {model}-good" in out, out
+        else:
+            assert code == 1 and "BLOCKED" in out, out  # never 3: no wait ran out
+    for model in MODELS:
+        assert registry.alias(model) == f"{model}-good"
+        assert [e.version for e in registry.events(model, ("promoted",))] == [f"{model}-good"]
+        assert [e.version for e in registry.events(model, ("blocked",))] == [f"{model}-bad"]
+        assert registry.problems(model) == []
+        assert (deployment.home / "warehouses" / f"{model}.duckdb").is_file()
+        runs = [r for r in instance.get_runs() if r.job_name == f"{model}__release"]
+        assert len(runs) == 2 and {r.tags[keys.MODEL_TAG] for r in runs} == {model}
+        step_pids = {
+            entry.dagster_event.pid
+            for run in runs
+            for entry in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_START)
+        }
+        assert step_pids and step_pids <= worker_pids and not step_pids & launchers
+        production = instance.fetch_materializations(
+            dg.AssetKey([model, keys.PRODUCTION_MODEL]), limit=5
+        )
+        assert [r.asset_materialization.metadata["version"].value for r in production.records] == [
+            f"{model}-good"
+        ]
+
+
+def test_runs_creating_a_new_pool_at_once_do_not_fail(deployment, instance):
+    """Dagster creates a pool's limit in a transaction that fails on PostgreSQL when two runs
+    create it at once; `prepare_pool` creates it first and tolerates losing that race."""
+    import threading
+
+    from ml_release.jobs import prepare_pool
+
+    barrier, errors = threading.Barrier(4), []
+
+    def create() -> None:
+        with dg.DagsterInstance.from_config(str(deployment.dagster_home)) as own:
+            barrier.wait()
+            try:
+                prepare_pool(own, "race__warehouse")
+            except Exception as exc:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=create) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    pools = instance.event_log_storage.get_pool_limits()
+    assert [p.limit for p in pools if p.name == "race__warehouse"] == [1]

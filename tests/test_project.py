@@ -117,7 +117,7 @@ LAYERS = ("ml_release", "assets", "checks", "resources")
 MAX_MODULE_LINES, MAX_FUNCTION_LINES = 400, 80
 # Known debt (docs/decisions.md): each may shrink, never grow; the test says when one can go.
 OVERSIZE_MODULES = {
-    "ml_release/spec.py": 615,
+    "ml_release/spec.py": 590,
     "ml_release/coverage/run.py": 521,
     "ml_release/jobs.py": 638,
 }

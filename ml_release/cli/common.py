@@ -7,7 +7,8 @@ from pathlib import Path
 from rich.console import Console
 
 from ml_release.home import HOME_ENV, SPEC_ENV, artifacts_dir, release_home, spec_path
-from ml_release.spec import ReleaseSpec, load_spec
+from ml_release.spec import ReleaseSpec
+from ml_release.spec_set import load_specs
 
 # Wide enough for the verdict table when output goes to a file or a CI log.
 console = Console(width=None if sys.stdout.isatty() else 140)
@@ -37,15 +38,42 @@ def _use_project(spec_file: Path) -> None:
 
 
 def load(args) -> ReleaseSpec:
-    """The release spec of this command (`--spec`, `$ML_RELEASE_SPEC` or ./release.yaml)."""
+    """The release spec of this command (`--spec`, `$ML_RELEASE_SPEC` or ./release.yaml).
+
+    A folder of specs gates several models: `--model` picks one (required there).
+    """
     path = spec_path()
     _use_project(path)
-    return load_spec(path)
+    return load_specs(path).pick(getattr(args, "model", None))
+
+
+def load_all(args) -> list[ReleaseSpec]:
+    """`--model`'s spec, else every spec of `--spec` (a file, or a folder of them)."""
+    path = spec_path()
+    _use_project(path)
+    specs = load_specs(path)
+    model = getattr(args, "model", None)
+    return [specs.pick(model)] if model else list(specs.specs)
 
 
 def model_of(args) -> str:
     """`--model`, else the spec's model name."""
-    return args.model or load(args).model.name
+    return getattr(args, "model", None) or load(args).model.name
+
+
+def production_key(model: str) -> list[str]:
+    """The `production_model` asset key of `model`: prefixed where a spec folder gates several.
+
+    A spec that no longer loads (a rollback during an incident) counts as unprefixed.
+    """
+    from ml_release import keys
+    from ml_release.errors import SpecError
+
+    try:
+        scoped = load_specs(spec_path()).many
+    except SpecError:
+        scoped = False
+    return keys.key_path(model if scoped else "", keys.PRODUCTION_MODEL)
 
 
 LOCK_TIMEOUT_ENV = "ML_RELEASE_LOCK_TIMEOUT"
@@ -112,7 +140,7 @@ def sync_production_asset(model: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / ".production-sync.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        sync_production(instance(), registry(), model, store())
+        sync_production(instance(), registry(), model, store(), production_key(model))
 
 
 SYNC_CODE = (

@@ -68,8 +68,18 @@ def _max_wait(parser) -> None:
     )
 
 
+def _model(parser) -> None:
+    # SUPPRESS: without it the command's default would overwrite `ml-release --model X CMD`.
+    parser.add_argument(
+        "--model",
+        default=argparse.SUPPRESS,
+        help="model name (default: the spec's; required where --spec is a folder of specs)",
+    )
+
+
 def _registry_commands(sub) -> None:
     p = sub.add_parser("register", help=cmd_register.__doc__.splitlines()[0])
+    _model(p)
     p.add_argument("path", help="artifact folder (with manifest.json) or a .skops model file")
     p.add_argument("--version", help="version label (default: timestamp and digest)")
     p.set_defaults(func=cmd_register)
@@ -81,28 +91,32 @@ def _registry_commands(sub) -> None:
         action="store_true",
         help="restore --to although it is not known-good (needs --reason; recorded)",
     )
-    p.add_argument("--model", help="model name (default: from the spec)")
+    _model(p)
     p.set_defaults(func=cmd_rollback)
     p = sub.add_parser("promote", help=cmd_promote.__doc__)
     p.add_argument("version", help="the gated version to promote over its failed gates")
     p.add_argument("--override", action="store_true", help="required: this is an override")
     p.add_argument("--approver", default="", help="who approved it (recorded)")
     p.add_argument("--reason", default="", help="why the failed gates may be overridden")
-    p.add_argument("--model", help="model name (default: from the spec)")
+    _model(p)
     p.set_defaults(func=cmd_promote)
     for name, func in (("history", cmd_history), ("status", cmd_status)):
         p = sub.add_parser(name, help=func.__doc__)
-        p.add_argument("--model", help="model name (default: from the spec)")
+        _model(p)
         p.set_defaults(func=func)
 
 
 def _release_commands(sub) -> None:
-    sub.add_parser("validate", help=cmd_validate.__doc__).set_defaults(func=cmd_validate)
+    p = sub.add_parser("validate", help=cmd_validate.__doc__)
+    _model(p)
+    p.set_defaults(func=cmd_validate)
     p = sub.add_parser("run", help=cmd_run.__doc__)
+    _model(p)
     p.add_argument("--candidate", help="artifact folder to gate instead of training one")
     _max_wait(p)
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("canary", help=cmd_canary.__doc__)
+    _model(p)
     p.add_argument("--candidate", help="gated version to roll out (default: the latest gated)")
     _max_wait(p)
     p.set_defaults(func=cmd_canary)
@@ -114,9 +128,11 @@ def _release_commands(sub) -> None:
     )
     p.set_defaults(func=cmd_recover)
     p = sub.add_parser("shadow", help=cmd_shadow.__doc__)
+    _model(p)
     p.add_argument("--candidate", help="version to replay to (default: the latest registered)")
     p.set_defaults(func=cmd_shadow)
     p = sub.add_parser("coverage", help=cmd_coverage.__doc__)
+    _model(p)
     p.add_argument("--modes", help="comma-separated failure modes (default: all that apply)")
     p.add_argument(
         "--sweep",
@@ -151,6 +167,7 @@ def _tool_commands(sub) -> None:
     sub.add_parser("gates", help=cmd_gates.__doc__).set_defaults(func=cmd_gates)
     sub.add_parser("runtime", help=cmd_runtime.__doc__).set_defaults(func=cmd_runtime)
     p = sub.add_parser("serve", help=cmd_serve.__doc__)
+    _model(p)
     p.add_argument("--port", type=int, default=8080, help="V2 HTTP port (default 8080)")
     p.add_argument("--metrics-port", type=int, default=8082, help="Prometheus port (8082)")
     p.add_argument("--poll", type=float, default=2.0, help="seconds between registry looks")
@@ -170,6 +187,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--spec",
         help="release spec (default: $ML_RELEASE_SPEC or ./release.yaml); the state lives in "
         "its project's .ml_release/ unless $ML_RELEASE_HOME says otherwise",
+    )
+    parser.add_argument(
+        "--model",
+        help="the model to act on where --spec is a folder of specs (one per model); "
+        "also accepted after the command",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     _release_commands(sub)

@@ -43,17 +43,22 @@ def check_sources(spec: ReleaseSpec, read: bool = False) -> dict[str, int]:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    """Check the spec, and read every source far enough to prove it usable by this spec."""
-    spec = load(args)
-    for dataset, rows in check_sources(spec, read=True).items():
-        console.print(f"{dataset}: {rows:,} rows", highlight=False)
-    console.print(
-        f"{spec.source}: valid ({len(spec.gates)} gates, spec hash {spec.spec_hash[:12]})"
-    )
-    if spec.allow_ungated:
-        from ml_release.report import UNGATED
+    """Check the spec, and read every source far enough to prove it usable by this spec.
 
-        console.print(f"[bold yellow]{UNGATED}[/]")
+    A folder of specs: every spec, or --model's.
+    """
+    from ml_release.cli.common import load_all
+
+    for spec in load_all(args):
+        for dataset, rows in check_sources(spec, read=True).items():
+            console.print(f"{dataset}: {rows:,} rows", highlight=False)
+        console.print(
+            f"{spec.source}: valid ({len(spec.gates)} gates, spec hash {spec.spec_hash[:12]})"
+        )
+        if spec.allow_ungated:
+            from ml_release.report import UNGATED
+
+            console.print(f"[bold yellow]{UNGATED}[/]")
     return EXIT_OK
 
 
@@ -181,7 +186,7 @@ def cmd_shadow(args: argparse.Namespace) -> int:
     )
     if version is None:
         raise SpecError(f"{name} has no registered candidate: give --candidate VERSION")
-    warehouse = Warehouse(warehouse_path())
+    warehouse = Warehouse(warehouse_path(model=spec.scope))
     if not warehouse.exists(keys.SERVING_LOG):
         raise SpecError("the warehouse has no serving_log yet: run `ml-release run` once first")
     contract = load_feature_code(spec.features.code).required_columns
