@@ -17,18 +17,14 @@ import time
 from pathlib import Path
 
 import dagster as dg
-import numpy as np
 import pytest
 
 from ml_release import keys
-from ml_release.artifacts.writer import write_artifact
-from ml_release.demo.features import CATEGORICAL, NUMERIC, REQUIRED_COLUMNS
 from ml_release.demo.generate import generate, write_demo_data
 from ml_release.faults import CRASH_EXIT_CODE
-from ml_release.model import build_pipeline
 from ml_release.registry import PRODUCTION_EVENTS, Registry
 from ml_release.rollback import artifact_problem
-from tests.conftest import PROJECT, SMALL, cli_env, spec_dict, write_spec
+from tests.conftest import PROJECT, SMALL, cli_env, demo_artifact, spec_dict, write_spec
 
 MODEL = "credit_default"
 
@@ -51,14 +47,7 @@ def data():
 
 
 def artifact(data, folder: Path, version: str, c: float, shuffle: int | None = None) -> Path:
-    labels = data.training["defaulted"].to_numpy()
-    if shuffle is not None:
-        labels = np.random.default_rng(shuffle).permutation(labels)
-    pipeline = build_pipeline(
-        "ml_release.demo.features", NUMERIC, CATEGORICAL, "logistic_regression", {"C": c}
-    )
-    model = pipeline.fit(data.training[list(REQUIRED_COLUMNS)], labels)
-    return write_artifact(model, folder, name=MODEL, version=version, features=REQUIRED_COLUMNS)
+    return demo_artifact(data, folder, name=MODEL, version=version, c=c, shuffle=shuffle)
 
 
 @pytest.fixture(scope="module")
