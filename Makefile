@@ -40,7 +40,7 @@ check: $(STAMP)
 # The Dagster UI on 127.0.0.1 (no authentication: never expose it without a proxy in front).
 # DAGSTER_HOME follows ML_RELEASE_HOME (default: .ml_release/ here): the instance `ml-release` uses.
 ui: $(STAMP)
-	$(BIN)/python -c 'from ml_release.instance import ensure_instance; from ml_release.home import dagster_home; ensure_instance(dagster_home())'
+	$(BIN)/python -c 'from ml_release.jobs import ensure_instance; from ml_release.home import dagster_home; ensure_instance(dagster_home())'
 	DAGSTER_HOME=$$($(BIN)/python -c 'from ml_release.home import dagster_home; print(dagster_home())') $(BIN)/dg dev --host 127.0.0.1 --port 3000
 
 bench: $(STAMP)

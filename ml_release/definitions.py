@@ -14,16 +14,33 @@ from typing import Any
 
 import dagster as dg
 
-import assets
-import checks
-import resources
 from ml_release import keys
-from ml_release.errors import SpecError
+from ml_release.errors import ConfigurationError, SpecError
 from ml_release.home import spec_path
 from ml_release.jobs import build_coverage_job, build_rollback_job, build_train_job, release_jobs
 from ml_release.sensors import build_artifact_sensor, build_blocked_run_sensor
 from ml_release.spec import ReleaseSpec, load_spec
 from ml_release.spec_set import SpecSet, load_specs
+
+PROJECT_PACKAGES = ("assets", "checks", "resources")
+
+# The project's Dagster definitions live in the project folder, not in the ml_release wheel:
+# the project's own install (`pip install -e .`, what `make install` does) puts that folder on
+# the import path, as Dagster's `working_directory` does for `dg dev` (docs/deployment.md).
+try:
+    import assets
+    import checks
+    import resources
+except ModuleNotFoundError as exc:
+    if exc.name not in PROJECT_PACKAGES:
+        raise
+    raise ConfigurationError(
+        f"the project's Dagster definitions ({', '.join(f'{p}/' for p in PROJECT_PACKAGES)}) "
+        f"are not importable (no module {exc.name!r}): ml-release runs them from the project "
+        "folder, which must be on the import path. Install the project (`pip install -e "
+        "PROJECT_FOLDER`, what `make install` does) or set PYTHONPATH=PROJECT_FOLDER "
+        "(docs/deployment.md#installing-the-package-and-the-project-folder)."
+    ) from None
 
 # Runs launched from the UI or the sensor run each step in its own process. Forking them from
 # a server that imported this module once takes a step's start from ~8 s to well under one.

@@ -11,6 +11,7 @@ from ml_release.registry import Registry
 from tests.conftest import spec_dict, write_spec
 
 
+@pytest.mark.slow
 def test_run_promotes_a_healthy_candidate_then_a_retry_changes_nothing(make_release, capsys):
     spec = make_release()
     assert main(["--spec", str(spec.source), "run"]) == 0

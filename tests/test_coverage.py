@@ -33,6 +33,7 @@ def _registry_state(model: str) -> tuple:
     )
 
 
+@pytest.mark.slow
 def test_every_in_process_mode_is_blocked_and_the_real_registry_is_untouched(
     make_release, tmp_path, capsys
 ):
@@ -74,6 +75,7 @@ def test_every_in_process_mode_is_blocked_and_the_real_registry_is_untouched(
     assert "DataInputError" in renamed and "Binder" not in renamed
 
 
+@pytest.mark.slow
 def test_removing_the_gate_of_a_mode_shows_it_uncovered(make_release, tmp_path, capsys):
     data = spec_dict()
     data["gates"] = [g for g in data["gates"] if g["name"] != "training_serving_parity"]
@@ -89,6 +91,7 @@ def test_removing_the_gate_of_a_mode_shows_it_uncovered(make_release, tmp_path, 
     assert "NOT CAUGHT (required)" in (out / "coverage.md").read_text()
 
 
+@pytest.mark.slow
 def test_a_gate_that_blocks_everything_blocks_the_control(make_release, tmp_path):
     data = spec_dict()
     for gate in data["gates"]:
@@ -107,6 +110,7 @@ def test_a_gate_that_blocks_everything_blocks_the_control(make_release, tmp_path
     assert not (tmp_path / "work").exists()  # the scratch home is removed
 
 
+@pytest.mark.slow
 def test_the_sweep_finds_the_weakest_blocked_strength(make_release, tmp_path):
     spec = make_release()
 
@@ -163,6 +167,7 @@ def test_the_segment_mutation_stays_in_its_segment(demo, mutation):
     assert np.isfinite(mutant.compute_features(raw)["age"]).all()
 
 
+@pytest.mark.slow
 def test_the_coverage_job_puts_the_matrix_in_the_run_metadata(make_release):
     from ml_release.definitions import build_definitions
 
@@ -180,7 +185,7 @@ def test_the_coverage_job_puts_the_matrix_in_the_run_metadata(make_release):
 
 
 def _run(mode, gates=(), failures=(), expects="", exit_code=0):
-    from ml_release.coverage.run import ModeRun
+    from ml_release.coverage.result import ModeRun
 
     rows = [{"gate": g, "dataset": "d", "blocking": True, "passed": False} for g in gates]
     return ModeRun(mode, mode, None, (), rows, list(failures), 1.0, exit_code, False, expects)
@@ -188,7 +193,7 @@ def _run(mode, gates=(), failures=(), expects="", exit_code=0):
 
 def test_an_undeclared_error_is_errored_never_caught_and_the_matrix_names_the_gate():
     from ml_release.coverage.report import markdown
-    from ml_release.coverage.run import CoverageResult
+    from ml_release.coverage.result import CoverageResult
 
     crash = {"step": "evaluation_report", "error": "KeyError", "message": "'score'"}
     refusal = {"step": "evaluation_holdout", "error": "DataInputError", "message": "column 'x'"}

@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 
 from ml_release.cli import main
@@ -35,6 +36,7 @@ def _blocked(matrix: str, title_start: str) -> list[str]:
     return [g for g, c in zip(gates, cells, strict=True) if c == "BLOCK"]
 
 
+@pytest.mark.slow
 def test_every_llm_mode_is_blocked_and_the_real_registry_is_untouched(home, tmp_path, capsys):
     first = DEMO / "prompts" / "support-v1.yaml"
     assert main(["--spec", str(SPEC), "run", "--candidate", str(first)]) == 0  # real production

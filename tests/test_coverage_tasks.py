@@ -48,6 +48,7 @@ MODES = [
         ),
     ],
 )
+@pytest.mark.slow
 def test_coverage_of_a_task_example_blocks_its_faults_and_passes_the_control(
     home, tmp_path, example, blocked, not_applicable
 ):

@@ -43,6 +43,7 @@ def test_docs_gates_md_is_the_generated_reference():
     )
 
 
+@pytest.mark.slow
 def test_docs_reliability_md_lists_every_case_of_the_suite_and_none_failed():
     from tests.reliability_report import collected_cases
 

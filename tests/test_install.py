@@ -1,10 +1,10 @@
 """The installed package, not the checkout: a non-editable wheel without extras runs a release.
 
 `pip install ml-release` puts only `ml_release` in site-packages; the project's Dagster
-definitions (`assets/`, `checks/`, `resources/`) stay in the project folder the command runs in
-(where `workspace.yaml` is). The base install has no extra: the LLM, boosting, PostgreSQL and
-Celery libraries must not be needed by a tabular release, so the child process refuses to
-import them.
+definitions (`assets/`, `checks/`, `resources/`) stay in the project folder, which the
+project's own install or `PYTHONPATH` puts on the import path (nothing patches `sys.path`).
+The base install has no extra: the LLM, boosting, PostgreSQL and Celery libraries must not be
+needed by a tabular release, so the child process refuses to import them.
 """
 
 import os
@@ -116,13 +116,23 @@ def test_the_package_comes_from_the_wheel_and_the_extras_are_absent(installed, t
 
 
 def test_a_non_editable_install_without_extras_runs_a_tabular_release(
-    installed, make_release, home
+    installed, make_release, home, tmp_path
 ):
     spec = make_release()
+    command = [_bin(installed, "ml-release"), "--spec", str(spec.source), "run"]
+    # Nothing patches the import path: without the project folder on it, a clear error.
+    alone = subprocess.run(
+        command, cwd=PROJECT, env={**os.environ, "PYTHONPATH": ""}, capture_output=True, text=True
+    )
+    assert alone.returncode == 2, alone.stdout[-3000:] + alone.stderr[-3000:]
+    assert "PYTHONPATH=PROJECT_FOLDER" in alone.stdout + alone.stderr
+    assert "Traceback" not in alone.stdout + alone.stderr
+    # The documented setting: the project folder (assets/, checks/, resources/) on PYTHONPATH,
+    # from any working directory.
     completed = subprocess.run(
-        [_bin(installed, "ml-release"), "--spec", str(spec.source), "run"],
-        cwd=PROJECT,  # the project folder: workspace.yaml, assets/, checks/, resources/
-        env={**os.environ, "PYTHONPATH": ""},
+        command,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(PROJECT)},
         capture_output=True,
         text=True,
         timeout=600,

@@ -93,6 +93,7 @@ def test_commands_ask_for_the_model_where_several_specs_are_loaded(home, specs, 
     assert "no release spec for model 'delta'" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_releases_of_two_models_each_use_their_own_names_and_warehouse(home, specs, demo, capsys):
     from ml_release.demo.generate import write_demo_data
 

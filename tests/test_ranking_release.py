@@ -42,6 +42,7 @@ def released(home):
     return spec, outcomes, Registry(registry_path()), instance
 
 
+@pytest.mark.slow
 def test_good_ranking_candidate_promoted_and_bad_one_blocked(released):
     spec, outcomes, registry, instance = released
     first, good, bad = outcomes["first"], outcomes["good"], outcomes["bad"]

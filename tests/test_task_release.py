@@ -98,6 +98,7 @@ def _run_example(name: str):
         ),
     ],
 )
+@pytest.mark.slow
 def test_example_promotes_one_model_and_blocks_the_other(
     home, no_git, capsys, name, model, kept, blocked_by, evidence
 ):

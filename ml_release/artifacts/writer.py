@@ -41,9 +41,7 @@ from ml_release.artifacts.manifest import (
 )
 from ml_release.artifacts.outputs import check_fitted, model_columns, output_schema
 from ml_release.artifacts.skops_io import disallowed_content, file_nodes, skops_bytes
-from ml_release.errors import (
-    ConflictError,
-)
+from ml_release.errors import ConflictError
 from ml_release.faults import fault_point
 from ml_release.home import release_home
 
@@ -100,6 +98,15 @@ def _remove_stale_temps(parent: Path) -> None:
             shutil.rmtree(leftover, ignore_errors=True)
 
 
+def _new_temp(parent: Path) -> Path:
+    """A new temporary folder of this process in `parent` (created), stale ones removed."""
+    parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temps(parent)
+    temp = parent / f"{TEMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex}"
+    temp.mkdir()
+    return temp
+
+
 def _manifest(**fields: Any) -> Manifest:
     try:
         return Manifest(**fields)
@@ -118,6 +125,46 @@ def _existing(folder: Path, digest: str) -> Path:
             "publish under another version (or leave version unset)."
         )
     return folder
+
+
+def _columns(model: Any, name: str, features: Any) -> list[FeatureColumn]:
+    try:
+        if isinstance(features, Mapping):
+            features = model_columns(model, features)
+        return _feature_columns(features)
+    except (ValidationError, TypeError) as exc:
+        raise ArtifactInputError(
+            f"features for {name!r} must map raw column -> kind (REQUIRED_COLUMNS) or be "
+            f"a list of {{'name', 'dtype'}}: {exc}"
+        ) from None
+
+
+def _serialized(model: Any, name: str, trusted_types: list[str] | tuple[str, ...]) -> bytes:
+    """The model's skops bytes, refused when they hold types the allow-list rule does not take."""
+    try:
+        data = skops_bytes(model)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise ArtifactInputError(
+            f"skops cannot serialize {type(model).__name__}: {type(exc).__name__}: "
+            f"{str(exc)[:300]}. Publish a scikit-learn-API estimator (docs/models.md)."
+        ) from exc
+    refused = disallowed_content(data, trusted_types)
+    if refused:
+        raise ArtifactInputError(
+            f"model {name!r} contains types ml-release will not load: {', '.join(refused)}. "
+            "Review them, and list the ones you trust under `trusted_types:` in the "
+            "release spec (docs/models.md)."
+        )
+    return data
+
+
+def _library_versions() -> LibraryVersions:
+    return LibraryVersions(
+        python=platform.python_version(),
+        scikit_learn=sklearn.__version__,
+        skops=skops.__version__,
+        numpy=np.__version__,
+    )
 
 
 def write_artifact(
@@ -166,35 +213,11 @@ def write_artifact(
         check_version(version)
     check_fitted(model)
     output = output_schema(model, task)
-    try:
-        if isinstance(features, Mapping):
-            features = model_columns(model, features)
-        columns = _feature_columns(features)
-    except (ValidationError, TypeError) as exc:
-        raise ArtifactInputError(
-            f"features for {name!r} must map raw column -> kind (REQUIRED_COLUMNS) or be "
-            f"a list of {{'name', 'dtype'}}: {exc}"
-        ) from None
+    columns = _columns(model, name, features)
     dest_parent = Path(dest_parent)
-    dest_parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temps(dest_parent)
-    temp = dest_parent / f"{TEMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex}"
-    temp.mkdir()
+    temp = _new_temp(dest_parent)
     try:
-        try:
-            data = skops_bytes(model)
-        except (TypeError, ValueError, RecursionError) as exc:
-            raise ArtifactInputError(
-                f"skops cannot serialize {type(model).__name__}: {type(exc).__name__}: "
-                f"{str(exc)[:300]}. Publish a scikit-learn-API estimator (docs/models.md)."
-            ) from exc
-        refused = disallowed_content(data, trusted_types)
-        if refused:
-            raise ArtifactInputError(
-                f"model {name!r} contains types ml-release will not load: {', '.join(refused)}. "
-                "Review them, and list the ones you trust under `trusted_types:` in the "
-                "release spec (docs/models.md)."
-            )
+        data = _serialized(model, name, trusted_types)
         digest, now = hashlib.sha256(data).hexdigest(), datetime.now(UTC)
         version = version or f"{now:%Y%m%dT%H%M%SZ}-{digest[:8]}"
         final = dest_parent / f"{name}-{version}"
@@ -206,12 +229,7 @@ def write_artifact(
             sha256=digest,
             size_bytes=len(data),
             created_at=now.isoformat(timespec="seconds").replace("+00:00", "Z"),
-            library_versions=LibraryVersions(
-                python=platform.python_version(),
-                scikit_learn=sklearn.__version__,
-                skops=skops.__version__,
-                numpy=np.__version__,
-            ),
+            library_versions=_library_versions(),
             features=columns,
             output_schema=output,
             training_data_fingerprint=training_data_fingerprint,

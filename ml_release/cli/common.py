@@ -24,34 +24,17 @@ def use_spec(spec: str | None) -> None:
         os.environ[SPEC_ENV] = str(Path(spec).resolve())
 
 
-def _use_project(spec_file: Path) -> None:
-    # The checkout's assets/checks/resources (and user feature code) import from the project
-    # root, as Dagster's workspace.yaml `working_directory` does: the spec's project, else the
-    # checkout we run in.
-    from ml_release.home import WORKSPACE_FILE, project_root
-
-    roots = [project_root(spec_file)]
-    roots += [f for f in (Path.cwd(), *Path.cwd().parents) if (f / WORKSPACE_FILE).is_file()][:1]
-    for root in reversed(roots):
-        if str(root) not in sys.path:
-            sys.path.insert(0, str(root))
-
-
 def load(args) -> ReleaseSpec:
     """The release spec of this command (`--spec`, `$ML_RELEASE_SPEC` or ./release.yaml).
 
     A folder of specs gates several models: `--model` picks one (required there).
     """
-    path = spec_path()
-    _use_project(path)
-    return load_specs(path).pick(getattr(args, "model", None))
+    return load_specs(spec_path()).pick(getattr(args, "model", None))
 
 
 def load_all(args) -> list[ReleaseSpec]:
     """`--model`'s spec, else every spec of `--spec` (a file, or a folder of them)."""
-    path = spec_path()
-    _use_project(path)
-    specs = load_specs(path)
+    specs = load_specs(spec_path())
     model = getattr(args, "model", None)
     return [specs.pick(model)] if model else list(specs.specs)
 

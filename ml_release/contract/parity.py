@@ -34,6 +34,30 @@ def _mismatch(spec: ReleaseSpec, feature: str, params: ParityParams) -> str:
     )
 
 
+def _examples(
+    connection: duckdb.DuckDBPyConnection,
+    spec: ReleaseSpec,
+    join: str,
+    failing: list[str],
+    params: ParityParams,
+) -> list[dict]:
+    """Up to `params.examples` mismatching requests of each failing feature."""
+    key = spec.data.serving_log.request_id_column
+    examples: list[dict] = []
+    for feature in failing if params.examples else []:
+        numeric = feature in spec.features.numeric
+        logged = _logged(spec.data.serving_log.logged_features_column, feature, numeric)
+        found = connection.execute(
+            f"SELECT s.{quote(key)}, {logged}, r.{quote(feature)} {join} "
+            f"WHERE {_mismatch(spec, feature, params)} LIMIT {int(params.examples)}"
+        ).fetchall()
+        examples += [
+            {"request_id": rid, "feature": feature, "logged": str(lv), "recomputed": str(rv)}
+            for rid, lv, rv in found
+        ]
+    return examples
+
+
 def check_parity(
     connection: duckdb.DuckDBPyConnection,
     spec: ReleaseSpec,
@@ -69,21 +93,7 @@ def check_parity(
             }
         )
     failing = [r for r in rows if r["status"] == "fail"]
-    examples: list[dict] = []
-    for row in failing:
-        if params.examples == 0:
-            break
-        feature = row["column"]
-        numeric = feature in spec.features.numeric
-        logged = _logged(spec.data.serving_log.logged_features_column, feature, numeric)
-        found = connection.execute(
-            f"SELECT s.{quote(key)}, {logged}, r.{quote(feature)} {join} "
-            f"WHERE {_mismatch(spec, feature, params)} LIMIT {int(params.examples)}"
-        ).fetchall()
-        examples += [
-            {"request_id": rid, "feature": feature, "logged": str(lv), "recomputed": str(rv)}
-            for rid, lv, rv in found
-        ]
+    examples = _examples(connection, spec, join, [r["column"] for r in failing], params)
     worst = max(rows, key=lambda r: r["mismatch_rate"]) if rows else {}
     duplicates = total - distinct
     if duplicates:

@@ -36,29 +36,20 @@ def _rename_hints(
     return hints
 
 
-def check_feature_schema(
+def _row(column: str, expected: str, found: str, status: str) -> dict:
+    return {"column": column, "expected": expected, "found": found, "status": status}
+
+
+def _pandera_failures(
     connection: duckdb.DuckDBPyConnection,
     target: tuple[str, list],
-    reference: tuple[str, list],
-    contract_columns: list[str],
-    key_columns: list[str],
+    expected: pyarrow.Schema,
+    actual: pyarrow.Schema,
+    columns_to_check: tuple[list[str], list[str]],
     params: FeatureSchemaParams,
-    name: str = "feature_schema",
-) -> GateResult:
-    """Validate the target's structure against the reference with pandera."""
-    expected = _arrow_schema(connection, *reference)
-    actual = _arrow_schema(connection, *target)
-    rows: list[dict] = []
-    missing_in_reference = [c for c in contract_columns if c not in expected.names]
-    for column in missing_in_reference:
-        rows.append(
-            {
-                "column": column,
-                "expected": "(absent in reference)",
-                "found": "",
-                "status": "reference lacks a contract column",
-            }
-        )
+) -> tuple[int, list[str], list[str], list[str]]:
+    """Validate a sample of the target; sampled rows, missing, unexpected, wrong-dtype columns."""
+    contract_columns, key_columns = columns_to_check
     columns = {
         c: pa.Column(pd.ArrowDtype(expected.field(c).type), nullable=True, required=True)
         for c in contract_columns
@@ -89,46 +80,45 @@ def check_feature_schema(
             unexpected.append(str(failure["failure_case"]))
         elif check.startswith("dtype"):
             wrong_type.append(str(failure["column"]))
+    return len(sample), missing, unexpected, wrong_type
+
+
+def check_feature_schema(
+    connection: duckdb.DuckDBPyConnection,
+    target: tuple[str, list],
+    reference: tuple[str, list],
+    contract_columns: list[str],
+    key_columns: list[str],
+    params: FeatureSchemaParams,
+    name: str = "feature_schema",
+) -> GateResult:
+    """Validate the target's structure against the reference with pandera."""
+    expected = _arrow_schema(connection, *reference)
+    actual = _arrow_schema(connection, *target)
+    rows = [
+        _row(column, "(absent in reference)", "", "reference lacks a contract column")
+        for column in contract_columns
+        if column not in expected.names
+    ]
+    sampled, missing, unexpected, wrong_type = _pandera_failures(
+        connection, target, expected, actual, (contract_columns, key_columns), params
+    )
     hints = _rename_hints(missing, unexpected, expected, actual)
     renamed_to = {v: k for k, v in hints.items()}
     for column in missing:
         hint = f"; possible rename to {hints[column]!r}" if column in hints else ""
-        rows.append(
-            {
-                "column": column,
-                "expected": str(expected.field(column).type),
-                "found": "(missing)",
-                "status": "missing" + hint,
-            }
-        )
+        rows.append(_row(column, str(expected.field(column).type), "(missing)", "missing" + hint))
     for column in unexpected:
         hint = f"; possible rename of {renamed_to[column]!r}" if column in renamed_to else ""
-        rows.append(
-            {
-                "column": column,
-                "expected": "(not in contract)",
-                "found": str(actual.field(column).type),
-                "status": "unexpected" + hint,
-            }
-        )
+        found = str(actual.field(column).type)
+        rows.append(_row(column, "(not in contract)", found, "unexpected" + hint))
     for column in wrong_type:
-        rows.append(
-            {
-                "column": column,
-                "expected": str(expected.field(column).type),
-                "found": str(actual.field(column).type),
-                "status": "wrong dtype",
-            }
-        )
+        found = str(actual.field(column).type)
+        rows.append(_row(column, str(expected.field(column).type), found, "wrong dtype"))
     problems = len(rows)
     checked = [c for c in contract_columns if c in expected.names and c in actual.names]
     rows += [
-        {
-            "column": c,
-            "expected": str(expected.field(c).type),
-            "found": str(actual.field(c).type),
-            "status": "ok",
-        }
+        _row(c, str(expected.field(c).type), str(actual.field(c).type), "ok")
         for c in checked
         if c not in wrong_type
     ]
@@ -144,10 +134,10 @@ def check_feature_schema(
         verdict=Verdict.FAIL if problems else Verdict.PASS,
         summary=summary,
         method=f"pandera DataFrameSchema (strict={params.strict}) on the first "
-        f"{len(sample)} rows; dtypes inferred from the reference",
+        f"{sampled} rows; dtypes inferred from the reference",
         observed=float(problems),
         baseline=0.0,
         threshold=0.0,
-        support={"sampled_rows": len(sample), "columns": len(actual.names)},
+        support={"sampled_rows": sampled, "columns": len(actual.names)},
         rows=rows,
     )

@@ -37,12 +37,9 @@ from ml_release.coverage.llm_modes import (
     LLMFailureMode,
     applicable_llm,
 )
+from ml_release.coverage.result import CONTROL, CoverageResult, ModeRun, gate_columns
 from ml_release.coverage.run import (
-    CONTROL,
-    CoverageResult,
-    ModeRun,
     ReleaseExecutor,
-    gate_columns,
     promote_baseline,
     restore_registry,
     run_modes,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from ml_release.coverage.run import CoverageResult, ModeRun
+from ml_release.coverage.result import CoverageResult, ModeRun
 
 SYMBOL = {"blocked": "BLOCK", "warned": "warn", "passed": ".", "not run": ""}
 STYLE = {"blocked": "bold red", "warned": "yellow", "passed": "dim", "not run": "dim"}

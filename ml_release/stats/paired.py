@@ -279,20 +279,17 @@ def paired_bootstrap_delta(
         raise ValueError(f"n_resamples must be at least 1, got {n_resamples}")
     y, sc, sb = as_binary_arrays(y, score_candidate, score_baseline)
     name = metric or getattr(metric_fn, "name", None) or getattr(metric_fn, "__name__", "metric")
-    method = f"paired_bootstrap(B={n_resamples})"
     weighted = isinstance(metric_fn, WeightedMetric)
     rule = metric_fn.confusion if weighted and groups is None else None
     if rule is not None:
         cells = confusion_cells(y, rule.flags(sc), rule.flags(sb))
         cand, base = (float(v[0]) for v in rule.on_cells(cells))
     else:
-        if weighted:
-            on_candidate, on_baseline = metric_fn.prepare(y, sc), metric_fn.prepare(y, sb)
-        else:
-            on_candidate, on_baseline = partial(metric_fn, y, sc), partial(metric_fn, y, sb)
+        prepare = metric_fn.prepare if weighted else partial(partial, metric_fn)
+        on_candidate, on_baseline = prepare(y, sc), prepare(y, sb)
         everyone = np.ones((1, y.size))
         cand, base = float(on_candidate(everyone)[0]), float(on_baseline(everyone)[0])
-    nan, positives = math.nan, int(y.sum())
+    nan, positives, method = math.nan, int(y.sum()), f"paired_bootstrap(B={n_resamples})"
     point = Comparison(name, cand, base, cand - base, nan, nan, confidence, method, y.size)
     point = replace(point, positives=positives)
     if not (math.isfinite(cand) and math.isfinite(base)):
@@ -308,12 +305,19 @@ def paired_bootstrap_delta(
         compact = np.uint8 if weighted and metric_fn.takes_counts else np.float64
         weights = resample_weights(y.size, n_resamples, seed, groups, chunk_size, compact)
         draws = np.concatenate([on_candidate(w) - on_baseline(w) for w in weights])
+    return _percentile_interval(point, draws)
+
+
+def _percentile_interval(point: Comparison, draws: np.ndarray) -> Comparison:
+    """`point` with the percentile interval and two-sided p-value of its delta's replicates."""
     finite = draws[np.isfinite(draws)]
     if draws.size - finite.size > MAX_UNDEFINED_SHARE * draws.size:
         missing = draws.size - finite.size
-        reason = f"{name} is undefined on {missing} of {draws.size} resamples: too few positives"
+        reason = (
+            f"{point.metric} is undefined on {missing} of {draws.size} resamples: too few positives"
+        )
         return replace(point, undefined_reason=reason)
-    alpha = 1.0 - confidence
+    alpha = 1.0 - point.confidence
     low, high = np.quantile(finite, [alpha / 2, 1 - alpha / 2])
     tail = min(np.sum(finite <= 0), np.sum(finite >= 0))
     p = min(1.0, 2 * (1 + float(tail)) / (finite.size + 1))

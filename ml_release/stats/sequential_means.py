@@ -139,21 +139,14 @@ def mean_sequence(
     alpha, margin = check_alpha(alpha), check_margin(margin)
     x_c, x_p = _as_sample("x_c", x_c), _as_sample("x_p", x_p)
     n_c, n_p = x_c.size, x_p.size
-    method = f"asymptotic_normal_mixture(tuned_n={tuned_n:g})"
     contrast = "relative" if relative else "difference"
     mean_c = float(x_c.mean()) if n_c else math.nan
     mean_p = float(x_p.mean()) if n_p else math.nan
     common = dict(
-        margin=margin,
-        candidate=mean_c,
-        production=mean_p,
-        n_candidate=n_c,
-        n_production=n_p,
-        alpha=alpha,
-        final=bool(final),
-        method=method,
-        contrast=contrast,
-    )
+        margin=margin, candidate=mean_c, production=mean_p, n_candidate=n_c, n_production=n_p,
+        alpha=alpha, final=bool(final), contrast=contrast,
+        method=f"asymptotic_normal_mixture(tuned_n={tuned_n:g})",
+    )  # fmt: skip
     nan = math.nan
 
     def inconclusive(why: str) -> SequentialResult:
