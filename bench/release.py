@@ -8,7 +8,8 @@ release.yaml (no model servers), in a temporary ML_RELEASE_HOME:
 - **the release**: `release_in_process` for candidate B, A in production, wall time; then where
   it went, from the run's own step timings (each step, and the time outside every step);
 - **the raw parts** of the same work, measured in this process after it: reading the three
-  sources (Parquet, the logged request JSON parsed), the feature code on every row, both models
+  sources (Parquet, the logged request JSON parsed), the feature code on every row, the data
+  contract's profiles of the features (training as the reference, holdout and serving), both models
   scoring the evaluation rows and the labelled serving rows, and every model-quality gate's
   paired interval (`ml_release.evaluation.run.judge`, global and per segment).
 
@@ -17,7 +18,6 @@ under 15 s on 2 cores). Usage: `.venv/bin/python bench/release.py [--rows 160000
 """
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -70,17 +70,38 @@ def _step_times(instance, run_id: str) -> tuple[float, dict[str, float]]:
     return stats.end_time - stats.start_time, steps
 
 
+def profile_features(spec, features: dict[str, pd.DataFrame]) -> None:
+    """The data contract's profiles: training as the reference, holdout and serving on its bins."""
+    import duckdb
+
+    from ml_release.contract.profile import profile_reference
+    from ml_release.contract.run import contract_kinds, reference_bins
+    from ml_release.contract.target_profile import profile_target
+
+    connection = duckdb.connect()
+    for name, frame in features.items():
+        connection.register(name, frame)
+    reference = profile_reference(
+        connection, "training", [], contract_kinds(spec), reference_bins(spec)
+    )
+    for name in ("holdout", "serving"):
+        profile_target(connection, name, [], reference, {})
+    connection.close()
+
+
 def raw_parts(spec, paths: dict[str, Path], models) -> dict[str, float]:
     """Seconds of each raw part of the release's work, measured in this process."""
     from ml_release.demo.features import REQUIRED_COLUMNS, compute_features
     from ml_release.evaluation.data import EvalSet
     from ml_release.evaluation.run import judge, model_gates
+    from ml_release.request_fields import load_request
 
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     frames = {name: pd.read_parquet(path) for name, path in paths.items()}
     log = frames["serving_log"]
-    requests = pd.DataFrame([json.loads(r) for r in log[spec.data.serving_log.request_column]])
+    texts = log[spec.data.serving_log.request_column]
+    requests = pd.DataFrame([load_request(text) for text in texts])  # the release's own parser
     seconds["read the sources (Parquet, request JSON)"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -89,9 +110,12 @@ def raw_parts(spec, paths: dict[str, Path], models) -> dict[str, float]:
         "holdout": frames["evaluation"][list(REQUIRED_COLUMNS)],
         "serving": requests[list(REQUIRED_COLUMNS)],
     }
-    for frame in raw.values():
-        compute_features(frame)
+    features = {name: compute_features(frame) for name, frame in raw.items()}
     seconds["feature code on every row"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    profile_features(spec, features)
+    seconds["profile the features (the contract)"] = time.perf_counter() - started
 
     labelled = log[spec.data.label].notna().to_numpy()
     sets_rows = {

@@ -8,7 +8,6 @@ serving log's raw columns are fields of its logged JSON requests, checked the sa
 (`ml_release.request_fields`).
 """
 
-import json
 import re
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from ml_release.errors import DataInputError
 from ml_release.feature_code import FeatureCode, load_feature_code
 from ml_release.home import temp_file
 from ml_release.identifiers import quote
-from ml_release.request_fields import check_logged_requests
+from ml_release.request_fields import request_check, where_logged
 from ml_release.spec import ReleaseSpec, close_matches
 from ml_release.warehouse import Warehouse
 
@@ -84,6 +83,8 @@ def _write_batches(batches, code: FeatureCode, spec: ReleaseSpec, raw_of, out: P
         for batch in batches:
             frame = batch.to_pandas()
             raw = raw_of(frame)
+            if raw is None:  # damaged input: the rest is only checked, then reported
+                continue
             features = code.compute(raw)
             if len(features) != len(raw):
                 raise DataInputError(
@@ -105,14 +106,6 @@ def _write_batches(batches, code: FeatureCode, spec: ReleaseSpec, raw_of, out: P
             writer.close()
 
 
-def _parse_requests(frame: pd.DataFrame, request_column: str, required: list[str]) -> pd.DataFrame:
-    parsed = pd.DataFrame.from_records(
-        [json.loads(text) if isinstance(text, str) else {} for text in frame[request_column]],
-        index=frame.index,
-    )
-    return parsed.reindex(columns=required)
-
-
 def build_features(warehouse: Warehouse, spec: ReleaseSpec, feature_table: str) -> int:
     """Compute `feature_table` from its raw dataset with the shared feature code."""
     code = load_feature_code(spec.features.code)
@@ -129,17 +122,26 @@ def build_features(warehouse: Warehouse, spec: ReleaseSpec, feature_table: str) 
             source,
         )
         select = [c for c in columns if c != log.logged_features_column]
-        with warehouse.connect() as connection:  # a renamed field must not become nulls
-            check_logged_requests(connection, spec, required)
+        check = request_check(spec, required)  # a renamed field must not become nulls
 
-        def raw_of(frame: pd.DataFrame) -> pd.DataFrame:
-            return _parse_requests(frame, log.request_column, list(required))
+        def raw_of(frame: pd.DataFrame) -> pd.DataFrame | None:
+            parsed = check.add(frame[log.request_id_column], frame[log.request_column])
+            if check.problems():
+                return None
+            records = pd.DataFrame.from_records(parsed, index=frame.index)
+            return records.reindex(columns=list(required))
+
+        def finish() -> None:
+            check.raise_if_any(where_logged(spec))
     else:
         check_raw_columns(columns, required, raw_table, source)
         select = list(columns)
 
-        def raw_of(frame: pd.DataFrame) -> pd.DataFrame:
+        def raw_of(frame: pd.DataFrame) -> pd.DataFrame | None:
             return frame
+
+        def finish() -> None:
+            pass
 
     staging = temp_file(feature_table, "parquet", warehouse.path.parent)
     try:
@@ -148,6 +150,7 @@ def build_features(warehouse: Warehouse, spec: ReleaseSpec, feature_table: str) 
                 f"SELECT {', '.join(quote(c) for c in select)} FROM {quote(raw_table)}"
             ).to_arrow_reader(BATCH_ROWS)
             _write_batches(reader, code, spec, raw_of, staging)
+        finish()
         return warehouse.replace_from_parquet(feature_table, staging)
     finally:
         staging.unlink(missing_ok=True)

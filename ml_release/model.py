@@ -40,6 +40,9 @@ DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     "hist_gradient_boosting": {},
     "random_forest": {"n_estimators": 100, "n_jobs": 1},
 }
+# Estimators that take only dense input; the others get the one-hot columns sparse (a few
+# hundred columns of mostly zeros: dense, they cost more to build than the model to score).
+DENSE_ONLY = {"hist_gradient_boosting"}
 # A loaded artifact carries `code` as data: only a dotted module path may reach the importer.
 MODULE_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
@@ -100,7 +103,9 @@ def build_pipeline(
             f"{', '.join(sorted(choices))}"
         )
     encoder = OneHotEncoder(
-        handle_unknown="infrequent_if_exist", min_frequency=20, sparse_output=False
+        handle_unknown="infrequent_if_exist",
+        min_frequency=20,
+        sparse_output=estimator not in DENSE_ONLY,
     )
     preprocess = ColumnTransformer(
         [

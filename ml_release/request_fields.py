@@ -13,12 +13,16 @@ fields a request may carry are the feature code's `REQUIRED_COLUMNS`, `data.id_c
 """
 
 import json
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import chain
+from operator import itemgetter
+
+import orjson
 
 from ml_release import keys
 from ml_release.errors import DataInputError
-from ml_release.identifiers import quote
 from ml_release.spec import ReleaseSpec, close_matches
 
 EXAMPLES = 3
@@ -41,6 +45,29 @@ def _kind_of(value: object) -> str:
     if isinstance(value, str):
         return "text"
     return "list" if isinstance(value, list) else "object"
+
+
+# The Python types json.loads gives a field that fits its kind (bool is not a number).
+_NUMERIC_TYPES = {int, float, type(None)}
+_CATEGORICAL_TYPES = {str, int, float, bool, type(None)}
+
+
+def load_request(text: object) -> object:
+    """The parsed logged request, or None when it is no JSON text.
+
+    orjson parses strict JSON about twice as fast as `json`; what it refuses (`NaN`, which
+    Python's json.dumps writes for a missing float, lone surrogates) goes through `json`, so
+    both accept the same texts. (Integers beyond 64 bits come back as floats.)
+    """
+    if not isinstance(text, str | bytes):
+        return None
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        try:
+            return json.loads(text)
+        except ValueError:
+            return None
 
 
 def _fits(value: object, kind: str) -> bool:
@@ -66,34 +93,53 @@ class RequestFieldCheck:
         self.unreadable = _Field()
         self.requests = 0
 
-    def add(self, request_ids: Iterable[object], texts: Iterable[object]) -> None:
-        """Check one batch of logged requests (`texts` as stored, JSON text or null)."""
-        for request_id, text in zip(request_ids, texts, strict=True):
-            self.requests += 1
-            parsed = self._parse(request_id, text)
-            if parsed is None:
-                continue
-            for name, kind in self.required.items():
-                if name not in parsed:
-                    _note(self.fields[name], "missing", request_id)
-                elif not _fits(parsed[name], kind):
-                    entry = self.fields[name]
-                    _note(entry, "mistyped", request_id)
-                    seen = _kind_of(parsed[name])
-                    entry.seen_as[seen] = entry.seen_as.get(seen, 0) + 1
-            for name in parsed:
-                if name not in self.required and name not in self.allowed:
-                    _note(self.extra.setdefault(name, _Field()), "missing", request_id)
+    def add(self, request_ids: Iterable[object], texts: Iterable[object]) -> list:
+        """Check one batch of logged requests (`texts` as stored, JSON text or null).
 
-    def _parse(self, request_id: object, text: object) -> dict | None:
-        try:
-            parsed = json.loads(text) if isinstance(text, str | bytes) else None
-        except ValueError:
-            parsed = None
+        Returns the parsed requests (None for one that is no JSON), so callers parse once.
+        """
+        ids = list(request_ids)
+        parsed = [load_request(text) for text in texts]
+        if len(parsed) != len(ids):
+            raise ValueError(f"{len(ids)} request ids for {len(parsed)} requests")
+        if self._clean(parsed):  # the common case, checked column-wise at C speed
+            self.requests += len(parsed)
+            return parsed
+        for request_id, request in zip(ids, parsed, strict=True):
+            self._add_one(request_id, request)
+        return parsed
+
+    def _clean(self, parsed: list) -> bool:
+        """True when every request is an object with every field present and well typed."""
+        if not all(type(request) is dict for request in parsed):
+            return False
+        counts = Counter(chain.from_iterable(parsed))
+        if not set(counts) <= self.required.keys() | self.allowed:
+            return False
+        for name, kind in self.required.items():
+            if counts[name] != len(parsed):
+                return False
+            found = set(map(type, map(itemgetter(name), parsed)))
+            if not found <= (_NUMERIC_TYPES if kind == "numeric" else _CATEGORICAL_TYPES):
+                return False
+        return True
+
+    def _add_one(self, request_id: object, parsed: object) -> None:
+        self.requests += 1
         if not isinstance(parsed, dict):
             _note(self.unreadable, "missing", request_id)
-            return None
-        return parsed
+            return
+        for name, kind in self.required.items():
+            if name not in parsed:
+                _note(self.fields[name], "missing", request_id)
+            elif not _fits(parsed[name], kind):
+                entry = self.fields[name]
+                _note(entry, "mistyped", request_id)
+                seen = _kind_of(parsed[name])
+                entry.seen_as[seen] = entry.seen_as.get(seen, 0) + 1
+        for name in parsed:
+            if name not in self.required and name not in self.allowed:
+                _note(self.extra.setdefault(name, _Field()), "missing", request_id)
 
     def problems(self) -> list[str]:
         """One line per problem found so far."""
@@ -167,21 +213,11 @@ def where_logged(spec: ReleaseSpec) -> str:
     )
 
 
-def check_logged_requests(connection, spec: ReleaseSpec, required: dict[str, str]) -> None:
-    """Check every request of the warehouse's serving_log (in batches), before it is read.
-
-    Args:
-        connection: An open DuckDB connection to the warehouse.
-        spec: The release spec (column names, allowed extra fields).
-        required: The feature code's REQUIRED_COLUMNS.
-    """
-    log = spec.data.serving_log
+def checked_requests(
+    spec: ReleaseSpec, required: dict[str, str], request_ids: Iterable[object], texts: Iterable
+) -> list[dict]:
+    """Logged requests parsed once and checked; DataInputError naming every problem."""
     check = request_check(spec, required)
-    reader = connection.sql(
-        f"SELECT {quote(log.request_id_column)}, {quote(log.request_column)} "
-        f"FROM {quote(keys.SERVING_LOG)}"
-    ).to_arrow_reader(SCAN_BATCH)
-    for batch in reader:
-        ids, texts = batch.column(0).to_pylist(), batch.column(1).to_pylist()
-        check.add(ids, texts)
+    parsed = check.add(request_ids, texts)
     check.raise_if_any(where_logged(spec))
+    return parsed

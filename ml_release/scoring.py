@@ -11,7 +11,6 @@ regressor under a classification spec, or the reverse, is refused naming both), 
 input columns against the raw columns read from the data (a missing one is named).
 """
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +24,7 @@ from ml_release.errors import DataInputError
 from ml_release.feature_code import load_feature_code
 from ml_release.featurize import check_raw_columns
 from ml_release.identifiers import quote
-from ml_release.request_fields import check_logged_requests
+from ml_release.request_fields import checked_requests
 from ml_release.spec import ReleaseSpec
 from ml_release.warehouse import Warehouse
 
@@ -73,23 +72,26 @@ def raw_evaluation_rows(warehouse: Warehouse, spec: ReleaseSpec) -> pd.DataFrame
             warehouse.columns(table), needed, table, spec.source_for(table).describe()
         )
     with warehouse.connect() as connection:
-        # A field renamed inside the logged JSON would be read as nulls: refuse it first.
-        check_logged_requests(connection, spec, code.required_columns)
         holdout = connection.sql(
             f"SELECT {quote(spec.data.id_column)} AS row_id, {quote(label)} AS label, "
             f"{', '.join(quote(c) for c in raw_columns)} FROM {quote(keys.EVALUATION_HOLDOUT)} "
             f"ORDER BY row_id"
         ).df()
-        served = connection.sql(
+        logged = connection.sql(
             f"SELECT {quote(log.request_id_column)} AS row_id, {quote(label)} AS label, "
-            f"{quote(log.request_column)} AS request FROM {quote(keys.SERVING_LOG)} "
-            f"WHERE {quote(label)} IS NOT NULL ORDER BY row_id"
+            f"{quote(log.request_column)} AS request FROM {quote(keys.SERVING_LOG)}"
         ).df()
+    # Every logged request is checked (a field renamed inside the JSON would be read as
+    # nulls), then the labelled ones are kept: labels arrive late.
+    parsed = checked_requests(spec, code.required_columns, logged["row_id"], logged.pop("request"))
     check_labelled(holdout, label, spec.source_for(keys.EVALUATION_HOLDOUT).describe())
+    known = logged["label"].notna().to_numpy()
+    labelled = logged[known]
     requests = pd.DataFrame.from_records(
-        [json.loads(text) for text in served.pop("request")], index=served.index
+        [request for request, keep in zip(parsed, known, strict=True) if keep],
+        index=labelled.index,
     ).reindex(columns=raw_columns)
-    served = pd.concat([served, requests], axis=1)
+    served = pd.concat([labelled, requests], axis=1).sort_values("row_id", kind="stable")
     frame = pd.concat(
         [holdout.assign(eval_set=HOLDOUT), served.assign(eval_set=SERVING)], ignore_index=True
     )

@@ -6,6 +6,7 @@ column or field, and the fix, and is the message `run` gives.
 """
 
 import json
+import random
 from dataclasses import replace
 
 import pandas as pd
@@ -17,6 +18,7 @@ from ml_release.demo import scenarios
 from ml_release.errors import DataInputError
 from ml_release.feature_code import load_feature_code
 from ml_release.featurize import build_features
+from ml_release.request_fields import RequestFieldCheck
 from ml_release.scoring import evaluation_rows
 from ml_release.shadow.replay import load_window
 from ml_release.spec import load_spec
@@ -204,3 +206,54 @@ def test_run_names_a_missing_gate_column_as_validate_does(make_release, demo, ca
     line = "column 'logged_features' (data.serving_log.logged_features_column, read by"
     assert line in validated and line in ran  # refused before a candidate is registered
     assert "candidate:" not in ran
+
+
+def _damaged_batch(rng: random.Random, size: int) -> tuple[list[str], list[object]]:
+    """Requests with one damage each, now and then: the fast path must not pass any of them."""
+    values: list[object] = [None, 1, 2.5, "x", True, [1], {"a": 1}, -0.0, 10**30]
+    ids, texts = [], []
+    for i in range(size):
+        request: object = {"n": rng.choice([1, 2.5, None]), "c": rng.choice(["a", 3, None])}
+        damage = rng.random()
+        if damage < 0.1:
+            request["n"] = rng.choice(values)
+        elif damage < 0.2:
+            request["c"] = rng.choice(values)
+        elif damage < 0.25:
+            del request[rng.choice(["n", "c"])]
+        elif damage < 0.3:
+            request[rng.choice(["extra", "id", "nn"])] = 1
+        elif damage < 0.33:
+            request = rng.choice([None, [1, 2], "text", 5])
+        ids.append(f"r{i}")
+        texts.append(None if damage > 0.995 else "{bad" if damage > 0.99 else json.dumps(request))
+    return ids, texts
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_request_check_finds_what_a_row_by_row_check_finds(seed):
+    """Batches are checked column-wise first; only a clean batch may skip the row-by-row walk."""
+    rng = random.Random(seed)
+    required = {"n": "numeric", "c": "categorical"}
+    fast, reference = RequestFieldCheck(required, ["id"]), RequestFieldCheck(required, ["id"])
+    for _ in range(3):
+        ids, texts = _damaged_batch(rng, rng.choice([1, 5, 40]))
+        fast.add(ids, texts)
+        for request_id, text in zip(ids, texts, strict=True):
+            reference._add_one(request_id, json.loads(text) if _is_json(text) else None)
+    assert fast.problems() == reference.problems()
+    assert fast.requests == reference.requests
+
+
+def _is_json(text: object) -> bool:
+    try:
+        json.loads(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def test_a_clean_batch_has_no_problem():
+    check = RequestFieldCheck({"n": "numeric", "c": "categorical"}, ["id"])
+    check.add(["a", "b"], ['{"n": 1, "c": "x", "id": 3}', '{"n": null, "c": true}'])
+    assert check.problems() == [] and check.requests == 2
