@@ -13,7 +13,7 @@ from assets.partitions import candidates
 from ml_release import keys
 from ml_release.evaluation.report import html_report, worst_segments_markdown, write_image
 from ml_release.evaluation.run import model_gates
-from ml_release.evaluation.steps import judge_candidate, score_baseline, score_candidate
+from ml_release.evaluation.steps import judge_candidate, score_models
 from ml_release.evaluation.tasks import EvaluationTask, evaluation_task
 from ml_release.gates.store import store_results
 from ml_release.resource_types import Folder, RegistrySource, WarehouseSource
@@ -36,63 +36,65 @@ def build_evaluation_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
 
 
 def build_prediction_assets(spec: ReleaseSpec, task: EvaluationTask) -> list[dg.AssetsDefinition]:
-    """candidate_predictions and baseline_predictions: both models score `task`'s rows."""
-    common = {
-        "deps": [spec.key(keys.CANDIDATE_MODEL), *[spec.key(t) for t in task.inputs]],
-        "group_name": keys.EVALUATION_GROUP,
-        "partitions_def": candidates(spec),
-        "pool": spec.named(keys.WAREHOUSE_POOL),
-        "kinds": {"duckdb", "scikit-learn"},
-    }
+    """candidate_predictions and baseline_predictions in one step: the rows are read once.
 
-    @dg.asset(
-        key=spec.key(keys.CANDIDATE_PREDICTIONS), description=task.candidate_description, **common
+    Two assets (each model's table, with its own lineage and metadata) computed together, the
+    way Dagster shares work between assets; either can be materialized alone.
+    """
+    deps = [spec.key(keys.CANDIDATE_MODEL), *[spec.key(t) for t in task.inputs]]
+    common = {"deps": deps, "group_name": keys.EVALUATION_GROUP, "skippable": True}
+    kinds = {"duckdb", "scikit-learn"}
+
+    @dg.multi_asset(
+        name=spec.named("model_predictions"),
+        specs=[
+            dg.AssetSpec(spec.key(name), description=description, kinds=kinds, **common)
+            for name, description in (
+                (keys.CANDIDATE_PREDICTIONS, task.candidate_description),
+                (keys.BASELINE_PREDICTIONS, task.baseline_description),
+            )
+        ],
+        partitions_def=candidates(spec),
+        pool=spec.named(keys.WAREHOUSE_POOL),
+        can_subset=True,
     )
-    def candidate_predictions(
+    def model_predictions(
         context: dg.AssetExecutionContext,
         warehouse: dg.ResourceParam[WarehouseSource],
         model_registry: dg.ResourceParam[RegistrySource],
         artifact_store: dg.ResourceParam[Folder],
     ):
-        candidate = candidate_ref(
-            model_registry.get(), Path(artifact_store.path), spec.model.name, context.partition_key
+        registry, store = model_registry.get(), Path(artifact_store.path)
+        candidate = candidate_ref(registry, store, spec.model.name, context.partition_key)
+        production = production_ref(registry, store, spec.model.name)
+        wanted = [key.path[-1] for key in context.selected_asset_keys]
+        scored = score_models(
+            task, warehouse.get(spec.model.name), spec, candidate, production, wanted
         )
-        scored = score_candidate(task, warehouse.get(spec.model.name), spec, candidate)
-        if scored.invalid:
-            context.log.warning(f"{scored.invalid} scores are {task.invalid_means}")
-        return dg.MaterializeResult(
-            metadata={
-                **_metadata(scored),
-                keys.CANDIDATE_VERSION: candidate.version,
-                keys.CANDIDATE_DIGEST: candidate.digest,
-                "invalid_scores": scored.invalid,
-            }
-        )
+        if scored.candidate is not None:
+            if scored.candidate.invalid:
+                context.log.warning(f"{scored.candidate.invalid} scores are {task.invalid_means}")
+            yield dg.MaterializeResult(
+                asset_key=spec.key(keys.CANDIDATE_PREDICTIONS),
+                metadata={
+                    **_metadata(scored.candidate),
+                    keys.CANDIDATE_VERSION: candidate.version,
+                    keys.CANDIDATE_DIGEST: candidate.digest,
+                    "invalid_scores": scored.candidate.invalid,
+                },
+            )
+        if scored.baseline is not None:
+            yield dg.MaterializeResult(
+                asset_key=spec.key(keys.BASELINE_PREDICTIONS),
+                metadata={
+                    **_metadata(scored.baseline),
+                    "baseline": scored.baseline_kind,
+                    keys.BASELINE_VERSION: production.version if production else "none",
+                    keys.BASELINE_DIGEST: production.digest if production else "none",
+                },
+            )
 
-    @dg.asset(
-        key=spec.key(keys.BASELINE_PREDICTIONS), description=task.baseline_description, **common
-    )
-    def baseline_predictions(
-        context: dg.AssetExecutionContext,
-        warehouse: dg.ResourceParam[WarehouseSource],
-        model_registry: dg.ResourceParam[RegistrySource],
-        artifact_store: dg.ResourceParam[Folder],
-    ):
-        production = production_ref(
-            model_registry.get(), Path(artifact_store.path), spec.model.name
-        )
-        client = warehouse.get(spec.model.name)
-        scored, kind = score_baseline(task, client, spec, context.partition_key, production)
-        return dg.MaterializeResult(
-            metadata={
-                **_metadata(scored),
-                "baseline": kind,
-                keys.BASELINE_VERSION: production.version if production else "none",
-                keys.BASELINE_DIGEST: production.digest if production else "none",
-            }
-        )
-
-    return [candidate_predictions, baseline_predictions]
+    return [model_predictions]
 
 
 def build_report_asset(spec: ReleaseSpec, task: EvaluationTask) -> dg.AssetsDefinition:

@@ -5,10 +5,12 @@ digest (`PredictionTables`), the baseline's naming the model it holds; the repor
 pairs and stamps every result with the baseline it compared against and the data it judged.
 """
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import pandas as pd
 
+from ml_release import keys
 from ml_release.evaluation.data import PredictionTables
 from ml_release.evaluation.report import Evaluation
 from ml_release.evaluation.tasks import EvaluationTask
@@ -36,38 +38,51 @@ def _store(warehouse: Warehouse, table: str, frame: pd.DataFrame, invalid: int =
     return Scored(table, rows, counts, invalid)
 
 
-def score_candidate(
-    task: EvaluationTask, warehouse: Warehouse, spec: ReleaseSpec, candidate: ModelRef
-) -> Scored:
-    """The candidate's scores on the task's rows, stored under its digest."""
-    rows = task.rows(warehouse, spec)
-    scores = task.score(candidate.folder, spec, rows, digest=candidate.digest)
-    frame = task.table(rows, scores, spec)
-    table = PredictionTables(candidate.digest).candidate
-    return _store(warehouse, table, frame, len(task.invalid(scores)))
+@dataclass(frozen=True)
+class Predictions:
+    """What one scoring step stored: the candidate's scores, the baseline's, or both."""
+
+    candidate: Scored | None = None
+    baseline: Scored | None = None
+    baseline_kind: str = ""  # "production <version>", or the trivial model's description
 
 
-def score_baseline(
+def score_models(
     task: EvaluationTask,
     warehouse: Warehouse,
     spec: ReleaseSpec,
-    candidate_digest: str,
+    candidate: ModelRef,
     production: ModelRef | None,
-) -> tuple[Scored, str]:
-    """Production's scores on the same rows (a trivial model's before the first release).
+    wanted: Collection[str] = (keys.CANDIDATE_PREDICTIONS, keys.BASELINE_PREDICTIONS),
+) -> Predictions:
+    """Both models score the task's rows, read once; each model's scores go to its own table.
 
-    Returns the stored scores and a description of the baseline.
+    Args:
+        task: How the task's rows are read, scored and stored.
+        warehouse: The warehouse holding the evaluation sets and the prediction tables.
+        spec: The release spec.
+        candidate: The candidate under release; its digest keys both tables.
+        production: The production model, or None before the first release (a trivial
+            model's scores stand in for it).
+        wanted: Which tables to fill: `keys.CANDIDATE_PREDICTIONS`, `keys.BASELINE_PREDICTIONS`.
     """
     rows = task.rows(warehouse, spec)
-    if production is None:
-        scores, kind = task.trivial(warehouse, spec, rows)
-    else:
-        scores = task.score(production.folder, spec, rows, digest=production.digest)
-        kind = f"production {production.version}"
-    frame = task.table(rows, scores, spec)
-    frame["baseline_digest"] = production.digest if production else NO_BASELINE
-    table = PredictionTables(candidate_digest).baseline
-    return _store(warehouse, table, frame), kind
+    tables = PredictionTables(candidate.digest)
+    stored = {}
+    if keys.CANDIDATE_PREDICTIONS in wanted:
+        scores = task.score(candidate.folder, spec, rows, digest=candidate.digest)
+        frame = task.table(rows, scores, spec)
+        stored["candidate"] = _store(warehouse, tables.candidate, frame, len(task.invalid(scores)))
+    if keys.BASELINE_PREDICTIONS in wanted:
+        if production is None:
+            scores, stored["baseline_kind"] = task.trivial(warehouse, spec, rows)
+        else:
+            scores = task.score(production.folder, spec, rows, digest=production.digest)
+            stored["baseline_kind"] = f"production {production.version}"
+        frame = task.table(rows, scores, spec)
+        frame["baseline_digest"] = production.digest if production else NO_BASELINE
+        stored["baseline"] = _store(warehouse, tables.baseline, frame)
+    return Predictions(**stored)
 
 
 def judge_candidate(
