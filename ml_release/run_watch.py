@@ -2,9 +2,10 @@
 
 The run executes in a worker thread; this thread watches it through a `RunControl` (the
 orchestrator's pools, run descriptions and cancel; `ml_release.jobs` gives Dagster's). While it
-waits for a pool slot another run holds, a line says which run and for how long, every
-`REPORT_EVERY` seconds; after `max_wait` seconds the run is marked canceled, its slots freed,
-and `WaitedTooLong` says how to recover. SIGINT and SIGTERM do the same and raise `Interrupted`.
+waits for a pool slot another run holds (for `REPORT_AFTER` seconds at least: a slot handed
+over at once is no wait), a line says which run and for how long, every `REPORT_EVERY`
+seconds; after `max_wait` seconds the run is marked canceled, its slots freed, and
+`WaitedTooLong` says how to recover. SIGINT and SIGTERM do the same and raise `Interrupted`.
 """
 
 import logging
@@ -19,6 +20,7 @@ from typing import Any
 from ml_release.errors import Interrupted, WaitedTooLong
 
 POLL_SECONDS = 1.0
+REPORT_AFTER = 3.0  # a step pending for a few polls is a slot being handed over, not a wait
 REPORT_EVERY = 15.0
 POOL_LOGGER = "sqlalchemy.pool.impl.NullPool"  # the pool of Dagster's SQLite storages
 
@@ -143,7 +145,7 @@ def watched_run(
                     "`ml-release recover --run RUN_ID`, or terminate it in the Dagster UI. "
                     "See docs/runbook-recovery.md."
                 )
-            if now - reported >= REPORT_EVERY:
+            if waited >= REPORT_AFTER and now - reported >= REPORT_EVERY:
                 reported = now
                 progress(f"waiting {waited:.0f} s for the '{holding[0].pool}' pool: {holders}")
     if "error" in box:
