@@ -1,8 +1,8 @@
-"""Helpers of the browser test: `dagster dev` as a process group, GraphQL look-ups, Chromium.
+"""Helpers of the browser test: `dg dev` as a process group, GraphQL look-ups, Chromium.
 
-`dagster dev` starts a webserver, a daemon and code servers, and the daemon starts run
-workers: all of them stay in the process group started here, so stopping the group stops
-everything, also when the test fails half-way.
+`dg dev` (what `make ui` runs) starts `dagster dev`: a webserver, a daemon and code servers,
+and the daemon starts run workers: all of them stay in the process group started here, so
+stopping the group stops everything, also when the test fails half-way.
 """
 
 import json
@@ -43,14 +43,14 @@ def free_port() -> int:
 
 
 def _reset_signals() -> None:
-    # A shell that starts jobs in the background makes them ignore SIGINT; `dagster dev`
+    # A shell that starts jobs in the background makes them ignore SIGINT; `dg dev`
     # would inherit that and never shut down its children. Start from the defaults.
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.SIG_DFL)
 
 
 class DagsterDev:
-    """`dagster dev -w workspace.yaml` on 127.0.0.1 in its own process group."""
+    """`dg dev` (what `make ui` runs) on 127.0.0.1 in its own process group."""
 
     def __init__(self, project: Path, env: dict[str, str], log: Path) -> None:
         self.project, self.env, self.log_path = project, env, log
@@ -60,11 +60,11 @@ class DagsterDev:
 
     def start(self, timeout: float = 360.0) -> None:
         """Start it and wait until the code location has loaded without error."""
-        dagster = Path(sys.executable).with_name("dagster")
+        dg = Path(sys.executable).with_name("dg")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [str(dagster), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(self.port)],
+            [str(dg), "dev", "--host", "127.0.0.1", "--port", str(self.port)],  # as `make ui`
             cwd=self.project,
             env=self.env,
             stdout=self._log,
@@ -75,14 +75,14 @@ class DagsterDev:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"dagster dev exited early; see {self.log_path}")
+                raise RuntimeError(f"dg dev exited early; see {self.log_path}")
             status = self._location_status()
             if status == "LOADED":
                 return
             if status and status.startswith("error"):
                 raise RuntimeError(f"the code location failed to load: {status}")
             time.sleep(1)
-        raise TimeoutError(f"dagster dev was not ready after {timeout:.0f} s; see {self.log_path}")
+        raise TimeoutError(f"dg dev was not ready after {timeout:.0f} s; see {self.log_path}")
 
     def _location_status(self) -> str | None:
         query = """{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus
@@ -139,7 +139,7 @@ class DagsterDev:
             return []
         pgid = self.process.pid
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)  # dagster dev stops its children
+            self.process.send_signal(signal.SIGTERM)  # dg dev stops its children
             try:
                 self.process.wait(grace)
             except subprocess.TimeoutExpired:

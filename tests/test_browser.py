@@ -1,4 +1,4 @@
-"""The Dagster UI path in a real browser: Playwright drives Debian's Chromium against `dagster dev`.
+"""The Dagster UI path in a real browser: Playwright drives Debian's Chromium against `dg dev`.
 
 One user story, step by step, on a temporary `ML_RELEASE_HOME` and `DAGSTER_HOME`:
 
@@ -119,7 +119,7 @@ def project(tmp_path_factory) -> Iterator[dict]:
 
 @pytest.fixture(scope="module")
 def dagster_dev(project) -> Iterator[DagsterDev]:
-    """`dagster dev` (webserver and daemon) for the project, stopped whatever happens."""
+    """`dg dev` (webserver and daemon) for the project, as `make ui`, stopped whatever happens."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     server = DagsterDev(PROJECT, project["env"], SHOTS / "dagster-dev.log")
     try:
@@ -127,7 +127,7 @@ def dagster_dev(project) -> Iterator[DagsterDev]:
         yield server
     finally:
         server.stop()
-        assert server.alive() == [], "processes of dagster dev survived"
+        assert server.alive() == [], "processes of dg dev survived"
 
 
 @pytest.fixture(scope="module")
