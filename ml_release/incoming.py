@@ -48,10 +48,19 @@ def quarantine(entry: Path, reason: str, quarantine_root: Path) -> Path:
     return target
 
 
+def run_key(manifest) -> str:
+    """The sensor's key of an artifact: one release run per model and digest.
+
+    The same model file published for two models of a location is gated by each (each judges
+    it on its own data), so the digest alone is not the key.
+    """
+    return f"{manifest.name}:{manifest.sha256}"
+
+
 def scan_incoming(
     incoming: Path,
     quarantine_root: Path,
-    requested: set[str],
+    requested: set[str],  # the `run_key`s the sensor requested runs for
     first_seen: dict[str, float],
     now: float,
     grace_seconds: float = GRACE_SECONDS,
@@ -77,7 +86,7 @@ def scan_incoming(
                 reason = f"invalid after {grace_seconds:.0f} s: {exc}"
                 scan.quarantined.append((quarantine(folder, reason, quarantine_root), reason))
             continue
-        if manifest.sha256 in requested:
+        if run_key(manifest) in requested or manifest.sha256 in requested:  # (older cursors)
             scan.done.append(folder)
         else:
             scan.ready.append((manifest, folder))

@@ -2,11 +2,11 @@
 
 `new_model_artifact_sensor`: one release run per new artifact dropped into `incoming/`. Each
 tick admits every complete artifact (refused at the door when unsafe: quarantined, `refused`
-in the ledger), adds its digest as a partition and requests the run for that partition with
-`run_key` = digest, pointing at the folder; the run itself moves it into the store. The digest
-goes into the cursor. Because the cursor, the new partitions and the run requests are
-committed together with the tick, a restarted daemon or a re-evaluated tick never launches a
-second run for a digest.
+in the ledger), adds its digest as a partition of its model and requests the run for that
+partition with `run_key` = "<model>:<digest>", pointing at the folder; the run itself moves it
+into the store. The run key goes into the cursor. Because the cursor, the new partitions and
+the run requests are committed together with the tick, a restarted daemon or a re-evaluated
+tick never launches a second run for an artifact.
 
 `blocked_release_sensor`: the ledger's `blocked` (or `errored`) event for runs launched from
 the UI or by the sensor above that stopped before their decision (`ml-release run` records
@@ -22,7 +22,7 @@ import dagster as dg
 
 from ml_release import keys
 from ml_release.errors import ConflictError, IntegrityError
-from ml_release.incoming import GRACE_SECONDS, scan_incoming
+from ml_release.incoming import GRACE_SECONDS, run_key, scan_incoming
 from ml_release.intake import WrongModelError, admit, refuse
 from ml_release.jobs import outcome_of_run
 from ml_release.promotion import record_outcome
@@ -62,9 +62,9 @@ def _admit_routed(manifest, folder, spec: ReleaseSpec | None, registry, quaranti
 
 
 def _run_request(spec: ReleaseSpec, job: Any, manifest, folder) -> dg.RunRequest:
-    """The release run of one artifact: its digest is the run key and the partition."""
+    """The release run of one artifact: its digest is the partition, `run_key` its model's."""
     return dg.RunRequest(
-        run_key=manifest.sha256,
+        run_key=run_key(manifest),
         job_name=job.name,
         partition_key=manifest.sha256,
         run_config={
@@ -130,8 +130,8 @@ def build_artifact_sensor(models: list[tuple[ReleaseSpec, Any]]) -> dg.SensorDef
         runs: dict[str, list[dg.RunRequest]] = {}
         refused = len(scan.quarantined)
         for manifest, folder in scan.ready:
-            if manifest.sha256 in requested:
-                continue  # the same model under a second name: one run per digest
+            if run_key(manifest) in requested:
+                continue  # the same artifact in a second folder: one run per model and digest
             spec, job = by_name.get(manifest.name) or only
             try:
                 _admit_routed(manifest, folder, spec, registry, quarantine, by_name)
@@ -140,7 +140,7 @@ def build_artifact_sensor(models: list[tuple[ReleaseSpec, Any]]) -> dg.SensorDef
                 refused += 1
                 continue
             runs.setdefault(spec.model.name, []).append(_run_request(spec, job, manifest, folder))
-            requested.append(manifest.sha256)
+            requested.append(run_key(manifest))
         cursor = json.dumps(
             {"requested": requested[-MAX_REMEMBERED:], "first_seen": scan.first_seen}
         )

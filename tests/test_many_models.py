@@ -148,6 +148,27 @@ def test_one_sensor_routes_each_artifact_to_its_model(home, specs, demo):
     assert [p.name for p in quarantine_dir().iterdir()] and not (inbox / "d1").exists()
 
 
+def test_one_model_file_published_for_two_models_is_gated_for_each(home, specs, demo):
+    """The same payload (one digest) under two model names: each model's release judges it."""
+    defs = build_location(load_specs(specs))
+    inbox = incoming_dir()
+    artifact(demo, inbox, "alpha", "a1")
+    artifact(demo, inbox, "gamma", "g1")  # the same fitted model, so the same digest
+    sensor = defs.resolve_sensor_def(keys.ARTIFACT_SENSOR)
+    resources = {k: defs.resources[k] for k in ("model_registry", "artifact_inbox")}
+    instance = dg.DagsterInstance.ephemeral()
+    first = sensor(dg.build_sensor_context(instance=instance, resources=resources))
+
+    runs = {run.job_name: run for run in first.run_requests}
+    assert set(runs) == {"alpha__release", "gamma__release"}
+    assert runs["alpha__release"].partition_key == runs["gamma__release"].partition_key
+    assert len({run.run_key for run in runs.values()}) == 2  # Dagster keeps one run per key
+    again = sensor(
+        dg.build_sensor_context(instance=instance, resources=resources, cursor=first.cursor)
+    )
+    assert again.run_requests == []  # and each is requested once
+
+
 @pytest.mark.parametrize("config", ["docs/examples/dagster-postgres.yaml", "embedded"])
 def test_the_run_queue_holds_one_release_per_model_at_a_time(tmp_path, config):
     """The daemon's run queue reads this limit: different models run at once, one model's

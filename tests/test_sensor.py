@@ -96,7 +96,7 @@ def tick(cursor: str | None = None) -> Tick:
     added = [key for r in result.dynamic_partitions_requests or [] for key in r.partition_keys]
     assert added == [r.partition_key for r in runs]  # every run's partition is added with it
     for run in runs:
-        assert run.partition_key == run.run_key  # the run is the candidate's partition
+        assert run.run_key == f"{MODEL}:{run.partition_key}"  # one run per model and digest
     skip = result.skip_reason.skip_message if result.skip_reason else None
     return Tick(runs, skip, result.cursor)
 
@@ -171,11 +171,11 @@ def test_complete_artifact_requests_one_run_for_its_partition(home, model, clock
 
     assert first.skip is None and len(first.runs) == 1
     run = first.runs[0]
-    assert run.run_key == digest == run.partition_key
+    assert run.partition_key == digest
     assert run.tags[VERSION_TAG] == "v1"
     assert artifact_of(run) == folder  # the run moves it into the store, not the tick
     assert not (home / "artifacts").exists()
-    assert json.loads(first.cursor)["requested"] == [digest]
+    assert json.loads(first.cursor)["requested"] == [f"{MODEL}:{digest}"]
 
 
 def test_run_config_is_valid_for_the_release_job_and_a_wrong_one_is_not(home, model, clock):
@@ -211,7 +211,7 @@ def test_reevaluated_tick_repeats_its_run_key_and_the_next_tick_requests_nothing
     run_stores(first.runs[0])
     assert tick(committed.cursor).runs == []
     assert not folder.exists()  # stored and registered by its run: the inbox copy goes
-    assert verify_artifact(home / "artifacts" / MODEL / "v1").sha256 == first.runs[0].run_key
+    assert verify_artifact(home / "artifacts" / MODEL / "v1").sha256 == first.runs[0].partition_key
 
 
 def test_two_artifacts_in_one_tick_request_two_runs(home, model, other_model, clock):
@@ -221,10 +221,10 @@ def test_two_artifacts_in_one_tick_request_two_runs(home, model, other_model, cl
 
     first = tick()
 
-    assert {r.run_key for r in first.runs} == digests and len(first.runs) == 2
+    assert {r.partition_key for r in first.runs} == digests and len(first.runs) == 2
     for run in first.runs:
         assert artifact_of(run).parent == incoming_dir()
-        assert verify_artifact(artifact_of(run)).sha256 == run.run_key
+        assert verify_artifact(artifact_of(run)).sha256 == run.partition_key
         run_stores(run)
     assert tick(first.cursor).runs == []
     assert entries(home / "incoming") == []
@@ -271,7 +271,7 @@ def test_partial_artifact_completed_within_the_grace_period_is_released(home, mo
     later = tick(first.cursor)
 
     assert [r.tags[VERSION_TAG] for r in later.runs] == ["v1"]
-    assert later.runs[0].run_key == verify_artifact(folder).sha256
+    assert later.runs[0].partition_key == verify_artifact(folder).sha256
     assert quarantined(home) == []
 
 
@@ -360,7 +360,7 @@ def test_entries_that_are_not_folders_are_quarantined_with_a_reason(
 
     first = tick()
 
-    assert [r.run_key for r in first.runs] == [digest]  # the good artifact is not held up
+    assert [r.partition_key for r in first.runs] == [digest]  # the good artifact is not held up
     assert entries(home / "incoming") == [f"{MODEL}-v1"]
     [moved] = quarantined(home)
     assert entries(moved) == sorted(["REASON.txt", name])
@@ -406,3 +406,11 @@ def test_a_pickle_disguised_as_skops_is_refused_at_the_tick(home, model, tmp_pat
     assert refused.digest == digest and "never loads pickles" in refused.reason
     [moved] = quarantined(home)
     assert "refused (sensor)" in (moved / "REASON.txt").read_text()
+
+
+def test_a_cursor_of_an_older_version_still_knows_its_artifacts(home, model, clock):
+    """Cursors written before the key named the model hold bare digests: still requested."""
+    folder = publish(model, "v1")
+    digest = verify_artifact(folder).sha256
+    older = json.dumps({"requested": [digest], "first_seen": {}})
+    assert tick(cursor=older).runs == []
