@@ -22,6 +22,7 @@ class Bench:
     raw_columns: dict[str, str]  # raw column -> "numeric" | "categorical"
     control: Any  # the healthy candidate: the spec's model on 90% of the training rows
     _medians: dict[str, float] | None = field(default=None, repr=False)
+    _segment: tuple[str, str] | None = field(default=None, repr=False)
 
     def numeric_raw(self) -> str:
         """The raw numeric column the data modes damage: the one with the most distinct values.
@@ -40,11 +41,14 @@ class Bench:
 
     def segment(self) -> tuple[str, str]:
         """The first segment column and its most frequent value in the holdout."""
-        column = self.spec.data.segments[0]
-        rows = self.evaluation
-        if column not in rows:  # a segment the feature code derives (an age band)
-            rows = load_feature_code(self.spec.features.code).compute(rows[list(self.raw_columns)])
-        return column, str(rows[column].astype(str).value_counts().index[0])
+        if self._segment is None:
+            column = self.spec.data.segments[0]
+            rows = self.evaluation
+            if column not in rows:  # a segment the feature code derives (an age band)
+                code = load_feature_code(self.spec.features.code)
+                rows = code.compute(rows[list(self.raw_columns)])
+            self._segment = column, str(rows[column].astype(str).value_counts().index[0])
+        return self._segment
 
     def medians(self) -> dict[str, float]:
         """Training medians of the numeric features: what a damaged row's features become."""
