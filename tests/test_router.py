@@ -5,6 +5,8 @@ model with C=0.5 (version "cand"); every response names the version that answere
 tests can tell which server really answered, not only what the router recorded.
 """
 
+import asyncio
+import gc
 import http.client
 import json
 import math
@@ -12,6 +14,7 @@ import os
 import signal
 import socket
 import threading
+import warnings
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -38,6 +41,7 @@ from ml_release.serving.traffic import (
     backend_for,
     request_bucket,
 )
+from ml_release.serving.upstream import Backend
 from ml_release.store import store_artifact
 from tests.conftest import RUNTIME_DIR
 
@@ -283,3 +287,34 @@ def test_a_hanging_candidate_is_recorded_as_timeouts(pair, bodies, make_router):
     # Without fallback the caller sees the timeout as a 504 from the router.
     expected = {r.request_id: 504 if r.backend == CANDIDATE else 200 for r in without_fallback}
     assert {r.request_id: r.status for r in unprotected} == expected
+
+
+def test_closing_a_backend_closes_its_kept_alive_connections_without_a_warning():
+    """Idle upstream connections are aborted by `Backend.close`, none left for the collector."""
+
+    async def scenario() -> list[warnings.WarningMessage]:
+        hung_up = asyncio.Event()
+
+        async def answer(reader, writer):
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            await writer.drain()
+            await reader.read()  # kept alive until the router closes it
+            writer.close()
+            hung_up.set()
+
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        backend = Backend(server.sockets[0].getsockname()[1])
+        answered = await backend.request(b"GET", b"/", [], b"")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResourceWarning)
+            backend.close()
+            gc.collect()
+        await asyncio.wait_for(hung_up.wait(), 10)
+        server.close()
+        await server.wait_closed()
+        assert answered.status == 200 and answered.body == b"ok"
+        return caught
+
+    caught = asyncio.run(scenario())
+    assert [str(w.message) for w in caught if w.category is ResourceWarning] == []

@@ -122,7 +122,10 @@ class Backend:
     def close(self) -> None:
         """Close every idle connection."""
         while self._idle:
-            self._idle.pop()[1].transport.abort()
+            # Held in a name: popped and dropped in one expression, the writer would be
+            # collected (and warn "unclosed") before its transport is aborted.
+            _reader, writer = self._idle.pop()
+            writer.transport.abort()
 
 
 async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
