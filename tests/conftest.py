@@ -40,6 +40,41 @@ RUNTIME_DIR = Path(os.environ.get("ML_RELEASE_RUNTIME_DIR") or PROJECT / ".ml_re
 SERVING_GATES = {g.name for g in [*serving_gates(), *shadow_gates()]}
 SMALL = {"n_training": 6000, "n_evaluation": 3000, "n_serving": 2000}
 
+# `make test` hands whole files to its workers (`--dist loadfile --no-loadscope-reorder`) in
+# collection order: the longest files first (minutes each on 2 cores, reports/junit.xml has the
+# latest), so no worker picks up a several-minute file when the others are nearly done.
+LONGEST_FIRST = (
+    "test_deployment.py",
+    "test_browser.py",
+    "test_reliability_faults.py",
+    "test_docs.py",
+    "test_coverage.py",
+    "test_integrity_blackbox.py",
+    "test_model_scenarios.py",
+    "test_serving_tasks.py",
+    "test_rollback.py",
+    "test_serving.py",
+    "test_exit_codes.py",
+    "test_coverage_servers.py",
+    "test_graph.py",
+    "test_coverage_tasks.py",
+    "test_canary.py",
+    "test_pool_recovery.py",
+    "test_cli.py",
+    "test_shadow.py",
+    "test_router.py",
+    "test_task_release.py",
+    "test_contract_gates.py",
+    "test_install.py",
+    "test_coverage_llm.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest files first (LONGEST_FIRST), every other file after them in its own order."""
+    rank = {name: position for position, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
 
 @pytest.fixture(autouse=True)
 def _spec_of_the_process(monkeypatch):

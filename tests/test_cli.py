@@ -74,15 +74,6 @@ def test_validate_and_gates(make_release, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.demo
-def test_demo_shows_a_healthy_and_a_blocked_release(home, capsys):
-    assert main(["demo"]) == 0
-    out = capsys.readouterr().out
-    assert "PROMOTED" in out and "BLOCKED by" in out and "rolled back" in out
-    assert "behaved as expected" in out
-
-
-@pytest.mark.slow
 def test_console_script_with_a_spec_outside_the_project(make_release):
     """The installed `ml-release` finds assets/checks/resources from the project it runs in."""
     import os
