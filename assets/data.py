@@ -26,23 +26,25 @@ def _data_asset(spec: ReleaseSpec, name: str) -> dg.AssetsDefinition:
         kinds={"duckdb"},
     )
     def _asset(context: dg.AssetExecutionContext, warehouse: dg.ResourceParam[WarehouseSource]):
-        warehouse = warehouse.get(spec.model.name)
-        rows = load_source(warehouse, source, name, spec.model.task, unique=row_key(spec, name))
-        # The columns the listed gates and the model read, named here (as `validate` names
-        # them), not as a binder error steps later.
-        needs = role_needs(spec)[name]
-        check_role_columns(warehouse.columns(name), needs, name, source.describe(), spec.model.task)
-        digest = fingerprint(source)
-        context.log.info(f"{name}: {rows} rows from {source.describe()}")
-        return dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": rows,
-                "source": source.describe(),
-                "fingerprint": digest,
-                "spec_hash": spec.spec_hash,
-            },
-            data_version=dg.DataVersion(digest),
-        )
+        with warehouse.get(spec.model.name).held() as warehouse:
+            rows = load_source(warehouse, source, name, spec.model.task, unique=row_key(spec, name))
+            # The columns the listed gates and the model read, named here (as `validate` names
+            # them), not as a binder error steps later.
+            needs = role_needs(spec)[name]
+            check_role_columns(
+                warehouse.columns(name), needs, name, source.describe(), spec.model.task
+            )
+            digest = fingerprint(source)
+            context.log.info(f"{name}: {rows} rows from {source.describe()}")
+            return dg.MaterializeResult(
+                metadata={
+                    "dagster/row_count": rows,
+                    "source": source.describe(),
+                    "fingerprint": digest,
+                    "spec_hash": spec.spec_hash,
+                },
+                data_version=dg.DataVersion(digest),
+            )
 
     return _asset
 

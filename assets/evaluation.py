@@ -68,9 +68,8 @@ def build_prediction_assets(spec: ReleaseSpec, task: EvaluationTask) -> list[dg.
         candidate = candidate_ref(registry, store, spec.model.name, context.partition_key)
         production = production_ref(registry, store, spec.model.name)
         wanted = [key.path[-1] for key in context.selected_asset_keys]
-        scored = score_models(
-            task, warehouse.get(spec.model.name), spec, candidate, production, wanted
-        )
+        with warehouse.get(spec.model.name).held() as client:
+            scored = score_models(task, client, spec, candidate, production, wanted)
         if scored.candidate is not None:
             if scored.candidate.invalid:
                 context.log.warning(f"{scored.candidate.invalid} scores are {task.invalid_means}")
@@ -114,35 +113,37 @@ def build_report_asset(spec: ReleaseSpec, task: EvaluationTask) -> dg.AssetsDefi
         report_store: dg.ResourceParam[Folder],
     ):
         """Candidate against production on the same rows, per segment, with intervals."""
-        client = warehouse.get(spec.model.name)
-        report = judge_candidate(task, client, spec, context.partition_key)
-        ids = [gate.id for gate in model_gates(spec)]  # the report judged them in this order
-        store_results(client, context.run.run_id, ids, report.results)
-        folder = Path(report_store.path) / context.run.run_id
-        folder.mkdir(parents=True, exist_ok=True)
-        page = folder / "evaluation.html"
-        page.write_text(html_report(report.title, report.metrics, report.results, report.images))
-        baseline = report.results[0].baseline_digest if report.results else "none"
-        return dg.MaterializeResult(
-            metadata={
-                keys.BASELINE_DIGEST: baseline or "none",
-                "gates": dg.MetadataValue.md(
-                    "\n".join(
-                        f"- **{gate_id}** ({r.target}): {r.verdict.value} - {r.summary}"
-                        for gate_id, r in zip(ids, report.results, strict=True)
-                    )
-                ),
-                "worst_segments": dg.MetadataValue.md(worst_segments_markdown(report.results)),
-                report.metrics_key: dg.MetadataValue.md(
-                    report.metrics.to_markdown(index=False, floatfmt=".4f")
-                ),
-                **{
-                    name: dg.MetadataValue.path(str(write_image(folder, name, png)))
-                    for name, png in report.images.items()
-                },
-                "html_report": dg.MetadataValue.path(str(page)),
-                keys.SPEC_HASH: spec.spec_hash,
-            }
-        )
+        with warehouse.get(spec.model.name).held() as client:
+            report = judge_candidate(task, client, spec, context.partition_key)
+            ids = [gate.id for gate in model_gates(spec)]  # the report judged them in this order
+            store_results(client, context.run.run_id, ids, report.results)
+            folder = Path(report_store.path) / context.run.run_id
+            folder.mkdir(parents=True, exist_ok=True)
+            page = folder / "evaluation.html"
+            page.write_text(
+                html_report(report.title, report.metrics, report.results, report.images)
+            )
+            baseline = report.results[0].baseline_digest if report.results else "none"
+            return dg.MaterializeResult(
+                metadata={
+                    keys.BASELINE_DIGEST: baseline or "none",
+                    "gates": dg.MetadataValue.md(
+                        "\n".join(
+                            f"- **{gate_id}** ({r.target}): {r.verdict.value} - {r.summary}"
+                            for gate_id, r in zip(ids, report.results, strict=True)
+                        )
+                    ),
+                    "worst_segments": dg.MetadataValue.md(worst_segments_markdown(report.results)),
+                    report.metrics_key: dg.MetadataValue.md(
+                        report.metrics.to_markdown(index=False, floatfmt=".4f")
+                    ),
+                    **{
+                        name: dg.MetadataValue.path(str(write_image(folder, name, png)))
+                        for name, png in report.images.items()
+                    },
+                    "html_report": dg.MetadataValue.path(str(page)),
+                    keys.SPEC_HASH: spec.spec_hash,
+                }
+            )
 
     return evaluation_report

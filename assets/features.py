@@ -27,21 +27,21 @@ def _feature_asset(spec: ReleaseSpec, name: str, code_version: str) -> dg.Assets
         code_version=code_version,
     )
     def _asset(context: dg.AssetExecutionContext, warehouse: dg.ResourceParam[WarehouseSource]):
-        client = warehouse.get(spec.model.name)
-        rows = build_features(client, spec, name)
-        metadata: dict = {
-            "dagster/row_count": rows,
-            "feature_code": spec.features.code,
-            "feature_code_version": code_version,
-            "dagster/column_schema": dg.TableSchema(
-                columns=[dg.TableColumn(c, t) for c, t in client.columns(name).items()]
-            ),
-        }
-        if name == keys.CONTRACT_REFERENCE:
-            profile = store_reference_profile(client, spec, name)
-            metadata["reference_profile_columns"] = len(profile.columns)
-        context.log.info(f"{name}: {rows} rows")
-        return dg.MaterializeResult(metadata=metadata)
+        with warehouse.get(spec.model.name).held() as client:
+            rows = build_features(client, spec, name)
+            metadata: dict = {
+                "dagster/row_count": rows,
+                "feature_code": spec.features.code,
+                "feature_code_version": code_version,
+                "dagster/column_schema": dg.TableSchema(
+                    columns=[dg.TableColumn(c, t) for c, t in client.columns(name).items()]
+                ),
+            }
+            if name == keys.CONTRACT_REFERENCE:
+                profile = store_reference_profile(client, spec, name)
+                metadata["reference_profile_columns"] = len(profile.columns)
+            context.log.info(f"{name}: {rows} rows")
+            return dg.MaterializeResult(metadata=metadata)
 
     return _asset
 

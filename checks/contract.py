@@ -38,10 +38,10 @@ def _contract_check(spec: ReleaseSpec, target: str, gates: list[GateSpec]):
         model_registry: dg.ResourceParam[RegistrySource],
     ):
         candidate = run_candidate(context, spec, model_registry.get())
-        warehouse = warehouse.get(spec.model.name)
-        results = run_contract(warehouse, spec, target)
+        with warehouse.get(spec.model.name).held() as client:
+            results = run_contract(client, spec, target)
+            version = data_version(client, load_feature_code(spec.features.code).version)
         reports = Path(report_store.path) / context.run.run_id
-        version = data_version(warehouse, load_feature_code(spec.features.code).version)
         for gate, result in zip(gates, results, strict=True):
             result.data_version = version
             context.log.info(f"{gate.id} on {target}: {result.verdict.value}: {result.summary}")
@@ -63,9 +63,11 @@ def _parity_check(spec: ReleaseSpec, gate: GateSpec):
         model_registry: dg.ResourceParam[RegistrySource],
     ):
         candidate = run_candidate(context, spec, model_registry.get())
-        warehouse = warehouse.get(spec.model.name)
-        result = run_parity(warehouse, spec, gate.params)  # type: ignore[arg-type]
-        result.data_version = data_version(warehouse, load_feature_code(spec.features.code).version)
+        with warehouse.get(spec.model.name).held() as client:
+            result = run_parity(client, spec, gate.params)  # type: ignore[arg-type]
+            result.data_version = data_version(
+                client, load_feature_code(spec.features.code).version
+            )
         context.log.info(f"{gate.id}: {result.verdict.value}: {result.summary}")
         yield check_result(result, gate, spec, candidate)
 

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Self
 
 import duckdb
 
@@ -83,6 +84,22 @@ class DuckDBFile:
             yield connection
         finally:
             connection.close()
+
+    @contextmanager
+    def held(self) -> Iterator[Self]:
+        """The file kept open for the block: its connections share the open database.
+
+        For a step that makes many short connections (a release step makes tens): DuckDB
+        reuses an open database for a second connection in the same process, so each costs
+        well under a millisecond instead of loading the catalog again, and the file is
+        checkpointed once, when the block ends. Other processes wait for the block as for
+        any connection: hold it for one step's work, not longer.
+        """
+        keeper = self._open()
+        try:
+            yield self
+        finally:
+            keeper.close()
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -46,3 +46,37 @@ def test_gives_up_with_a_clear_error_after_the_timeout(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+OPEN = """
+import sys, duckdb
+duckdb.connect(sys.argv[1]).close()
+"""
+
+
+def _opens_from_another_process(path) -> bool:
+    return (
+        subprocess.run([sys.executable, "-c", OPEN, str(path)], capture_output=True).returncode == 0
+    )
+
+
+def test_a_held_file_shares_one_open_database_and_is_released_after_the_block(tmp_path):
+    path = tmp_path / "warehouse.duckdb"
+    warehouse = Warehouse(path, lock_timeout=0.5)
+    with warehouse.held() as held:
+        assert held is warehouse
+        with warehouse.transaction() as connection:
+            connection.execute("CREATE TABLE t AS SELECT 1 AS x")
+        with pytest.raises(RuntimeError), warehouse.transaction() as connection:
+            connection.execute("INSERT INTO t VALUES (2)")
+            raise RuntimeError("rolled back")
+        assert warehouse.row_count("t") == 1  # committed work seen, rolled-back work not
+        assert not _opens_from_another_process(path)  # held for the block, as documented
+    assert _opens_from_another_process(path)  # released at the end of the block
+
+
+def test_a_held_file_is_released_when_the_block_fails(tmp_path):
+    path = tmp_path / "warehouse.duckdb"
+    with pytest.raises(ValueError), Warehouse(path).held():
+        raise ValueError("a step failed")
+    assert _opens_from_another_process(path)
