@@ -161,6 +161,7 @@ def start_server(
     line = process.stdout.readline()
     if not line.startswith("PORT "):
         process.kill()
+        process.wait()
         raise RuntimeError(f"the test LLM server did not start: {line!r}")
     return process, f"http://127.0.0.1:{int(line.split()[1])}/v1"
 

@@ -377,6 +377,7 @@ def test_a_running_canary_is_not_taken_over(tmp_path):
         assert state.exists()
     finally:
         sleeper.kill()
+        sleeper.wait()  # reaped here, not left to the garbage collector
 
 
 # -- the composed analysis, by simulation ------------------------------------------------------

@@ -28,7 +28,13 @@ from ml_release.serving.environment import runtime_python
 from ml_release.serving.gates import judge
 from ml_release.serving.run import run_serving_checks
 from ml_release.serving.serve import serve_production
-from ml_release.serving.server import ServerOptions, ServingError, free_ports, serve_artifact
+from ml_release.serving.server import (
+    ServerOptions,
+    ServingError,
+    free_ports,
+    serve_artifact,
+    stop_processes,
+)
 from ml_release.spec import ServingSpec, parse_spec
 from ml_release.store import register_stored, store_artifact
 from ml_release.subjects import ModelRef
@@ -403,6 +409,7 @@ def test_a_server_whose_parent_is_killed_stops_by_itself(store, tmp_path):
     finally:
         if parent.poll() is None:
             parent.kill()
+            parent.wait()
 
 
 def test_a_server_that_cannot_start_reports_its_log(store, tmp_path):
@@ -488,3 +495,41 @@ def test_reordered_inputs_give_identical_answers(server, rows):
     status_b, b = _post(server, json.dumps(reordered).encode())
     assert status_a == status_b == 200
     assert a["outputs"] == b["outputs"]
+
+
+STOPPABLE = """
+import signal, sys, time
+if sys.argv[1] == "stubborn":
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+child = __import__("subprocess").Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+print(child.pid, flush=True)
+time.sleep(60)
+"""
+
+
+def test_servers_stopped_together_are_all_gone_with_their_children(monkeypatch):
+    """Every group gets SIGTERM; one that ignores it is killed after STOP_SECONDS."""
+    monkeypatch.setattr("ml_release.serving.server.STOP_SECONDS", 1.0)
+    kinds = ["polite", "polite", "stubborn"]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", STOPPABLE, kind], stdout=subprocess.PIPE, text=True,
+            start_new_session=True,
+        )
+        for kind in kinds
+    ]  # fmt: skip
+    children = [int(process.stdout.readline()) for process in processes]
+    try:
+        stop_processes(processes)
+        assert [p.returncode for p in processes] == [
+            -signal.SIGTERM,
+            -signal.SIGTERM,
+            -signal.SIGKILL,
+        ]
+        for pid in children:  # the whole group went, not only its leader
+            assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
+            process.stdout.close()

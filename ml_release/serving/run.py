@@ -23,7 +23,12 @@ from ml_release.serving.measure import (
     ServerMeasurement,
     measure_servers,
 )
-from ml_release.serving.server import ServerOptions, ServingError, serve_artifact
+from ml_release.serving.server import (
+    ServerOptions,
+    ServingError,
+    serve_artifact,
+    stop_processes,
+)
 from ml_release.spec import ReleaseSpec, ServingSpec
 from ml_release.subjects import ModelRef
 from ml_release.warehouse import Warehouse
@@ -107,6 +112,7 @@ def run_serving_checks(
                     return ServingReport({CANDIDATE: failed}, read_manifest(folder), contract)
                 progress(f"{role} ready in {servers[role].load_seconds:.2f} s")
             measurements = measure_servers(servers, rows, contract, settings, progress)
+            stop_processes(server.process for server in servers.values())
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return ServingReport(measurements, read_manifest(candidate.folder), contract)

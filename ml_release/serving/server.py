@@ -12,7 +12,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -200,6 +200,21 @@ def stop_process(process: subprocess.Popen) -> None:
     with suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)  # stragglers in the group, if any
     process.wait()
+
+
+def stop_processes(processes: Iterable[subprocess.Popen]) -> None:
+    """Stop several servers at once: every group gets SIGTERM first, then `stop_process` each.
+
+    A server takes most of a second to shut down; stopped one after another, the three of a
+    serving measurement cost that three times.
+    """
+    processes = list(processes)
+    for process in processes:
+        if process.poll() is None:
+            with suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+    for process in processes:
+        stop_process(process)
 
 
 def _start(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ml_release.serving.server import ServerOptions, serve_artifact
+from ml_release.serving.server import ServerOptions, serve_artifact, stop_processes
 from ml_release.shadow.replay import Answers, LoggedRequests, replay
 from ml_release.spec import ReleaseSpec
 from ml_release.subjects import ModelRef
@@ -98,6 +98,7 @@ def run_shadow(
                 spec.shadow.batch_size,
                 spec.shadow.latency_requests,
             )
+            stop_processes(server.process for server in servers.values())
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     segments = {
