@@ -123,3 +123,21 @@ def incoming_dir(home: Path | None = None) -> Path:
 def quarantine_dir(home: Path | None = None) -> Path:
     """Where invalid incoming artifacts are moved, each with a `REASON.txt`."""
     return (home or release_home()) / "quarantine"
+
+
+# The local Dagster instance's dagster.yaml, written by `ml_release.jobs.ensure_instance`.
+INSTANCE_CONFIG = """\
+# Written by ml-release: the Dagster instance shared by `ml-release run` and `dagster dev`.
+# Steps that touch a DuckDB warehouse run one at a time across runs (DuckDB allows one
+# writing process per file); queued runs of one model (UI, sensor) one at a time.
+concurrency:
+  runs:
+    tag_concurrency_limits:
+      - key: ml_release/model
+        value: {applyLimitPerUniqueValue: true}
+        limit: 1
+  pools:
+    default_limit: 1
+telemetry:
+  enabled: false
+"""

@@ -9,7 +9,9 @@ seconds; after `max_wait` seconds the run is marked canceled, its slots freed, a
 """
 
 import logging
+import os
 import signal
+import socket
 import sqlite3
 import threading
 import time
@@ -17,12 +19,30 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import psutil
+
 from ml_release.errors import Interrupted, WaitedTooLong
 
 POLL_SECONDS = 1.0
 REPORT_AFTER = 3.0  # a step pending for a few polls is a slot being handed over, not a wait
 REPORT_EVERY = 15.0
 POOL_LOGGER = "sqlalchemy.pool.impl.NullPool"  # the pool of Dagster's SQLite storages
+
+
+HOST_TAG, PID_TAG = "ml_release/host", "ml_release/pid"
+
+
+def process_tags() -> dict[str, str]:
+    """Tags naming the process that executes a run in-process (`ml-release run`)."""
+    return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
+
+
+def process_gone(tags: dict[str, str]) -> bool:
+    """Whether the process a run's tags name ran on this host and is gone (killed, OOM)."""
+    pid = tags.get(PID_TAG, "")
+    if tags.get(HOST_TAG) != socket.gethostname() or not pid.isdigit():
+        return False  # launched elsewhere (the daemon, another host): not ours to judge
+    return not psutil.pid_exists(int(pid))
 
 
 @dataclass(frozen=True)

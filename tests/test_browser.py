@@ -33,7 +33,7 @@ import pytest
 import yaml
 
 from ml_release.demo.generate import generate, write_demo_data
-from ml_release.jobs import INSTANCE_CONFIG
+from ml_release.home import INSTANCE_CONFIG
 from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, DagsterDev
 from tests.conftest import PROJECT, spec_dict
 

@@ -9,13 +9,12 @@ import pytest
 
 from tests.conftest import PROJECT
 
-# The Dagster glue: the only modules of ml_release that may import dagster. `cli` and the demo
-# tour drive Dagster runs, so they are glue too (they import it lazily, inside commands).
-# DESIGN.md names four glue modules: definitions, keys, sensors and jobs (the jobs, running
-# them, the instance adapter: a package of small modules).
-GLUE_MODULES = {"definitions", "keys", "sensors", "jobs"}
-GLUE_PACKAGES = {"cli"}
-GLUE_FILES = {"demo/tour.py"}
+# The Dagster glue (DESIGN.md section 2): the only modules of ml_release that import dagster,
+# four single files. `cli` and the demo tour drive Dagster runs through them (lazily, inside
+# commands), so they may import the glue, never dagster itself.
+GLUE_FILES = {"definitions.py", "keys.py", "sensors.py", "jobs.py"}
+GLUE_CALLERS = {"cli", "demo/tour.py"}
+GLUE_MODULES = {name.removesuffix(".py") for name in GLUE_FILES}
 
 
 def _module_name(path: Path) -> str:
@@ -27,11 +26,9 @@ def _module_name(path: Path) -> str:
 
 
 def _is_glue(path: Path) -> bool:
-    relative = path.relative_to(PROJECT / "ml_release")
-    return (
-        relative.with_suffix("").parts[0] in GLUE_MODULES | GLUE_PACKAGES
-        or relative.as_posix() in GLUE_FILES
-    )
+    """A glue file, or a caller of the glue (the CLI package, the demo tour)."""
+    relative = path.relative_to(PROJECT / "ml_release").as_posix()
+    return relative in GLUE_FILES | GLUE_CALLERS or relative.split("/")[0] in GLUE_CALLERS
 
 
 def _core_modules() -> list[Path]:
@@ -62,7 +59,7 @@ def _imports(path: Path) -> set[str]:
 
 def test_core_imports_neither_dagster_nor_the_glue_not_even_lazily():
     # keys.py is plain strings shared by every layer (no Dagster import): not forbidden.
-    glue = {f"ml_release.{m}" for m in (GLUE_MODULES - {"keys"}) | GLUE_PACKAGES}
+    glue = {f"ml_release.{m}" for m in GLUE_MODULES - {"keys"}} | {"ml_release.cli"}
     for path in _core_modules():
         imported = _full_imports(path)
         assert not {n.split(".")[0] for n in imported} & {
@@ -75,6 +72,16 @@ def test_core_imports_neither_dagster_nor_the_glue_not_even_lazily():
     for path in (PROJECT / "ml_release").rglob("*.py"):
         if path.name != "definitions.py":
             assert not _imports(path) & {"assets", "checks", "resources"}, path
+
+
+def test_only_the_four_glue_files_import_dagster():
+    importing = {
+        path.relative_to(PROJECT / "ml_release").as_posix()
+        for path in (PROJECT / "ml_release").rglob("*.py")
+        if "dagster" in {name.split(".")[0] for name in _full_imports(path)}
+    }
+    assert importing <= GLUE_FILES, importing - GLUE_FILES
+    assert not (PROJECT / "ml_release" / "jobs").exists()  # one module, not a package
 
 
 @pytest.mark.slow

@@ -60,7 +60,7 @@ def _opens_from_another_process(path) -> bool:
     )
 
 
-def test_a_held_file_shares_one_open_database_and_is_released_after_the_block(tmp_path):
+def test_a_held_file_is_busy_for_the_block_and_released_after_it(tmp_path):
     path = tmp_path / "warehouse.duckdb"
     warehouse = Warehouse(path, lock_timeout=0.5)
     with warehouse.held() as held:
