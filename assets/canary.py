@@ -11,7 +11,7 @@ from ml_release.faults import fault_point
 from ml_release.feature_code import load_feature_code
 from ml_release.home import temp_dir
 from ml_release.jobs import production_materialization, recorded_verdicts
-from ml_release.release import current_data_version, release_lineage, rollback_target_after
+from ml_release.release import release_lineage, rollback_target_after
 from ml_release.resource_types import (
     Folder,
     RegistrySource,
@@ -60,13 +60,14 @@ def build_canary_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
         contract = load_feature_code(spec.features.code).required_columns
         settings = spec.canary
         workdir = temp_dir() / f"canary-{context.run.run_id}"
+        lineage = release_lineage(spec, warehouse, context.run.run_id, candidate.version)
         canary = canary_release(
             spec,
             registry,
             store,
             candidate,
             lambda: recorded_verdicts(context.instance, candidate.digest),
-            current_data_version(spec, warehouse),
+            lineage["data_version"],  # the data the verdicts must have judged
             load_window(
                 warehouse, spec, contract, count=settings.requests_per_step * len(settings.steps)
             ),
@@ -74,7 +75,7 @@ def build_canary_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
             serving_runtime.options(spec, workdir / "app", context.log.info),
             workdir,
             traffic_split.state_file(spec.model.name),
-            release_lineage(spec, warehouse, context.run.run_id, candidate.version),
+            lineage,
             progress=context.log.info,
             open_split=traffic_split.open,
         )

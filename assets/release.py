@@ -9,7 +9,6 @@ from ml_release import keys
 from ml_release.faults import fault_point
 from ml_release.jobs import production_materialization, recorded_verdicts
 from ml_release.release import (
-    current_data_version,
     release_candidate,
     release_lineage,
     rollback_target_after,
@@ -48,7 +47,7 @@ def build_release_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
             spec,
             candidate,
             recorded_verdicts(context.instance, candidate.digest),
-            current_data_version(spec, warehouse),
+            lineage["data_version"],  # the data the verdicts must have judged
             lineage,
             canary_next=spec.canary.enabled,
         )

@@ -20,7 +20,7 @@ from ml_release.errors import DataInputError
 from ml_release.feature_code import FeatureCode, load_feature_code
 from ml_release.home import temp_file
 from ml_release.identifiers import quote
-from ml_release.request_fields import request_check, where_logged
+from ml_release.request_fields import request_check, requests_frame, where_logged
 from ml_release.spec import ReleaseSpec, close_matches
 from ml_release.warehouse import Warehouse
 
@@ -128,8 +128,7 @@ def build_features(warehouse: Warehouse, spec: ReleaseSpec, feature_table: str) 
             parsed = check.add(frame[log.request_id_column], frame[log.request_column])
             if check.problems():
                 return None
-            records = pd.DataFrame.from_records(parsed, index=frame.index)
-            return records.reindex(columns=list(required))
+            return requests_frame(parsed, list(required), frame.index)
 
         def finish() -> None:
             check.raise_if_any(where_logged(spec))

@@ -51,12 +51,19 @@ def current_data_version(spec: ReleaseSpec, warehouse: Warehouse) -> str | None:
 
 def release_lineage(spec: ReleaseSpec, warehouse: Warehouse, run_id: str, version: str) -> dict:
     """What the promoted version is traced back to: the run, the data and the code."""
-    lineage: dict = {"run_id": run_id, "data_version": current_data_version(spec, warehouse)}
     if spec.model.task == "llm":
-        lineage["prompt_version"] = version
-    else:
-        lineage |= {"sources": loaded_fingerprints(warehouse), "feature_code": spec.features.code}
-    return lineage
+        return {
+            "run_id": run_id,
+            "data_version": current_data_version(spec, warehouse),
+            "prompt_version": version,
+        }
+    with warehouse.held():  # a few short reads: one open of the file
+        return {
+            "run_id": run_id,
+            "data_version": current_data_version(spec, warehouse),
+            "sources": loaded_fingerprints(warehouse),
+            "feature_code": spec.features.code,
+        }
 
 
 def release_candidate(

@@ -13,17 +13,19 @@ fields a request may carry are the feature code's `REQUIRED_COLUMNS`, `data.id_c
 """
 
 import json
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from itertools import chain
 from operator import itemgetter
+from typing import TYPE_CHECKING
 
 import orjson
 
 from ml_release import keys
 from ml_release.errors import DataInputError
 from ml_release.spec import ReleaseSpec, close_matches
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 EXAMPLES = 3
 SCAN_BATCH = 50_000
@@ -113,12 +115,11 @@ class RequestFieldCheck:
         """True when every request is an object with every field present and well typed."""
         if not all(type(request) is dict for request in parsed):
             return False
-        counts = Counter(chain.from_iterable(parsed))
-        if not set(counts) <= self.required.keys() | self.allowed:
-            return False
-        for name, kind in self.required.items():
-            if counts[name] != len(parsed):
+        fields = self.required.keys() | self.allowed
+        for shape in set(map(tuple, parsed)):  # each distinct list of fields once (usually one)
+            if not self.required.keys() <= set(shape) <= fields:
                 return False
+        for name, kind in self.required.items():
             found = set(map(type, map(itemgetter(name), parsed)))
             if not found <= (_NUMERIC_TYPES if kind == "numeric" else _CATEGORICAL_TYPES):
                 return False
@@ -211,6 +212,20 @@ def where_logged(spec: ReleaseSpec) -> str:
     return (
         f"{keys.SERVING_LOG}.{log.request_column} ({spec.source_for(keys.SERVING_LOG).describe()})"
     )
+
+
+def requests_frame(parsed: list[dict], columns: list[str], index=None) -> "pd.DataFrame":
+    """The checked requests as a frame of `columns`, one row per request.
+
+    Every request holds every column: `RequestFieldCheck` found none missing.
+    """
+    import pandas as pd
+
+    pick = itemgetter(*columns)
+    rows = [pick(request) for request in parsed]
+    if len(columns) == 1:
+        rows = [(value,) for value in rows]
+    return pd.DataFrame(rows, columns=columns, index=index)
 
 
 def checked_requests(

@@ -24,7 +24,7 @@ from ml_release.errors import DataInputError
 from ml_release.feature_code import load_feature_code
 from ml_release.featurize import check_raw_columns
 from ml_release.identifiers import quote
-from ml_release.request_fields import checked_requests
+from ml_release.request_fields import checked_requests, requests_frame
 from ml_release.spec import ReleaseSpec
 from ml_release.warehouse import Warehouse
 
@@ -87,10 +87,11 @@ def raw_evaluation_rows(warehouse: Warehouse, spec: ReleaseSpec) -> pd.DataFrame
     check_labelled(holdout, label, spec.source_for(keys.EVALUATION_HOLDOUT).describe())
     known = logged["label"].notna().to_numpy()
     labelled = logged[known]
-    requests = pd.DataFrame.from_records(
+    requests = requests_frame(
         [request for request, keep in zip(parsed, known, strict=True) if keep],
-        index=labelled.index,
-    ).reindex(columns=raw_columns)
+        raw_columns,
+        labelled.index,
+    )
     served = pd.concat([labelled, requests], axis=1).sort_values("row_id", kind="stable")
     frame = pd.concat(
         [holdout.assign(eval_set=HOLDOUT), served.assign(eval_set=SERVING)], ignore_index=True

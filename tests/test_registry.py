@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import duckdb
 import pytest
 
 from ml_release.errors import (
@@ -296,3 +297,18 @@ def test_a_bad_registry_setting_is_refused_without_its_password(monkeypatch, pos
         open_registry()
     assert postgres.password not in str(caught.value) and "127.0.0.1" in str(caught.value)
     assert caught.value.exit_code == 5
+
+
+def test_a_registry_file_replaced_in_the_same_process_gets_its_tables(tmp_path):
+    # Registry() skips its schema check for a file this process already saw holding the schema
+    # and unchanged since; a file replaced since (here by an empty database) is checked again.
+    path = tmp_path / "registry.duckdb"
+    _register(Registry(path), "v1")
+    assert [v.version for v in Registry(path).versions(MODEL)] == ["v1"]  # seen with the schema
+    path.unlink()
+    path.with_name(path.name + ".wal").unlink(missing_ok=True)
+    duckdb.connect(str(path)).close()
+    replaced = Registry(path)
+    assert replaced.versions(MODEL) == []
+    _register(replaced, "v1")
+    assert [v.version for v in Registry(path).versions(MODEL)] == ["v1"]

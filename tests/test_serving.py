@@ -26,6 +26,7 @@ from ml_release.registry import Registry
 from ml_release.serving.client import V2Client, encode_request
 from ml_release.serving.environment import runtime_python
 from ml_release.serving.gates import judge
+from ml_release.serving.group import ServerStartError, serve_group
 from ml_release.serving.run import run_serving_checks
 from ml_release.serving.serve import serve_production
 from ml_release.serving.server import (
@@ -546,3 +547,59 @@ def test_servers_stopped_together_are_all_gone_with_their_children(monkeypatch):
             process.kill()
             process.wait()
             process.stdout.close()
+
+
+class _Started:
+    """What serve_group keeps of a started server: a real process, in its own group."""
+
+    def __init__(self):
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True
+        )
+        self.load_seconds = 0.0
+
+
+def _fake_starts(monkeypatch, failing: str = ""):
+    started = {}
+
+    def start(folder, store_root, workdir, options, name, version, digest=None):
+        role = workdir.name
+        if role == failing:
+            raise ServingError(f"the model server for {name} {version} exited with code 1")
+        workdir.mkdir(parents=True)
+        started[role] = _Started()
+        return started[role]
+
+    monkeypatch.setattr("ml_release.serving.group.start_artifact", start)
+    return started
+
+
+PLAN = [
+    ("candidate", ModelRef("v2", Path("v2"), "b" * 64)),
+    ("production", ModelRef("v1", Path("v1"), "a" * 64)),
+    ("replica", ModelRef("v1", Path("v1"), "a" * 64)),
+]
+
+
+def test_a_server_group_that_fails_to_start_stops_the_servers_it_started(monkeypatch, tmp_path):
+    started = _fake_starts(monkeypatch, failing="replica")
+    work = tmp_path / "work"
+    with pytest.raises(ServerStartError, match="exited with code 1") as raised:
+        with serve_group(PLAN, tmp_path, work, None, MODEL):
+            pytest.fail("the block must not run when a server did not start")
+    assert raised.value.role == "replica"
+    assert sorted(started) == ["candidate", "production"]
+    assert all(s.process.returncode == -signal.SIGTERM for s in started.values())
+    assert not work.exists()
+
+
+def test_a_server_group_stops_every_server_when_its_block_fails(monkeypatch, tmp_path):
+    started = _fake_starts(monkeypatch)
+    work = tmp_path / "work"
+    with pytest.raises(RuntimeError, match="measurement failed"):
+        with serve_group(PLAN, tmp_path, work, None, MODEL) as servers:
+            assert sorted(servers) == ["candidate", "production", "replica"]
+            assert all(s.process.poll() is None for s in servers.values())
+            raise RuntimeError("measurement failed")
+    assert all(s.process.returncode == -signal.SIGTERM for s in started.values())
+    assert not work.exists()

@@ -146,6 +146,10 @@ class ModelState(RegistryReads):
         return self._aliases
 
 
+# (path, inode, mtime, size) of registry files this process found holding the schema.
+_SCHEMA_SEEN: set[tuple] = set()
+
+
 class Registry(RegistryReads):
     """Model versions, the production alias and the ledger; every write one transaction."""
 
@@ -166,15 +170,27 @@ class Registry(RegistryReads):
                     connection.execute(statement)
 
     def _has_schema(self) -> bool:
-        if self.path is not None and not self.path.exists():
-            return False
+        stamp = None
+        if self.path is not None:
+            try:
+                stat = self.path.stat()
+            except FileNotFoundError:
+                return False
+            # Every step of a run opens the registry: a file this process already saw holding
+            # the schema, unchanged since, is not opened again just to look.
+            stamp = (str(self.path), stat.st_ino, stat.st_mtime_ns, stat.st_size)
+            if stamp in _SCHEMA_SEEN:
+                return True
         with self.backend.read() as connection:
             rows = connection.execute(
                 "SELECT count(*) FROM information_schema.tables WHERE "
                 "table_schema = current_schema() "
                 "AND table_name IN ('model_versions', 'aliases', 'ledger')"
             ).fetchall()
-        return int(rows[0][0]) == 3
+        found = int(rows[0][0]) == 3
+        if found and stamp is not None:
+            _SCHEMA_SEEN.add(stamp)
+        return found
 
     def __repr__(self) -> str:
         return f"Registry({self.where!r})"

@@ -5,9 +5,7 @@ servers is the run-to-run noise the relative gates allow for. With no production
 only the candidate is served and the relative gates have nothing to compare with.
 """
 
-import shutil
 from collections.abc import Callable
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import pandas as pd
 from ml_release import keys
 from ml_release.artifacts.manifest import Manifest, read_manifest
 from ml_release.identifiers import quote
+from ml_release.serving.group import ServerStartError, serve_group
 from ml_release.serving.measure import (
     CANDIDATE,
     PRODUCTION,
@@ -23,12 +22,7 @@ from ml_release.serving.measure import (
     ServerMeasurement,
     measure_servers,
 )
-from ml_release.serving.server import (
-    ServerOptions,
-    ServingError,
-    serve_artifact,
-    stop_processes,
-)
+from ml_release.serving.server import ServerOptions
 from ml_release.spec import ReleaseSpec, ServingSpec
 from ml_release.subjects import ModelRef
 from ml_release.warehouse import Warehouse
@@ -84,37 +78,18 @@ def run_serving_checks(
         model_name: Name the servers serve the model under.
         progress: Called with lines of progress.
     """
-    plan = [(CANDIDATE, *candidate)]
+    plan = [(CANDIDATE, candidate)]
     if production is not None:
-        plan += [(PRODUCTION, *production), (REPLICA, *production)]
+        plan += [(PRODUCTION, production), (REPLICA, production)]
     try:
-        with ExitStack() as stack:
-            servers = {}
-            for role, version, folder, digest in plan:  # one at a time: load times do not overlap
-                progress(f"starting {role} ({version}) in the serving runtime")
-                try:
-                    servers[role] = stack.enter_context(
-                        serve_artifact(
-                            folder,
-                            store_root,
-                            workdir / role,
-                            options,
-                            model_name,
-                            version,
-                            digest=digest,
-                        )
-                    )
-                except ServingError as exc:
-                    if role != CANDIDATE:
-                        raise
-                    failed = ServerMeasurement(CANDIDATE, version, float("nan"))
-                    failed.load_error = str(exc)
-                    return ServingReport({CANDIDATE: failed}, read_manifest(folder), contract)
-                progress(f"{role} ready in {servers[role].load_seconds:.2f} s")
+        with serve_group(plan, store_root, workdir, options, model_name, progress) as servers:
             measurements = measure_servers(servers, rows, contract, settings, progress)
-            stop_processes(server.process for server in servers.values())
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    except ServerStartError as exc:
+        if exc.role != CANDIDATE:
+            raise
+        failed = ServerMeasurement(CANDIDATE, candidate.version, float("nan"))
+        failed.load_error = str(exc)
+        return ServingReport({CANDIDATE: failed}, read_manifest(candidate.folder), contract)
     return ServingReport(measurements, read_manifest(candidate.folder), contract)
 
 

@@ -3,6 +3,7 @@
 `serve_artifact` is a context manager: the server process (in its own process group, on free
 127.0.0.1 ports) is stopped when the block ends, however it ends — an exception, a failed test,
 a cancelled Dagster run. The server also stops itself when its parent process disappears.
+`start_artifact` starts one for a caller that stops it (`serving.group.serve_group`).
 """
 
 import http.client
@@ -279,6 +280,45 @@ def _start(
         raise
 
 
+def start_artifact(
+    artifact: Path,
+    store_root: Path,
+    folder: Path,
+    options: ServerOptions,
+    name: str,
+    version: str,
+    ports: tuple[int, int] | None = None,
+    *,
+    digest: str | None = None,
+) -> RunningServer:
+    """Start serving one artifact and wait until it is ready; the caller stops it.
+
+    Args:
+        artifact: The artifact folder (inside `store_root`).
+        store_root: The artifact store the runtime's safe loader confines paths to.
+        folder: A fresh working folder for this server's settings and log.
+        options: Runtime Python and limits.
+        name: Model name the server serves it as.
+        version: Version label.
+        ports: (HTTP, metrics) ports to listen on; free ones by default.
+        digest: The registry's digest of the artifact, checked by the runtime before loading.
+
+    Raises:
+        ServingError: The server exited or was not ready in time (it is stopped); the log's
+            tail says why.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    attempts = 3
+    for attempt in range(attempts):
+        try:
+            return _start(folder, name, version, artifact, store_root, options, ports, digest)
+        except ServingError as exc:
+            busy = "address already in use" in str(exc).lower()
+            if not busy or ports is not None or attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
 @contextmanager
 def serve_artifact(
     artifact: Path,
@@ -293,29 +333,12 @@ def serve_artifact(
 ) -> Iterator[RunningServer]:
     """Serve one artifact until the block ends; the process is always stopped.
 
-    Args:
-        artifact: The artifact folder (inside `store_root`).
-        store_root: The artifact store the runtime's safe loader confines paths to.
-        folder: A fresh working folder for this server's settings and log.
-        options: Runtime Python and limits.
-        name: Model name the server serves it as.
-        version: Version label.
-        ports: (HTTP, metrics) ports to listen on; free ones by default.
-        digest: The registry's digest of the artifact, checked by the runtime before loading.
-
-    Raises:
-        ServingError: The server exited or was not ready in time; the log's tail says why.
+    The arguments are `start_artifact`'s. Several servers side by side: `serve_group`
+    (`ml_release.serving.group`) stops them together.
     """
-    folder.mkdir(parents=True, exist_ok=True)
-    attempts = 3
-    for attempt in range(attempts):
-        try:
-            server = _start(folder, name, version, artifact, store_root, options, ports, digest)
-            break
-        except ServingError as exc:
-            busy = "address already in use" in str(exc).lower()
-            if not busy or ports is not None or attempt == attempts - 1:
-                raise
+    server = start_artifact(
+        artifact, store_root, folder, options, name, version, ports, digest=digest
+    )
     try:
         yield server
     finally:

@@ -1,14 +1,13 @@
 """One shadow replay: candidate and production served side by side, the log window replayed."""
 
-import shutil
 from collections.abc import Callable
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ml_release.serving.server import ServerOptions, serve_artifact, stop_processes
+from ml_release.serving.group import serve_group
+from ml_release.serving.server import ServerOptions
 from ml_release.shadow.replay import Answers, LoggedRequests, replay
 from ml_release.spec import ReleaseSpec
 from ml_release.subjects import ModelRef
@@ -68,39 +67,21 @@ def run_shadow(
     replay_progress: Callable[[int, int], None] | None = None,
 ) -> ShadowReport:
     """Serve both models, replay the window to both, stop the servers, return the answers."""
-    plan = [(CANDIDATE, *candidate)] + ([(PRODUCTION, *production)] if production else [])
+    plan = [(CANDIDATE, candidate)] + ([(PRODUCTION, production)] if production else [])
     report_progress = replay_progress or (
         lambda done, total: progress(f"replayed {done}/{total} logged requests")
     )
-    try:
-        with ExitStack() as stack:
-            servers = {}
-            for role, version, folder, digest in plan:
-                progress(f"starting {role} ({version}) in the serving runtime")
-                servers[role] = stack.enter_context(
-                    serve_artifact(
-                        folder,
-                        store_root,
-                        workdir / role,
-                        options,
-                        spec.model.name,
-                        version,
-                        digest=digest,
-                    )
-                )
-            answers = replay(
-                servers,
-                requests,
-                contract,
-                spec.shadow.concurrency,
-                spec.shadow.timeout_seconds,
-                report_progress,
-                spec.shadow.batch_size,
-                spec.shadow.latency_requests,
-            )
-            stop_processes(server.process for server in servers.values())
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    with serve_group(plan, store_root, workdir, options, spec.model.name, progress) as servers:
+        answers = replay(
+            servers,
+            requests,
+            contract,
+            spec.shadow.concurrency,
+            spec.shadow.timeout_seconds,
+            report_progress,
+            spec.shadow.batch_size,
+            spec.shadow.latency_requests,
+        )
     segments = {
         column: requests.raw[column].astype(str).to_numpy()
         for column in spec.data.segments
