@@ -1,9 +1,9 @@
 """`ml-release demo`: seven releases, two canaries and a rollback on generated data.
 
 The tour prints each release's verdict table as it goes; the first one, a model with no
-baseline yet, comes within a couple of minutes of the start. The whole tour takes 8 to 13
-minutes on two cores (7 to 9 on one machine, 12.5 on a slower one); measuring the servers'
-latency, about 1,000 requests per server for every release, is most of it.
+baseline yet, comes within a couple of minutes of the start. The whole tour takes 6 to 10
+minutes on two cores (8.6 on the slower of two machines measured); measuring the servers'
+latency for every release is most of it.
 """
 
 import argparse
@@ -25,7 +25,7 @@ from ml_release.home import (
 )
 from ml_release.spec import CanarySpec, ReleaseSpec
 
-EXPECTED_MINUTES = (8, 13)  # two 2-core machines, a fast and a slow one
+EXPECTED_MINUTES = (6, 10)  # 8.6 minutes on the slower of two 2-core machines measured
 
 # The demo's slow candidate: 2,000 small boosted trees. As accurate as the logistic regression
 # (a hair better on the holdout), twice its single-row latency.
@@ -48,6 +48,19 @@ DEMO_CANARY = CanarySpec(
     score_shift_margin=0.1,
     quality_margin=None,
 )
+
+# Single requests per server in the demo's latency measurement, instead of release.yaml's 1,000
+# (kept there for tighter margins). The demo's p99 margin is +50 % (release.yaml: servers on
+# one shared 2-core machine), and 500 interleaved requests per server pin the p99 ratio to about
+# +-17 % on a busy machine: a healthy retrain passes, the ensemble twice as slow is blocked.
+# Measuring latency is most of the tour's time (1,000 requests: 61 % of 12.5 minutes).
+DEMO_REQUESTS = 500
+
+
+def with_demo_serving(spec: ReleaseSpec) -> ReleaseSpec:
+    """`spec` measuring DEMO_REQUESTS single requests per server."""
+    serving = spec.serving.model_copy(update={"requests": DEMO_REQUESTS})
+    return spec.model_copy(update={"serving": serving})
 
 
 def with_model(spec: ReleaseSpec, estimator: str, params: dict) -> ReleaseSpec:
@@ -131,7 +144,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from ml_release.demo.generate import generate, write_demo_data
     from ml_release.report import history_table
 
-    spec = load(args)
+    spec = with_demo_serving(load(args))
     low, high = EXPECTED_MINUTES
     console.print(f"[bold]the demo tour: {low} to {high} minutes on two cores[/]")
     use_embedded_defaults()
