@@ -1,9 +1,9 @@
 """`ml-release demo`: seven releases, two canaries and a rollback on generated data.
 
 The tour prints each release's verdict table as it goes; the first one, a model with no
-baseline yet, comes within a couple of minutes of the start. The whole tour takes 6 to 10
-minutes on two cores (8.6 on the slower of two machines measured); measuring the servers'
-latency for every release is most of it.
+baseline yet, comes within a couple of minutes of the start. The whole tour takes 8 to 11
+minutes on a slow two-core machine (8.6 alone, 10.9 in CI); measuring the servers' latency for
+every release is most of it.
 """
 
 import argparse
@@ -25,7 +25,7 @@ from ml_release.home import (
 )
 from ml_release.spec import CanarySpec, ReleaseSpec
 
-EXPECTED_MINUTES = (6, 10)  # 8.6 minutes on the slower of two 2-core machines measured
+EXPECTED_MINUTES = (8, 11)  # measured on a slow 2-core machine: 8.6 alone, 10.9 in CI
 
 # The demo's slow candidate: 2,000 small boosted trees. As accurate as the logistic regression
 # (a hair better on the holdout), twice its single-row latency.
@@ -51,8 +51,9 @@ DEMO_CANARY = CanarySpec(
 
 # Single requests per server in the demo's latency measurement, instead of release.yaml's 1,000
 # (kept there for tighter margins). The demo's p99 margin is +50 % (release.yaml: servers on
-# one shared 2-core machine), and 500 interleaved requests per server pin the p99 ratio to about
-# +-17 % on a busy machine: a healthy retrain passes, the ensemble twice as slow is blocked.
+# one shared 2-core machine). release.yaml's measured +-12 % at 1,000 requests scales to about
+# +-17 % at 500 (not simulated): room for a healthy retrain to pass and the ensemble twice as
+# slow to be blocked, as the tour expects (seen: it is blocked by the p99 gate).
 # Measuring latency is most of the tour's time (1,000 requests: 61 % of 12.5 minutes).
 DEMO_REQUESTS = 500
 

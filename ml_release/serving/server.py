@@ -308,15 +308,13 @@ def start_artifact(
             tail says why.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    attempts = 3
-    for attempt in range(attempts):
+    for _ in range(2):  # free ports can be taken before the server binds them: try again
         try:
             return _start(folder, name, version, artifact, store_root, options, ports, digest)
         except ServingError as exc:
-            busy = "address already in use" in str(exc).lower()
-            if not busy or ports is not None or attempt == attempts - 1:
+            if ports is not None or "address already in use" not in str(exc).lower():
                 raise
-    raise AssertionError("unreachable: the last attempt returns or raises")
+    return _start(folder, name, version, artifact, store_root, options, ports, digest)
 
 
 @contextmanager
