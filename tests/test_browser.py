@@ -133,8 +133,11 @@ def dagster_dev(project) -> Iterator[DagsterDev]:
 @pytest.fixture(scope="module")
 def page(dagster_dev):
     """A Chromium page on the webserver; the first-visit community dialog is skipped."""
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    # `expect` has its own timeout (5 s), apart from the page's: on a busy CI machine the UI's
+    # queries for a freshly materialized asset can take longer than that.
+    expect.set_options(timeout=UI_TIMEOUT)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
