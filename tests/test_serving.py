@@ -8,6 +8,7 @@ import io
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -28,6 +29,7 @@ from ml_release.serving.environment import runtime_python
 from ml_release.serving.gates import judge
 from ml_release.serving.group import ServerStartError, serve_group
 from ml_release.serving.run import run_serving_checks
+from ml_release.serving import server as server_module
 from ml_release.serving.serve import serve_production
 from ml_release.serving.server import (
     ServerOptions,
@@ -419,6 +421,30 @@ def test_a_server_that_cannot_start_reports_its_log(store, tmp_path):
     with pytest.raises(ServingError, match="exited with code"):
         with serve_artifact(folders["twin"], root, tmp_path, options, MODEL, "twin"):
             pass
+
+
+def test_a_port_taken_before_the_server_binds_it_is_retried(store, options, tmp_path, monkeypatch):
+    """Free ports are free when chosen, not when bound: another process can take one between.
+
+    The server's log then ends with a long shutdown traceback, so the bind error is far from
+    its tail; the retry must still see it.
+    """
+    root, folders = store
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    first_choice = [[taken.getsockname()[1], *free_ports(2)]]  # HTTP, gRPC, metrics
+
+    def choose(count: int) -> list[int]:
+        return first_choice.pop() if count == 3 and first_choice else free_ports(count)
+
+    monkeypatch.setattr(server_module, "free_ports", choose)
+    try:
+        with serve_artifact(folders["twin"], root, tmp_path, options, MODEL, "twin") as running:
+            assert running.port != taken.getsockname()[1]
+            assert V2Client(running.port).call("GET", "/v2/health/ready")[0] == 200
+    finally:
+        taken.close()
 
 
 def test_serve_follows_promotion_and_rollback(store, options, tmp_path):

@@ -31,6 +31,10 @@ class ServingError(ReleaseError):
     """A model server did not start, or stopped answering."""
 
 
+class PortTaken(ServingError):
+    """A port chosen free was taken by another process before the server could bind it."""
+
+
 @dataclass(frozen=True)
 class ServerOptions:
     """How a model server runs."""
@@ -249,6 +253,7 @@ def _start(
     ]
     started = time.perf_counter()
     with open(folder / "server.log", "ab") as log:
+        log_start = log.tell()
         process = subprocess.Popen(
             command,
             cwd=folder,
@@ -262,7 +267,10 @@ def _start(
     try:
         while time.perf_counter() - started < options.ready_timeout:
             if process.poll() is not None:
-                raise ServingError(
+                # The bind error comes before a long shutdown traceback: read all of this try's
+                # log, not the tail the message shows.
+                error = PortTaken if _port_was_taken(server, log_start) else ServingError
+                raise error(
                     f"the model server for {name} {version} exited with code "
                     f"{process.returncode} before it was ready. Its log ends:\n"
                     f"{server.log_tail()}"
@@ -278,6 +286,12 @@ def _start(
     except BaseException:
         stop_process(process)
         raise
+
+
+def _port_was_taken(server: RunningServer, log_start: int) -> bool:
+    with open(server.folder / "server.log", "rb") as log:
+        log.seek(log_start)
+        return b"address already in use" in log.read().lower()
 
 
 def start_artifact(
@@ -311,8 +325,8 @@ def start_artifact(
     for _ in range(2):  # free ports can be taken before the server binds them: try again
         try:
             return _start(folder, name, version, artifact, store_root, options, ports, digest)
-        except ServingError as exc:
-            if ports is not None or "address already in use" not in str(exc).lower():
+        except PortTaken:
+            if ports is not None:  # the caller's own ports: trying them again would not help
                 raise
     return _start(folder, name, version, artifact, store_root, options, ports, digest)
 
