@@ -24,12 +24,12 @@ from ml_release.artifacts.manifest import MANIFEST_FILE, MODEL_FILE, read_manife
 from ml_release.demo.features import REQUIRED_COLUMNS
 from ml_release.gates.result import Verdict
 from ml_release.registry import Registry
+from ml_release.serving import server as server_module
 from ml_release.serving.client import V2Client, encode_request
 from ml_release.serving.environment import runtime_python
 from ml_release.serving.gates import judge
 from ml_release.serving.group import ServerStartError, serve_group
 from ml_release.serving.run import run_serving_checks
-from ml_release.serving import server as server_module
 from ml_release.serving.serve import serve_production
 from ml_release.serving.server import (
     ServerOptions,
