@@ -2,9 +2,10 @@
 
 Real servers on 127.0.0.1 (tests/servers.py): the Dagster instance is configured by
 docs/examples/dagster-postgres.yaml as it stands, the registry by `ML_RELEASE_REGISTRY_URL`,
-and `ml-release run` is driven as a user would. Then two releases run at once with their steps
-on two Celery worker processes (Redis broker): each step's events carry the pid of a worker,
-never the launcher's, and the ledger holds one promotion and one block.
+and `ml-release run` is driven as a user would. Then six releases of three models run at once
+with their steps on two Celery worker processes (Redis broker): each run gates its own
+candidate's digest, each step's events carry the pid of a worker, never the launcher's, and the
+ledger holds one promotion and one block per model.
 """
 
 import os
@@ -135,45 +136,6 @@ def test_releases_run_through_a_postgres_instance_and_registry(deployment, insta
     assert not list(deployment.home.glob("registry.duckdb*"))  # nothing went to the file
 
 
-def test_two_releases_at_once_run_their_steps_on_celery_workers(deployment, instance):
-    registry = Registry(deployment.registry_url)
-    before = registry.alias(MODEL)
-    assert before is not None, "runs after the test above, with a model in production"
-    with redis_server() as redis:
-        workers = CeleryWorkers(redis.url, deployment.env, count=2, project=PROJECT)
-        try:
-            workers.start()
-            env = {**deployment.env, keys.CELERY_BROKER_ENV: redis.url}
-            good = deployment.artifact("celery-good", c=0.5)
-            bad = deployment.artifact("celery-bad", shuffle_seed=2)
-            launched = [cli(deployment, "run", "--candidate", str(f), env=env) for f in (good, bad)]
-            launchers = {p.pid for p in launched}
-            (good_code, good_out), (bad_code, bad_out) = [finish(p) for p in launched]
-            worker_logs = [workers.log(n) for n in range(2)]
-            worker_pids = workers.pids
-        finally:
-            workers.stop()
-    assert good_code == 0 and "PROMOTED celery-good" in good_out, good_out
-    assert bad_code == 1 and "BLOCKED" in bad_out, bad_out
-
-    celery_runs = _release_runs(instance)[:2]  # newest first
-    assert {r.tags[keys.PARTITION_TAG] for r in celery_runs} == {
-        registry.version(MODEL, v).digest for v in ("celery-good", "celery-bad")
-    }
-    step_pids = set()
-    for run in celery_runs:
-        starts = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_START)
-        assert starts, f"run {run.run_id} started no step"
-        step_pids |= {entry.dagster_event.pid for entry in starts}
-    assert step_pids <= worker_pids and not step_pids & launchers, (step_pids, worker_pids)
-    assert any("execute_plan" in log and "succeeded" in log for log in worker_logs)
-
-    assert registry.alias(MODEL) == "celery-good"
-    assert [e.from_version for e in registry.events(MODEL, ("promoted",))][-1] == before
-    assert "celery-bad" in [e.version for e in registry.events(MODEL, ("blocked",))]
-    assert registry.problems(MODEL) == []
-
-
 def test_six_releases_of_three_models_at_once_on_postgres_and_celery(
     deployment, instance, tmp_path
 ):
@@ -212,6 +174,7 @@ def test_six_releases_of_three_models_at_once_on_postgres_and_celery(
             ]
             launchers = {p.pid for p in launched}
             results = [finish(p) for p in launched]
+            worker_logs = [workers.log(n) for n in range(2)]
             worker_pids = workers.pids
         finally:
             workers.stop()
@@ -221,6 +184,7 @@ def test_six_releases_of_three_models_at_once_on_postgres_and_celery(
             assert code == 0 and f"PROMOTED {model}-good" in out, out
         else:
             assert code == 1 and "BLOCKED" in out, out  # never 3: no wait ran out
+    assert any("execute_plan" in log and "succeeded" in log for log in worker_logs)
     for model in MODELS:
         assert registry.alias(model) == f"{model}-good"
         assert [e.version for e in registry.events(model, ("promoted",))] == [f"{model}-good"]
@@ -229,12 +193,18 @@ def test_six_releases_of_three_models_at_once_on_postgres_and_celery(
         assert (deployment.home / "warehouses" / f"{model}.duckdb").is_file()
         runs = [r for r in instance.get_runs() if r.job_name == f"{model}__release"]
         assert len(runs) == 2 and {r.tags[keys.MODEL_TAG] for r in runs} == {model}
+        assert {r.tags[keys.PARTITION_TAG] for r in runs} == {
+            registry.version(model, f"{model}-{kind}").digest for kind in ("good", "bad")
+        }
         step_pids = {
             entry.dagster_event.pid
             for run in runs
             for entry in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_START)
         }
-        assert step_pids and step_pids <= worker_pids and not step_pids & launchers
+        assert step_pids and step_pids <= worker_pids and not step_pids & launchers, (
+            step_pids,
+            worker_pids,
+        )
         production = instance.fetch_materializations(
             dg.AssetKey([model, keys.PRODUCTION_MODEL]), limit=5
         )

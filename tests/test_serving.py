@@ -585,11 +585,12 @@ class _Started:
         self.load_seconds = 0.0
 
 
-def _fake_starts(monkeypatch, failing: str = ""):
+def _fake_starts(monkeypatch, failing: str = "", before=lambda role: None):
     started = {}
 
     def start(folder, store_root, workdir, options, name, version, digest=None):
         role = workdir.name
+        before(role)
         if role == failing:
             raise ServingError(f"the model server for {name} {version} exited with code 1")
         workdir.mkdir(parents=True)
@@ -629,3 +630,25 @@ def test_a_server_group_stops_every_server_when_its_block_fails(monkeypatch, tmp
             raise RuntimeError("measurement failed")
     assert all(s.process.returncode == -signal.SIGTERM for s in started.values())
     assert not work.exists()
+
+
+def test_a_server_group_starts_the_measured_server_alone_and_the_others_at_once(
+    monkeypatch, tmp_path
+):
+    """The candidate's load time is judged: nothing starts beside it. Production and its
+    replica start together (each waits for the other at a barrier: one after another, the
+    first would wait in vain)."""
+    together = threading.Barrier(2, timeout=30)
+    order = []
+
+    def before(role):
+        order.append(role)
+        if role != "candidate":
+            assert "candidate" in started, "a server started beside the measured candidate"
+            together.wait()
+
+    started = _fake_starts(monkeypatch, before=before)
+    with serve_group(PLAN, tmp_path, tmp_path / "work", None, MODEL, alone="candidate") as servers:
+        assert sorted(servers) == ["candidate", "production", "replica"]
+    assert order[0] == "candidate"
+    assert all(s.process.returncode == -signal.SIGTERM for s in started.values())

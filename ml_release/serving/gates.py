@@ -80,8 +80,12 @@ def load_time(gate: GateSpec, report: ServingReport) -> GateResult:
         gate,
         verdict,
         f"loaded in {candidate.load_seconds:.2f} s (limit {params.max_seconds:g} s)"
-        + (f"; production {production.load_seconds:.2f} s" if production else ""),
-        "process start to /v2/models/<name>/ready",
+        + (
+            f"; production {production.load_seconds:.2f} s (started beside its replica)"
+            if production
+            else ""
+        ),
+        "process start to /v2/models/<name>/ready; the candidate starts alone",
         observed=candidate.load_seconds,
         baseline=production.load_seconds if production else None,
         threshold=params.max_seconds,

@@ -82,7 +82,11 @@ def run_serving_checks(
     if production is not None:
         plan += [(PRODUCTION, production), (REPLICA, production)]
     try:
-        with serve_group(plan, store_root, workdir, options, model_name, progress) as servers:
+        # The candidate starts alone: its load time is what serving_load_time judges.
+        group = serve_group(
+            plan, store_root, workdir, options, model_name, progress, alone=CANDIDATE
+        )
+        with group as servers:
             measurements = measure_servers(servers, rows, contract, settings, progress)
     except ServerStartError as exc:
         if exc.role != CANDIDATE:
