@@ -23,11 +23,20 @@ IN_CI = os.environ.get("CI") == "true"
 PG_PROGRAMS = ("initdb", "pg_ctl", "postgres")
 
 
+PORT_ATTEMPTS = 3  # a port free when chosen can be taken before the server binds it
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on now."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def _port_taken(log: Path) -> bool:
+    """Whether a server's log says its port was taken (then a new port is tried)."""
+    text = log.read_text(errors="replace").lower() if log.exists() else ""
+    return "address already in use" in text
 
 
 def missing(what: str, install: str) -> None:
@@ -85,14 +94,21 @@ class PostgresServer:
             "initdb", "-D", str(self.data), "-U", self.user, f"--pwfile={secret}",
             "--auth=scram-sha-256", "-E", "UTF8", "--no-locale", "--no-sync",
         )  # fmt: skip
-        options = (
-            f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories='' "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-            "-c max_connections=200"
-        )
-        self._run("pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data), "-l", str(self.log),
-                  "-o", options)  # fmt: skip
-        return self
+        for attempt in range(PORT_ATTEMPTS):
+            options = (
+                f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories='' "
+                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+                "-c max_connections=200"
+            )
+            try:
+                self._run("pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data),
+                          "-l", str(self.log), "-o", options)  # fmt: skip
+                return self
+            except RuntimeError:
+                if attempt + 1 == PORT_ATTEMPTS or not _port_taken(self.log):
+                    raise
+                self.port = free_port()
+        raise AssertionError("unreachable")
 
     def stop(self) -> None:
         """Stop the server at once and remove its folder."""
@@ -145,7 +161,17 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 20.0) -> "RedisServer":
-        """Start it and wait until it answers PING."""
+        """Start it and wait until it answers PING (on a new port if its port was taken)."""
+        for attempt in range(PORT_ATTEMPTS):
+            try:
+                return self._start(timeout)
+            except RuntimeError:
+                if attempt + 1 == PORT_ATTEMPTS or not _port_taken(self.root / "redis.log"):
+                    raise
+                self.port = free_port()
+        raise AssertionError("unreachable")
+
+    def _start(self, timeout: float) -> "RedisServer":
         import redis
 
         log = open(self.root / "redis.log", "wb")
@@ -154,7 +180,7 @@ class RedisServer:
              "--dir", str(self.root), "--save", "", "--appendonly", "no"],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )  # fmt: skip
-        client = redis.Redis(host="127.0.0.1", port=self.port)
+        client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=2)
         deadline = time.monotonic() + timeout
         while True:
             try:
