@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from ml_release.serving.server import port_taken
+
 IN_CI = os.environ.get("CI") == "true"
 PG_PROGRAMS = ("initdb", "pg_ctl", "postgres")
 
@@ -33,10 +35,16 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _port_taken(log: Path) -> bool:
-    """Whether a server's log says its port was taken (then a new port is tried)."""
-    text = log.read_text(errors="replace").lower() if log.exists() else ""
-    return "address already in use" in text
+def on_a_free_port(server, start, log: Path):
+    """`start()` the server; when its log says its port was taken, again on a new port."""
+    for attempt in range(PORT_ATTEMPTS):
+        since = log.stat().st_size if log.exists() else 0
+        try:
+            return start()
+        except RuntimeError:
+            if attempt + 1 == PORT_ATTEMPTS or not port_taken(log, since):
+                raise
+            server.port = free_port()
 
 
 def missing(what: str, install: str) -> None:
@@ -94,21 +102,17 @@ class PostgresServer:
             "initdb", "-D", str(self.data), "-U", self.user, f"--pwfile={secret}",
             "--auth=scram-sha-256", "-E", "UTF8", "--no-locale", "--no-sync",
         )  # fmt: skip
-        for attempt in range(PORT_ATTEMPTS):
-            options = (
-                f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories='' "
-                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-                "-c max_connections=200"
-            )
-            try:
-                self._run("pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data),
-                          "-l", str(self.log), "-o", options)  # fmt: skip
-                return self
-            except RuntimeError:
-                if attempt + 1 == PORT_ATTEMPTS or not _port_taken(self.log):
-                    raise
-                self.port = free_port()
-        raise AssertionError("unreachable")
+        return on_a_free_port(self, self._start_server, self.log)
+
+    def _start_server(self) -> "PostgresServer":
+        options = (
+            f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories='' "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+            "-c max_connections=200"
+        )
+        self._run("pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data), "-l", str(self.log),
+                  "-o", options)  # fmt: skip
+        return self
 
     def stop(self) -> None:
         """Stop the server at once and remove its folder."""
@@ -162,19 +166,12 @@ class RedisServer:
 
     def start(self, timeout: float = 20.0) -> "RedisServer":
         """Start it and wait until it answers PING (on a new port if its port was taken)."""
-        for attempt in range(PORT_ATTEMPTS):
-            try:
-                return self._start(timeout)
-            except RuntimeError:
-                if attempt + 1 == PORT_ATTEMPTS or not _port_taken(self.root / "redis.log"):
-                    raise
-                self.port = free_port()
-        raise AssertionError("unreachable")
+        return on_a_free_port(self, lambda: self._start(timeout), self.root / "redis.log")
 
     def _start(self, timeout: float) -> "RedisServer":
         import redis
 
-        log = open(self.root / "redis.log", "wb")
+        log = open(self.root / "redis.log", "ab")
         self.process = subprocess.Popen(
             [str(self.binary), "--port", str(self.port), "--bind", "127.0.0.1",
              "--dir", str(self.root), "--save", "", "--appendonly", "no"],

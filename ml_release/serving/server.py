@@ -269,11 +269,12 @@ def _start(
             if process.poll() is not None:
                 # The bind error comes before a long shutdown traceback: read all of this try's
                 # log, not the tail the message shows.
-                error = PortTaken if _port_was_taken(server, log_start) else ServingError
-                raise error(
+                taken = port_taken(folder / "server.log", since=log_start)
+                raise (PortTaken if taken else ServingError)(
                     f"the model server for {name} {version} exited with code "
-                    f"{process.returncode} before it was ready. Its log ends:\n"
-                    f"{server.log_tail()}"
+                    f"{process.returncode} before it was ready"
+                    + (f" (port {ports[0]}, {ports[1]} or {ports[2]} was taken)" if taken else "")
+                    + f". Its log ends:\n{server.log_tail()}"
                 )
             if _status(ports[0], f"/v2/models/{name}/ready", timeout=1.0) == 200:
                 server.load_seconds = time.perf_counter() - started
@@ -288,10 +289,17 @@ def _start(
         raise
 
 
-def _port_was_taken(server: RunningServer, log_start: int) -> bool:
-    with open(server.folder / "server.log", "rb") as log:
-        log.seek(log_start)
-        return b"address already in use" in log.read().lower()
+def port_taken(log: Path, since: int = 0) -> bool:
+    """Whether a server's log, from byte `since` on, says its port was taken by another process.
+
+    A port chosen free (bound to port 0, then released) can be taken before the server binds
+    it; the bind error can sit far above the end of the log, before a shutdown traceback.
+    """
+    if not log.exists():
+        return False
+    with open(log, "rb") as text:
+        text.seek(since)
+        return b"address already in use" in text.read().lower()
 
 
 def start_artifact(
