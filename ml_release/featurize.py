@@ -16,15 +16,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ml_release import keys
+from ml_release.dbfile import one
 from ml_release.errors import DataInputError
 from ml_release.feature_code import FeatureCode, load_feature_code
 from ml_release.home import temp_file
 from ml_release.identifiers import quote
 from ml_release.request_fields import request_check, requests_frame, where_logged
+from ml_release.sources import SOURCES_TABLE, ensure_sources_table
 from ml_release.spec import ReleaseSpec, close_matches
 from ml_release.warehouse import Warehouse
 
 BATCH_ROWS = 100_000
+# Which loaded source and feature code each feature table was computed from, written with it.
+LINEAGE_TABLE = "_feature_lineage"
 NUMERIC_TYPE = re.compile(
     r"^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|UHUGEINT|"
     r"FLOAT|DOUBLE|REAL|DECIMAL.*)$"
@@ -150,6 +154,70 @@ def build_features(warehouse: Warehouse, spec: ReleaseSpec, feature_table: str) 
             ).to_arrow_reader(BATCH_ROWS)
             _write_batches(reader, code, spec, raw_of, staging)
         finish()
-        return warehouse.replace_from_parquet(feature_table, staging)
+        return _store(warehouse, feature_table, staging, raw_table, code.version)
     finally:
         staging.unlink(missing_ok=True)
+
+
+def _store(warehouse: Warehouse, table: str, staging: Path, raw_table: str, code: str) -> int:
+    """`table` replaced by the staged rows, with what it was computed from, in one transaction."""
+    with warehouse.transaction() as connection:
+        connection.execute(
+            f"CREATE OR REPLACE TABLE {quote(table)} AS SELECT * FROM read_parquet(?)",
+            [str(staging)],
+        )
+        rows = int(one(connection, f"SELECT count(*) FROM {quote(table)}")[0])
+        ensure_sources_table(connection)
+        connection.execute(
+            f"CREATE TABLE IF NOT EXISTS {LINEAGE_TABLE} "
+            "(feature_table VARCHAR PRIMARY KEY, source_fingerprint VARCHAR, feature_code VARCHAR)"
+        )
+        connection.execute(
+            f"INSERT INTO {LINEAGE_TABLE} VALUES (?, (SELECT fingerprint FROM "
+            f"{SOURCES_TABLE} WHERE dataset = ?), ?) ON CONFLICT (feature_table) DO UPDATE "
+            "SET source_fingerprint = excluded.source_fingerprint, "
+            "feature_code = excluded.feature_code",
+            [table, raw_table, code],
+        )
+        return rows
+
+
+def check_current(connection, spec: ReleaseSpec, feature_table: str) -> None:
+    """DataInputError unless `feature_table` was computed from the loaded source and code.
+
+    A step that reads a feature table beside its raw dataset (the evaluation rows take their
+    segment values from it) must not pair rows with features of other data: after a partial
+    materialization, say a new holdout loaded without its features.
+    """
+    raw_table = keys.FEATURE_SOURCES[feature_table]
+    code = load_feature_code(spec.features.code).version
+    found = (
+        one(
+            connection,
+            "SELECT count(*) FROM information_schema.tables WHERE table_name IN (?, ?)",
+            [LINEAGE_TABLE, SOURCES_TABLE],
+        )[0]
+        == 2
+    )
+    row = (
+        connection.execute(
+            f"SELECT l.source_fingerprint IS NOT DISTINCT FROM s.fingerprint, l.feature_code "
+            f"FROM {LINEAGE_TABLE} l LEFT JOIN {SOURCES_TABLE} s ON s.dataset = ? "
+            "WHERE l.feature_table = ?",
+            [raw_table, feature_table],
+        ).fetchone()
+        if found
+        else None
+    )
+    if row is None or not row[0] or row[1] != code:
+        why = (
+            "was never computed"
+            if row is None
+            else f"was computed from another load of {raw_table}"
+            if not row[0]
+            else f"was computed by another version of {spec.features.code}"
+        )
+        raise DataInputError(
+            f"{feature_table} {why}: its rows cannot be paired with {raw_table}'s. Fix: "
+            f"materialize {feature_table} again (`ml-release run` materializes everything)."
+        )

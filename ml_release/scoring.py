@@ -22,7 +22,7 @@ from ml_release.artifacts.outputs import CLASSIFICATION_TASKS, fitted_columns
 from ml_release.artifacts.skops_io import load_model
 from ml_release.errors import DataInputError
 from ml_release.feature_code import load_feature_code
-from ml_release.featurize import check_raw_columns
+from ml_release.featurize import check_current, check_raw_columns
 from ml_release.identifiers import quote
 from ml_release.request_fields import checked_requests, requests_frame
 from ml_release.spec import ReleaseSpec
@@ -55,7 +55,12 @@ def check_labelled(holdout: pd.DataFrame, label: str, where: str) -> None:
 
 
 def raw_evaluation_rows(warehouse: Warehouse, spec: ReleaseSpec) -> pd.DataFrame:
-    """Raw rows of both evaluation sets, with `eval_set`, `row_id`, `label` (as read), segments."""
+    """Raw rows of both evaluation sets, with `eval_set`, `row_id`, `label` (as read), segments.
+
+    Each segment's value is the one its feature table holds (the feature code's output, or the
+    raw column passed through), paired row by row with the raw dataset it was computed from,
+    so the feature code is not run again here.
+    """
     code = load_feature_code(spec.features.code)
     raw_columns = list(code.required_columns)
     log = spec.data.serving_log
@@ -72,15 +77,21 @@ def raw_evaluation_rows(warehouse: Warehouse, spec: ReleaseSpec) -> pd.DataFrame
             warehouse.columns(table), needed, table, spec.source_for(table).describe()
         )
     with warehouse.connect() as connection:
-        holdout = connection.sql(
-            f"SELECT {quote(spec.data.id_column)} AS row_id, {quote(label)} AS label, "
-            f"{', '.join(quote(c) for c in raw_columns)} FROM {quote(keys.EVALUATION_HOLDOUT)} "
-            f"ORDER BY row_id"
-        ).df()
-        logged = connection.sql(
-            f"SELECT {quote(log.request_id_column)} AS row_id, {quote(label)} AS label, "
-            f"{quote(log.request_column)} AS request FROM {quote(keys.SERVING_LOG)}"
-        ).df()
+        holdout = _with_segments(
+            connection,
+            spec,
+            keys.EVALUATION_FEATURES,
+            spec.data.id_column,
+            [f"{quote(label)} AS label", *(quote(c) for c in raw_columns)],
+            order="ORDER BY row_id",
+        )
+        logged = _with_segments(
+            connection,
+            spec,
+            keys.SERVING_FEATURES_RECOMPUTED,
+            log.request_id_column,
+            [f"{quote(label)} AS label", f"{quote(log.request_column)} AS request"],
+        )
     # Every logged request is checked (a field renamed inside the JSON would be read as
     # nulls), then the labelled ones are kept: labels arrive late.
     parsed = checked_requests(spec, code.required_columns, logged["row_id"], logged.pop("request"))
@@ -92,16 +103,53 @@ def raw_evaluation_rows(warehouse: Warehouse, spec: ReleaseSpec) -> pd.DataFrame
         raw_columns,
         labelled.index,
     )
+    for segment in spec.data.segments:  # a request field the serving features do not hold
+        if f"segment__{segment}" not in labelled:
+            labelled = labelled.assign(**{f"segment__{segment}": requests[segment]})
     served = pd.concat([labelled, requests], axis=1).sort_values("row_id", kind="stable")
     frame = pd.concat(
         [holdout.assign(eval_set=HOLDOUT), served.assign(eval_set=SERVING)], ignore_index=True
     )
-    features = code.compute(frame[raw_columns])
     for segment in spec.data.segments:
-        frame[f"segment__{segment}"] = (
-            features[segment] if segment in features else frame[segment]
-        ).astype(str)
+        frame[f"segment__{segment}"] = frame[f"segment__{segment}"].astype(str)
     frame["row_id"] = frame["row_id"].astype(str)
+    return frame
+
+
+def _with_segments(
+    connection,
+    spec: ReleaseSpec,
+    feature_table: str,
+    id_column: str,
+    columns: list[str],
+    order: str = "",
+) -> pd.DataFrame:
+    """`columns` of the feature table's raw dataset, row for row with its segment values.
+
+    A feature table keeps its raw dataset's rows in order and their ids: both are read side
+    by side (POSITIONAL JOIN), and a row whose ids differ is a DataInputError, as is a table
+    computed from other data (`check_current`).
+    """
+    check_current(connection, spec, feature_table)
+    raw_table = keys.FEATURE_SOURCES[feature_table]
+    present = {row[0] for row in connection.execute(f"DESCRIBE {quote(feature_table)}").fetchall()}
+    segments = [
+        f"f.{quote(s)} AS {quote(f'segment__{s}')}" for s in spec.data.segments if s in present
+    ]
+    frame = connection.sql(
+        f"SELECT r.{quote(id_column)} AS row_id, "
+        + ", ".join(f"r.{c}" for c in columns)
+        + "".join(f", {s}" for s in segments)
+        + f", r.{quote(id_column)} IS DISTINCT FROM f.{quote(id_column)} AS misaligned "
+        f"FROM {quote(raw_table)} r POSITIONAL JOIN {quote(feature_table)} f {order}"
+    ).df()
+    misaligned = frame.pop("misaligned").to_numpy(dtype=bool)
+    if misaligned.any():
+        raise DataInputError(
+            f"{feature_table} does not hold {raw_table}'s rows in order ({int(misaligned.sum())} "
+            f"of {len(frame)} rows differ in {id_column!r}). Fix: materialize {feature_table} "
+            "again (`ml-release run` materializes everything)."
+        )
     return frame
 
 

@@ -102,6 +102,14 @@ def unreadable_error(table: str, source: SourceSpec, exc: duckdb.Error) -> DataI
 SOURCES_TABLE = "_loaded_sources"
 
 
+def ensure_sources_table(connection) -> None:
+    """The table of each dataset's loaded source fingerprint, created if missing."""
+    connection.execute(
+        f"CREATE TABLE IF NOT EXISTS {SOURCES_TABLE} "
+        "(dataset VARCHAR PRIMARY KEY, fingerprint VARCHAR, loaded_at TIMESTAMPTZ)"
+    )
+
+
 MAX_LISTED = 5
 
 
@@ -171,10 +179,7 @@ def load_source(
                 connection.execute("DETACH src")
             if unique is not None:
                 check_unique(connection, table, unique, source)
-            connection.execute(
-                f"CREATE TABLE IF NOT EXISTS {SOURCES_TABLE} "
-                "(dataset VARCHAR PRIMARY KEY, fingerprint VARCHAR, loaded_at TIMESTAMPTZ)"
-            )
+            ensure_sources_table(connection)
             connection.execute(
                 f"INSERT INTO {SOURCES_TABLE} VALUES (?, ?, now()) ON CONFLICT (dataset) "
                 "DO UPDATE SET fingerprint = excluded.fingerprint, loaded_at = excluded.loaded_at",

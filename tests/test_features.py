@@ -169,3 +169,52 @@ def test_feature_code_version_follows_the_source_file():
 
     expected = hashlib.sha256(Path(features.__file__).read_bytes()).hexdigest()[:12]
     assert load_feature_code("ml_release.demo.features").version == expected
+
+
+def _evaluation_rows(spec, warehouse) -> pd.DataFrame:
+    from ml_release.scoring import evaluation_rows
+
+    return evaluation_rows(warehouse, spec)
+
+
+def test_evaluation_rows_take_their_segments_from_the_feature_code(built, demo):
+    spec, warehouse = built
+    rows = _evaluation_rows(spec, warehouse)
+    holdout = rows[rows["eval_set"] == "holdout"].set_index("row_id")
+    expected = compute_features(demo.evaluation).set_index(demo.evaluation["customer_id"])
+    expected.index = expected.index.astype(str)
+    for segment in spec.data.segments:  # lower-cased and stripped by the feature code
+        got = holdout[f"segment__{segment}"]
+        assert got.equals(expected.loc[got.index, segment].astype(str).rename(got.name))
+    served = rows[rows["eval_set"] == "serving"]
+    assert len(served) and set(served["segment__channel"]) <= set(expected["channel"].astype(str))
+
+
+def test_evaluation_rows_refuse_features_of_another_load_of_the_data(built, demo, tmp_path):
+    from ml_release.featurize import build_features
+    from ml_release.sources import load_source
+
+    spec, warehouse = built
+    # A new export of the holdout is loaded, its features are not computed again.
+    changed = demo.evaluation.assign(region=demo.evaluation["region"].iloc[::-1].to_numpy())
+    path = tmp_path / "new_holdout.parquet"
+    changed.to_parquet(path)
+    source = spec.source_for(keys.EVALUATION_HOLDOUT).model_copy(update={"path": str(path)})
+    load_source(warehouse, source, keys.EVALUATION_HOLDOUT)
+    with pytest.raises(DataInputError, match="evaluation_features was computed from another load"):
+        _evaluation_rows(spec, warehouse)
+    build_features(warehouse, spec, keys.EVALUATION_FEATURES)  # what a run does
+    rows = _evaluation_rows(spec, warehouse)
+    holdout = rows[rows["eval_set"] == "holdout"].set_index("row_id")
+    region = compute_features(changed).set_index(changed["customer_id"].astype(str))["region"]
+    assert holdout["segment__region"].equals(region.loc[holdout.index].rename("segment__region"))
+
+
+def test_evaluation_rows_refuse_a_feature_table_out_of_row_order(built, demo):
+    from tests.conftest import replace_table
+
+    spec, warehouse = built
+    features = read_table(warehouse, keys.SERVING_FEATURES_RECOMPUTED)
+    replace_table(warehouse, keys.SERVING_FEATURES_RECOMPUTED, features.iloc[::-1])
+    with pytest.raises(DataInputError, match="does not hold serving_log's rows in order"):
+        _evaluation_rows(spec, warehouse)

@@ -41,6 +41,13 @@ from ml_release.spec import ReleaseSpec
 from ml_release.warehouse import Warehouse
 
 Scores = np.ndarray | pd.DataFrame
+# The evaluation rows: raw rows of both sets, their segment values from the feature tables.
+EVALUATION_INPUTS = (
+    keys.EVALUATION_HOLDOUT,
+    keys.SERVING_LOG,
+    keys.EVALUATION_FEATURES,
+    keys.SERVING_FEATURES_RECOMPUTED,
+)
 
 
 @dataclass(frozen=True)
@@ -81,7 +88,7 @@ def seeded_random_ranking(
 
 
 CLASSIFICATION = EvaluationTask(
-    inputs=(keys.EVALUATION_HOLDOUT, keys.SERVING_LOG),
+    inputs=EVALUATION_INPUTS,
     rows=evaluation_rows,
     score=score,
     invalid=invalid_rows,
@@ -114,7 +121,7 @@ RANKING = EvaluationTask(
 
 
 REGRESSION = EvaluationTask(
-    inputs=(keys.EVALUATION_HOLDOUT, keys.SERVING_LOG),
+    inputs=EVALUATION_INPUTS,
     rows=regression_rows,
     score=predict,
     invalid=invalid_predictions,
@@ -130,7 +137,7 @@ REGRESSION = EvaluationTask(
 )
 
 MULTICLASS = EvaluationTask(
-    inputs=(keys.EVALUATION_HOLDOUT, keys.SERVING_LOG),
+    inputs=EVALUATION_INPUTS,
     rows=multiclass_rows,
     score=class_probabilities,
     invalid=invalid_probability_rows,
