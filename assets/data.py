@@ -5,7 +5,7 @@ import dagster as dg
 from ml_release import keys
 from ml_release.resource_types import WarehouseSource
 from ml_release.source_needs import check_role_columns, role_needs
-from ml_release.sources import fingerprint, load_source, row_key
+from ml_release.sources import load_source, loaded_fingerprints, row_key
 from ml_release.spec import ReleaseSpec
 
 DESCRIPTIONS = {
@@ -34,7 +34,7 @@ def _data_asset(spec: ReleaseSpec, name: str) -> dg.AssetsDefinition:
             check_role_columns(
                 warehouse.columns(name), needs, name, source.describe(), spec.model.task
             )
-            digest = fingerprint(source)
+            digest = loaded_fingerprints(warehouse)[name]  # load_source hashed the file
             context.log.info(f"{name}: {rows} rows from {source.describe()}")
             return dg.MaterializeResult(
                 metadata={

@@ -8,7 +8,6 @@ stopping the group stops everything, also when the test fails half-way.
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psutil
+
+from ml_release.serving.server import port_taken
+from tests.servers import free_port, on_a_free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 # The machine has no internet: background connections would only time out.
@@ -35,13 +37,6 @@ CHROMIUM_ARGS = [
 TERMINAL_RUN_STATES = {"SUCCESS", "FAILURE", "CANCELED"}
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _reset_signals() -> None:
     # A shell that starts jobs in the background makes them ignore SIGINT; `dg dev`
     # would inherit that and never shut down its children. Start from the defaults.
@@ -55,14 +50,28 @@ class DagsterDev:
     def __init__(self, project: Path, env: dict[str, str], log: Path) -> None:
         self.project, self.env, self.log_path = project, env, log
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log_path.write_bytes(b"")
+
+    @property
+    def url(self) -> str:
+        """The webserver's address."""
+        return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 360.0) -> None:
-        """Start it and wait until the code location has loaded without error."""
+        """Start it and wait until the code location has loaded without error.
+
+        The port was chosen free, then released: when another process took it before the
+        webserver bound it (the webserver logs it and `dg dev` runs on without it), `dg dev` is
+        stopped and started again on another port.
+        """
+        on_a_free_port(self, lambda: self._start(timeout), self.log_path)
+
+    def _start(self, timeout: float) -> None:
         dg = Path(sys.executable).with_name("dg")
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = self.log_path.open("wb")
+        since = self.log_path.stat().st_size
+        self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [str(dg), "dev", "--host", "127.0.0.1", "--port", str(self.port)],  # as `make ui`
             cwd=self.project,
@@ -74,8 +83,9 @@ class DagsterDev:
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"dg dev exited early; see {self.log_path}")
+            if self.process.poll() is not None or port_taken(self.log_path, since):
+                self.stop()  # and its daemon
+                raise RuntimeError(f"dg dev stopped early; see {self.log_path}")
             status = self._location_status()
             if status == "LOADED":
                 return

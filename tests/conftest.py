@@ -1,7 +1,9 @@
 """Shared fixtures: an isolated ML_RELEASE_HOME, small demo data, and a built warehouse."""
 
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import duckdb
@@ -74,6 +76,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The longest files first (LONGEST_FIRST), every other file after them in its own order."""
     rank = {name: position for position, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
+@pytest.fixture(autouse=True)
+def _signal_handlers_of_the_process():
+    """SIGINT/SIGTERM as they were before each test. Dagster's in-process runs in the main thread
+    (execute_in_process) leave SIGTERM set to SIGINT's handler (dagster._utils.interrupts); when
+    the suite was started with SIGINT ignored (a background job), that is SIG_IGN, which every
+    later child process of the worker inherits and no SIGTERM stops."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for signum, handler in saved.items():
+        if handler is not None and signal.getsignal(signum) is not handler:
+            signal.signal(signum, handler)
 
 
 @pytest.fixture(autouse=True)
