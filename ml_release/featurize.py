@@ -11,12 +11,12 @@ serving log's raw columns are fields of its logged JSON requests, checked the sa
 import re
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ml_release import keys
-from ml_release.dbfile import one
 from ml_release.errors import DataInputError
 from ml_release.feature_code import FeatureCode, load_feature_code
 from ml_release.home import temp_file
@@ -154,61 +154,48 @@ def build_features(warehouse: Warehouse, spec: ReleaseSpec, feature_table: str) 
             ).to_arrow_reader(BATCH_ROWS)
             _write_batches(reader, code, spec, raw_of, staging)
         finish()
-        return _store(warehouse, feature_table, staging, raw_table, code.version)
+        return warehouse.replace_from_parquet(
+            feature_table,
+            staging,
+            also=lambda c: _record_lineage(c, feature_table, raw_table, code.version),
+        )
     finally:
         staging.unlink(missing_ok=True)
 
 
-def _store(warehouse: Warehouse, table: str, staging: Path, raw_table: str, code: str) -> int:
-    """`table` replaced by the staged rows, with what it was computed from, in one transaction."""
-    with warehouse.transaction() as connection:
-        connection.execute(
-            f"CREATE OR REPLACE TABLE {quote(table)} AS SELECT * FROM read_parquet(?)",
-            [str(staging)],
-        )
-        rows = int(one(connection, f"SELECT count(*) FROM {quote(table)}")[0])
-        ensure_sources_table(connection)
-        connection.execute(
-            f"CREATE TABLE IF NOT EXISTS {LINEAGE_TABLE} "
-            "(feature_table VARCHAR PRIMARY KEY, source_fingerprint VARCHAR, feature_code VARCHAR)"
-        )
-        connection.execute(
-            f"INSERT INTO {LINEAGE_TABLE} VALUES (?, (SELECT fingerprint FROM "
-            f"{SOURCES_TABLE} WHERE dataset = ?), ?) ON CONFLICT (feature_table) DO UPDATE "
-            "SET source_fingerprint = excluded.source_fingerprint, "
-            "feature_code = excluded.feature_code",
-            [table, raw_table, code],
-        )
-        return rows
+def _record_lineage(connection, table: str, raw_table: str, code: str) -> None:
+    """Record what `table` was computed from: its source's loaded fingerprint, the feature code."""
+    ensure_sources_table(connection)
+    connection.execute(
+        f"CREATE TABLE IF NOT EXISTS {LINEAGE_TABLE} "
+        "(feature_table VARCHAR PRIMARY KEY, source_fingerprint VARCHAR, feature_code VARCHAR)"
+    )
+    connection.execute(
+        f"INSERT INTO {LINEAGE_TABLE} VALUES (?, (SELECT fingerprint FROM "
+        f"{SOURCES_TABLE} WHERE dataset = ?), ?) ON CONFLICT (feature_table) DO UPDATE "
+        "SET source_fingerprint = excluded.source_fingerprint, "
+        "feature_code = excluded.feature_code",
+        [table, raw_table, code],
+    )
 
 
-def check_current(connection, spec: ReleaseSpec, feature_table: str) -> None:
-    """DataInputError unless `feature_table` was computed from the loaded source and code.
+def check_current(connection, spec: ReleaseSpec, feature_table: str, code: str) -> None:
+    """DataInputError unless `feature_table` came from the loaded source and feature `code`.
 
     A step that reads a feature table beside its raw dataset (the evaluation rows take their
     segment values from it) must not pair rows with features of other data: after a partial
     materialization, say a new holdout loaded without its features.
     """
     raw_table = keys.FEATURE_SOURCES[feature_table]
-    code = load_feature_code(spec.features.code).version
-    found = (
-        one(
-            connection,
-            "SELECT count(*) FROM information_schema.tables WHERE table_name IN (?, ?)",
-            [LINEAGE_TABLE, SOURCES_TABLE],
-        )[0]
-        == 2
-    )
-    row = (
-        connection.execute(
+    try:  # the lineage table is written with the sources table (_record_lineage)
+        row = connection.execute(
             f"SELECT l.source_fingerprint IS NOT DISTINCT FROM s.fingerprint, l.feature_code "
             f"FROM {LINEAGE_TABLE} l LEFT JOIN {SOURCES_TABLE} s ON s.dataset = ? "
             "WHERE l.feature_table = ?",
             [raw_table, feature_table],
         ).fetchone()
-        if found
-        else None
-    )
+    except duckdb.CatalogException:
+        row = None
     if row is None or not row[0] or row[1] != code:
         why = (
             "was never computed"

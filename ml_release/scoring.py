@@ -83,6 +83,7 @@ def raw_evaluation_rows(warehouse: Warehouse, spec: ReleaseSpec) -> pd.DataFrame
             keys.EVALUATION_FEATURES,
             spec.data.id_column,
             [f"{quote(label)} AS label", *(quote(c) for c in raw_columns)],
+            code.version,
             order="ORDER BY row_id",
         )
         logged = _with_segments(
@@ -91,6 +92,7 @@ def raw_evaluation_rows(warehouse: Warehouse, spec: ReleaseSpec) -> pd.DataFrame
             keys.SERVING_FEATURES_RECOMPUTED,
             log.request_id_column,
             [f"{quote(label)} AS label", f"{quote(log.request_column)} AS request"],
+            code.version,
         )
     # Every logged request is checked (a field renamed inside the JSON would be read as
     # nulls), then the labelled ones are kept: labels arrive late.
@@ -122,6 +124,7 @@ def _with_segments(
     feature_table: str,
     id_column: str,
     columns: list[str],
+    code: str,
     order: str = "",
 ) -> pd.DataFrame:
     """`columns` of the feature table's raw dataset, row for row with its segment values.
@@ -130,7 +133,7 @@ def _with_segments(
     by side (POSITIONAL JOIN), and a row whose ids differ is a DataInputError, as is a table
     computed from other data (`check_current`).
     """
-    check_current(connection, spec, feature_table)
+    check_current(connection, spec, feature_table, code)
     raw_table = keys.FEATURE_SOURCES[feature_table]
     present = {row[0] for row in connection.execute(f"DESCRIBE {quote(feature_table)}").fetchall()}
     segments = [

@@ -45,13 +45,18 @@ class Warehouse(DuckDBFile):
         with self.connect() as connection:
             return int(one(connection, f"SELECT count(*) FROM {quote(table)}")[0])
 
-    def replace_from_parquet(self, table: str, parquet: Path) -> int:
-        """Atomically replace `table` with the rows of a Parquet file; returns the row count."""
+    def replace_from_parquet(self, table: str, parquet: Path, also=None) -> int:
+        """Atomically replace `table` with the rows of a Parquet file; returns the row count.
+
+        `also(connection)`, when given, runs in the same transaction (a record of the table).
+        """
         with self.transaction() as connection:
             connection.execute(
                 f"CREATE OR REPLACE TABLE {quote(table)} AS SELECT * FROM read_parquet(?)",
                 [str(parquet)],
             )
+            if also is not None:
+                also(connection)
             return int(one(connection, f"SELECT count(*) FROM {quote(table)}")[0])
 
     def replace_from_frame(self, table: str, frame: "pd.DataFrame") -> int:
