@@ -12,6 +12,12 @@ STAMP := $(VENV)/.installed
 SHM_FREE_KB := $(shell df -Pk /dev/shm 2>/dev/null | awk 'NR == 2 { print $$4 }')
 TEST_TMPDIR := $(shell [ -w /dev/shm ] && [ "$(SHM_FREE_KB)" -ge 4194304 ] 2>/dev/null && echo /dev/shm || echo $${TMPDIR:-/tmp})
 
+# Bytecode caches for the project's own modules and pytest's rewritten tests: every test starts
+# Python processes (releases, servers, xdist workers), and with PYTHONDONTWRITEBYTECODE set in
+# the shell each one compiled every project module again (about 1 s per process, 6 s per
+# pytest worker's collection; __pycache__ is git-ignored).
+unexport PYTHONDONTWRITEBYTECODE
+
 .PHONY: demo test check ui install lint clean bench reliability
 
 $(STAMP): pyproject.toml constraints.txt
@@ -53,11 +59,13 @@ test: $(STAMP)
 	cat reports/demo.log; \
 	test $$rest -eq 0 && test $$demo -eq 0
 
-# The inner loop: lint, the definitions, and the tests that start no process, server or browser.
+# The inner loop: lint, the definitions, and the tests that need no server or browser and run
+# no more than a few releases (markers in pyproject.toml).
 check: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/dg check defs
-	TMPDIR=$(TEST_TMPDIR) $(BIN)/python -m pytest -n 2 -m 'not slow and not demo and not browser' -q
+	TMPDIR=$(TEST_TMPDIR) $(BIN)/python -m pytest -n 2 -q \
+		-m 'not slow and not demo and not browser and not server'
 
 # The Dagster UI on 127.0.0.1 (no authentication: never expose it without a proxy in front).
 # DAGSTER_HOME follows ML_RELEASE_HOME (default: .ml_release/ here): the instance `ml-release` uses.

@@ -84,16 +84,29 @@ def pytest_configure(config: pytest.Config) -> None:
     answering the tour's request) takes the core at once; a nice value only shares it."""
     if not os.environ.get(BACKGROUND_ENV):
         return
-    if hasattr(os, "SCHED_IDLE"):
+    try:
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    else:  # not Linux: the lowest share instead
-        os.nice(19)
+    except (AttributeError, OSError):  # not Linux, or a sandbox refusing it: the lowest share
+        os.nice(19 - os.nice(0))
+
+
+def _needs_postgres(item: pytest.Item) -> bool:
+    """The test uses the session's PostgreSQL server: directly, or as a backend parameter."""
+    callspec = getattr(item, "callspec", None)
+    return "postgres" in getattr(item, "fixturenames", ()) or (
+        callspec is not None and "postgres" in callspec.params.values()
+    )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The longest files first (LONGEST_FIRST), every other file after them in its own order."""
+    """The longest files first (LONGEST_FIRST), every other file after them in its own order;
+    the marker `server` on every test that needs the PostgreSQL server (`make check` skips them).
+    """
     rank = {name: position for position, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+    for item in items:
+        if _needs_postgres(item):
+            item.add_marker(pytest.mark.server)
 
 
 @pytest.fixture(autouse=True)
