@@ -72,24 +72,6 @@ LONGEST_FIRST = (
 )
 
 
-# `make test` runs the demo tour beside the other tests; those run as background work
-# (this variable set), so the tour's latency gates are judged as on a machine of its own.
-BACKGROUND_ENV = "ML_RELEASE_TESTS_IN_BACKGROUND"
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """In the background (BACKGROUND_ENV set): SCHED_IDLE for this process and every process
-    it starts (xdist workers, servers, releases). The kernel runs an idle-class process only
-    when no normal one wants the core, and a normal process that wakes (a model server
-    answering the tour's request) takes the core at once; a nice value only shares it."""
-    if not os.environ.get(BACKGROUND_ENV):
-        return
-    try:
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    except (AttributeError, OSError):  # not Linux, or a sandbox refusing it: the lowest share
-        os.nice(19 - os.nice(0))
-
-
 def _needs_postgres(item: pytest.Item) -> bool:
     """The test uses the session's PostgreSQL server: directly, or as a backend parameter."""
     callspec = getattr(item, "callspec", None)
