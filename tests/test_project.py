@@ -215,3 +215,19 @@ def test_the_makefile_python_snippets_run(tmp_path):
         )
         assert done.returncode == 0, f"{code}\n{done.stderr}"
     assert (tmp_path / "home" / "dagster" / "dagster.yaml").is_file()
+
+
+def test_make_check_leaves_out_the_tests_on_the_postgres_server():
+    """The `server` marker (tests/conftest.py) takes out the PostgreSQL cases, not their twins."""
+    files = ["tests/test_registry.py", "tests/test_intake.py"]
+    collected = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-m", "not server", *files],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    ids = [line for line in collected.stdout.splitlines() if "::" in line]
+    assert collected.returncode == 0, collected.stdout + collected.stderr
+    assert not [i for i in ids if "postgres" in i], ids
+    assert any("[duckdb" in i for i in ids), ids
