@@ -11,8 +11,6 @@ input must leave unchanged.
 import hashlib
 import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from ml_release.demo.generate import generate, write_demo_data
 from ml_release.faults import CRASH_EXIT_CODE
 from ml_release.registry import PRODUCTION_EVENTS, Registry
 from ml_release.rollback import artifact_problem
+from tests.children import run_driver
 from tests.conftest import PROJECT, SMALL, cli_env, demo_artifact, spec_dict, write_spec
 
 MODEL = "credit_default"
@@ -109,17 +108,11 @@ def project(pristine):
 
 
 def cli(project, *args: str, fault: tuple[str, str] = ("", "")) -> tuple[int, str]:
-    done = subprocess.run(
-        [sys.executable, "-c", DRIVER, *fault, "--spec", str(project["spec"]), *args],
-        cwd=PROJECT,
-        env=project["env"],
-        capture_output=True,
-        text=True,
-        timeout=600,
+    returncode, output = run_driver(
+        DRIVER, [*fault, "--spec", str(project["spec"]), *args], env=project["env"], cwd=PROJECT
     )
-    output = done.stdout + done.stderr
-    assert "Traceback" not in output or done.returncode == CRASH_EXIT_CODE, output
-    return done.returncode, " ".join(output.split())
+    assert "Traceback" not in output or returncode == CRASH_EXIT_CODE, output
+    return returncode, " ".join(output.split())
 
 
 def cli_in_process(project, *args: str) -> tuple[int, str]:

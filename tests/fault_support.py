@@ -4,10 +4,8 @@ The crash is injected by the test (`ml_release.faults.install(CrashAt(step))` in
 never read from the environment by production code.
 """
 
-import subprocess
-import sys
-
 from ml_release.faults import CRASH_EXIT_CODE
+from tests.children import run_driver
 
 DRIVER = """
 import sys
@@ -20,15 +18,10 @@ exec(sys.argv[2], {"argv": sys.argv[3:]})
 
 def run_crashing(step: str, code: str, *args: str, timeout: float = 120) -> int:
     """Run `code` (it sees `argv`) in a child that exits at `step`; its exit code."""
-    done = subprocess.run(
-        [sys.executable, "-c", DRIVER, step, code, *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    if done.returncode not in (0, CRASH_EXIT_CODE):
-        raise AssertionError(f"child failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return done.returncode
+    returncode, output = run_driver(DRIVER, [step, code, *map(str, args)], timeout=timeout)
+    if returncode not in (0, CRASH_EXIT_CODE):
+        raise AssertionError(f"child failed ({returncode}):\n{output[-3000:]}")
+    return returncode
 
 
 __all__ = ["CRASH_EXIT_CODE", "run_crashing"]

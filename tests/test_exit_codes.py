@@ -7,14 +7,13 @@ checks the code, the message and that no traceback reached the terminal.
 
 import pickle
 import re
-import subprocess
-import sys
 from dataclasses import replace
 
 import pytest
 
 from ml_release.demo import scenarios
 from ml_release.demo.generate import write_demo_data
+from tests.children import run_driver
 from tests.conftest import PROJECT, cli_env, spec_dict, write_spec
 from tests.test_artifacts import Trap, forge, write
 
@@ -37,15 +36,7 @@ DOCUMENTED = {0, 1, 2, 3, 4, 5, 70, 130, 143}
 
 
 def cli(env: dict, *args: str, fault: str = "") -> tuple[int, str]:
-    done = subprocess.run(
-        [sys.executable, "-c", DRIVER, fault, *args],
-        cwd=PROJECT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    return done.returncode, done.stdout + done.stderr
+    return run_driver(DRIVER, [fault, *args], env=env, cwd=PROJECT)
 
 
 @pytest.fixture()

@@ -93,6 +93,17 @@ def test_bad_input_fails_the_step_and_nothing_downstream_runs(make_release, home
     assert ("evaluation_features", "feature_schema") not in _checks(result)
 
 
+def test_every_module_the_step_processes_preload_imports():
+    """The fork server skips a preload module that does not import, silently: a Dagster
+    upgrade that moves its storage modules would make every step process slower unnoticed."""
+    import importlib
+
+    from ml_release.definitions import STEP_PRELOAD
+
+    for module in STEP_PRELOAD:
+        importlib.import_module(module)
+
+
 @pytest.mark.slow
 def test_multiprocess_run_from_the_workspace_does_not_hit_the_duckdb_lock(home, tmp_path, demo):
     """A run launched like the UI launches it: default multiprocess executor, workspace.yaml."""
