@@ -16,6 +16,12 @@ import threading
 import time
 from typing import Any
 
+# skops first, on purpose: importing skops.io looks each SciPy ufunc up in every module already
+# imported (skops 0.16), so after MLServer's modules it took every server start about 0.4 s
+# longer (2.71 -> 2.32 s to ready, median of six interleaved starts on 2 cores).
+import skops.io  # noqa: F401
+
+# isort: split
 import mlserver.rest.server
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
