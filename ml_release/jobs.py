@@ -18,13 +18,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-# skops before Dagster, on purpose: importing skops.io looks each SciPy ufunc up in every module
-# already imported (skops 0.16), so after Dagster's modules it cost each release process about
-# 1 s more (importing what `ml-release run` needs: 6.4 -> 5.2 s, five interleaved pairs on 2
-# cores). Every process that gates a model imports it anyway.
-import skops.io  # noqa: F401
-
-# isort: split
 import dagster as dg
 
 from ml_release import keys

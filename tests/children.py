@@ -17,10 +17,12 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-# Imported by the fork server: libraries only, none of which reads the variables a test sets
-# for its child (ML_RELEASE_*, DAGSTER_HOME, COLUMNS) when imported; ml-release's modules are
-# imported by each child after its environment is in place.
+# Imported by the fork server: libraries only (and the module that orders their imports), none
+# of which reads the variables a test sets for its child (ML_RELEASE_*, DAGSTER_HOME, COLUMNS)
+# when imported; ml-release's modules are imported by each child after its environment is in
+# place.
 LIBRARIES = [
+    "ml_release.skops_order",  # first: it halves skops' import (its docstring says why)
     "dagster",
     "duckdb",
     "matplotlib.pyplot",
@@ -42,7 +44,10 @@ _context.set_forkserver_preload(LIBRARIES)
 def _child(driver: str, argv: list[str], env: Mapping[str, str], cwd: str, output: str) -> None:
     # The fork server is one per test process: had a Dagster run in this process started it
     # with ml-release's definitions preloaded, the child would not start as a new process does.
-    loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("ml_release", "assets"))
+    ours = {"ml_release", "ml_release.skops_order"}  # the package and the import order
+    loaded = sorted(
+        m for m in sys.modules if m.split(".")[0] in ("ml_release", "assets") and m not in ours
+    )
     if loaded:
         raise RuntimeError(f"the fork server had ml-release's modules imported: {loaded[:5]}")
     fd = os.open(output, os.O_WRONLY | os.O_APPEND)

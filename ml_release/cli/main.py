@@ -222,9 +222,18 @@ def _internal_error(exc: BaseException) -> int:
     return EXIT_INTERNAL
 
 
+# The commands that load models (skops): they import scipy.special before anything else
+# heavy, which halves skops' import (ml_release.skops_order). The others stay light.
+LOADS_MODELS = frozenset(
+    {cmd_run, cmd_canary, cmd_shadow, cmd_coverage, cmd_demo, cmd_register, cmd_promote}
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `ml-release` script: every outcome is a documented exit code."""
     args = build_parser().parse_args(argv)
+    if args.func in LOADS_MODELS:
+        import ml_release.skops_order  # noqa: F401
     use_spec(args.spec)
     os.environ.setdefault("DAGSTER_HOME", str(dagster_home()))
     try:
