@@ -24,7 +24,13 @@ $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required, found " + sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,llm,boosting]'
+	# The serving runtime's own environment (ml_release/serving/environment.py) builds beside
+	# the project's packages: two pips keep two cores busy (about a minute less than one after
+	# the other). If it fails, `ml-release runtime` in `make test` and `make demo` says why.
+	$(BIN)/python -m ml_release.serving.environment & runtime=$$!; \
+		$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,llm,boosting]'; \
+		status=$$?; wait $$runtime || echo "the serving runtime is not built yet: see below"; \
+		exit $$status
 	@touch $(STAMP)
 
 install: $(STAMP)

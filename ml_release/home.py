@@ -11,8 +11,6 @@ import socket
 import time
 from pathlib import Path
 
-import psutil
-
 HOME_ENV = "ML_RELEASE_HOME"
 SPEC_ENV = "ML_RELEASE_SPEC"
 DEFAULT_HOME = ".ml_release"
@@ -68,6 +66,8 @@ def _abandoned(leftover: Path, host: str, now: float) -> bool:
         return False
     if len(parts) < 5 or parts[-4] != host:
         return age > STALE_TEMP_SECONDS
+    import psutil  # imported here: the serving runtime is built before psutil is installed
+
     owner = parts[-3]
     return not (owner.isdigit() and psutil.pid_exists(int(owner)))
 

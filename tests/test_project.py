@@ -1,6 +1,7 @@
 """Project rules: imports go one way, and the wheel holds only `ml_release`."""
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -203,7 +204,6 @@ def test_modules_and_functions_stay_small(kind):
 
 def test_the_makefile_python_snippets_run(tmp_path):
     """`make ui` prepares the instance with inline Python: a renamed module must fail here."""
-    import os
     import re
 
     snippets = re.findall(r"\$\(BIN\)/python -c '([^']+)'", (PROJECT / "Makefile").read_text())
@@ -215,6 +215,30 @@ def test_the_makefile_python_snippets_run(tmp_path):
         )
         assert done.returncode == 0, f"{code}\n{done.stderr}"
     assert (tmp_path / "home" / "dagster" / "dagster.yaml").is_file()
+
+
+def test_the_serving_runtime_builds_before_the_project_is_installed(tmp_path):
+    """`make install` builds the runtime beside the project's pip: nothing third-party imported.
+
+    `python -S` leaves out site-packages; the builder's root is pointed at a folder holding a
+    finished runtime, so the import path and the lookup run without building anything.
+    """
+    from ml_release.serving.environment import RUNTIME_DIR_ENV, runtime_key
+
+    ready = tmp_path / runtime_key()
+    (ready / "bin").mkdir(parents=True)
+    (ready / ".complete").write_text("")
+    env = {**os.environ, RUNTIME_DIR_ENV: str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-S", "-m", "ml_release.serving.environment"],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"serving runtime: {ready / 'bin' / 'python'}"
 
 
 def test_make_check_leaves_out_the_tests_on_the_postgres_server():

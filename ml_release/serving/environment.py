@@ -125,3 +125,7 @@ def feature_code_paths(module_path: str, folder: Path) -> tuple[Path, ...]:
     if not link.exists():
         link.symlink_to(source.resolve(), target_is_directory=source.is_dir())
     return (folder,)
+
+
+if __name__ == "__main__":  # `make install` builds it beside the project's own packages
+    print(f"serving runtime: {runtime_python(progress=print)}")
