@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml constraints.txt
 	# the other). If it fails, `ml-release runtime` in `make test` and `make demo` says why.
 	$(BIN)/python -m ml_release.serving.environment & runtime=$$!; \
 		$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,llm,boosting]'; \
-		status=$$?; wait $$runtime || echo "the serving runtime is not built yet: see below"; \
+		status=$$?; wait $$runtime || echo "the serving runtime did not build: \`ml-release runtime\` retries and says why"; \
 		exit $$status
 	@touch $(STAMP)
 
