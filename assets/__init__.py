@@ -13,12 +13,18 @@ from assets.shadow import build_shadow_assets
 from ml_release.spec import ReleaseSpec
 
 
-def build_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition | dg.AssetSpec]:
-    """Every asset of the release graph for `spec`, and `production_model`."""
-    return [*_gated_assets(spec), production_model_spec(spec)]
+def build_assets(
+    spec: ReleaseSpec, chained: bool = True
+) -> list[dg.AssetsDefinition | dg.AssetSpec]:
+    """Every asset of the release graph for `spec`, and `production_model`.
+
+    `chained` (the default): the serving and shadow stages wait for the stage before them, so
+    a blocked candidate is not served (`assets.serving.build_serving_assets`).
+    """
+    return [*_gated_assets(spec, chained), production_model_spec(spec)]
 
 
-def _gated_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
+def _gated_assets(spec: ReleaseSpec, chained: bool) -> list[dg.AssetsDefinition]:
     if spec.model.task == "llm":
         # Only an LLM spec loads the LLM modules (and the `llm` extra they need).
         from assets.llm import build_llm_assets
@@ -37,8 +43,8 @@ def _gated_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
         *build_feature_assets(spec),
         *build_model_assets(spec),
         *build_evaluation_assets(spec),
-        *build_serving_assets(spec),
-        *build_shadow_assets(spec),
+        *build_serving_assets(spec, chained),
+        *build_shadow_assets(spec, chained),
         *build_release_assets(spec),
         *build_canary_assets(spec),
     ]

@@ -37,15 +37,22 @@ def stamp(results, production: ModelRef | None, warehouse, spec: ReleaseSpec) ->
         result.data_version = version
 
 
-def build_serving_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
-    """serving_report, when the spec has serving gates."""
+def build_serving_assets(spec: ReleaseSpec, chained: bool = True) -> list[dg.AssetsDefinition]:
+    """serving_report, when the spec has serving gates.
+
+    `chained`: it waits for the evaluation, so a candidate a blocking gate already stopped (the
+    data contract, parity, model quality) starts no server: Dagster skips what is downstream
+    of a failed blocking check. The coverage runner builds it unchained, to see every gate a
+    mode targets (docs/decisions.md).
+    """
     gates = serving_gates(spec)
     if not gates:
         return []
+    after = [spec.key(keys.EVALUATION_REPORT)] if chained else []
 
     @dg.asset(
         key=spec.key(keys.SERVING_REPORT),
-        deps=[spec.key(keys.CANDIDATE_MODEL), spec.key(keys.EVALUATION_HOLDOUT)],
+        deps=[spec.key(keys.CANDIDATE_MODEL), spec.key(keys.EVALUATION_HOLDOUT), *after],
         group_name=spec.named(keys.EVALUATION_GROUP),
         partitions_def=candidates(spec),
         kinds={"mlserver", "scikit-learn"},

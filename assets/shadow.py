@@ -12,6 +12,7 @@ from ml_release.feature_code import load_feature_code
 from ml_release.gates.store import store_results
 from ml_release.home import temp_dir
 from ml_release.resource_types import Folder, RegistrySource, ServingRuntime, WarehouseSource
+from ml_release.serving.gates import serving_gates
 from ml_release.shadow.gates import (
     judge,
     labelled_quality,
@@ -31,15 +32,21 @@ def _markdown(rows: list[dict]) -> dg.MetadataValue:
     return dg.MetadataValue.md(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".4g"))
 
 
-def build_shadow_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
-    """shadow_report, when the spec has shadow gates."""
+def build_shadow_assets(spec: ReleaseSpec, chained: bool = True) -> list[dg.AssetsDefinition]:
+    """shadow_report, when the spec has shadow gates.
+
+    `chained`: it waits for the stage before it (the serving checks, else the evaluation), so a
+    candidate they blocked is not replayed, and two latency measurements never share the cores.
+    """
     gates = shadow_gates(spec)
     if not gates:
         return []
+    before = keys.SERVING_REPORT if serving_gates(spec) else keys.EVALUATION_REPORT
+    after = [spec.key(before)] if chained else []
 
     @dg.asset(
         key=spec.key(keys.SHADOW_REPORT),
-        deps=[spec.key(keys.CANDIDATE_MODEL), spec.key(keys.SERVING_LOG)],
+        deps=[spec.key(keys.CANDIDATE_MODEL), spec.key(keys.SERVING_LOG), *after],
         group_name=spec.named(keys.EVALUATION_GROUP),
         partitions_def=candidates(spec),
         kinds={"mlserver", "scikit-learn"},

@@ -270,13 +270,13 @@ def build_coverage_job(spec: ReleaseSpec) -> dg.JobDefinition:
 
 
 # -- the code location ---------------------------------------------------------------------------
-def _model_definitions(spec: ReleaseSpec) -> tuple[dg.Definitions, Any]:
+def _model_definitions(spec: ReleaseSpec, chained: bool = True) -> tuple[dg.Definitions, Any]:
     """One model's assets, checks, jobs and blocked-run sensor, and its release job."""
     jobs = release_jobs(spec)
     release = next(job for job in jobs if job.name == spec.named(keys.RELEASE_JOB))
     training = [build_train_job(spec)] if spec.model.task != "llm" else []
     return dg.Definitions(
-        assets=assets.build_assets(spec),
+        assets=assets.build_assets(spec, chained),
         asset_checks=checks.build_checks(spec),
         jobs=[
             *jobs,
@@ -289,10 +289,16 @@ def _model_definitions(spec: ReleaseSpec) -> tuple[dg.Definitions, Any]:
 
 
 def build_definitions(
-    spec: ReleaseSpec, resource_overrides: dict[str, dg.ConfigurableResource] | None = None
+    spec: ReleaseSpec,
+    resource_overrides: dict[str, dg.ConfigurableResource] | None = None,
+    chained: bool = True,
 ) -> dg.Definitions:
-    """Definitions for one release spec, on the embedded defaults unless overridden."""
-    model, release = _model_definitions(spec)
+    """Definitions for one release spec, on the embedded defaults unless overridden.
+
+    `chained=False` (the coverage runner): the serving and shadow stages do not wait for the
+    stage before them, so every gate a failure mode targets is judged.
+    """
+    model, release = _model_definitions(spec, chained)
     return dg.Definitions.merge(
         model,
         dg.Definitions(

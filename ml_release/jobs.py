@@ -379,7 +379,12 @@ def execute_for_coverage(
     from ml_release.artifacts import read_manifest
     from ml_release.definitions import build_definitions, build_replay_definitions
 
-    defs = build_replay_definitions(spec, responses) if responses else build_definitions(spec)
+    # Unchained: each mode reaches every gate it targets, even after an earlier stage blocked.
+    defs = (
+        build_replay_definitions(spec, responses)
+        if responses
+        else build_definitions(spec, chained=False)
+    )
     digest = read_manifest(candidate_folder).sha256
     with dg.DagsterInstance.ephemeral() as instance:
         release = execute_release(defs, instance, spec, digest, str(candidate_folder))

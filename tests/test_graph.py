@@ -12,6 +12,7 @@ from ml_release import keys
 from ml_release.definitions import build_definitions
 from ml_release.demo import scenarios
 from ml_release.jobs import ensure_instance
+from ml_release.spec import load_spec
 from tests.conftest import PROJECT, gate, spec_dict, write_spec
 
 
@@ -62,6 +63,35 @@ def test_failing_must_pass_gate_stops_downstream(make_release, demo):
     assert evaluation.metadata["failing_examples"].value.records
     assert ran == []  # the downstream asset never ran in this run
     assert not result.success
+
+
+def test_the_release_stages_follow_one_another_except_for_coverage():
+    """serving_report waits for the evaluation and shadow_report for the serving checks; the
+    coverage runner's graph does not chain them, to judge every gate a mode targets."""
+    spec = load_spec(PROJECT / "release.yaml")  # serving and shadow gates
+
+    def key(name: str) -> dg.AssetKey:
+        return dg.AssetKey(spec.key(name))
+
+    def parents(defs, name: str) -> set:
+        return defs.resolve_asset_graph().get(key(name)).parent_keys
+
+    chained, unchained = build_definitions(spec), build_definitions(spec, chained=False)
+    assert key(keys.EVALUATION_REPORT) in parents(chained, keys.SERVING_REPORT)
+    assert key(keys.SERVING_REPORT) in parents(chained, keys.SHADOW_REPORT)
+    assert key(keys.EVALUATION_REPORT) not in parents(unchained, keys.SERVING_REPORT)
+    assert key(keys.SERVING_REPORT) not in parents(unchained, keys.SHADOW_REPORT)
+
+
+def test_a_candidate_blocked_offline_is_neither_served_nor_replayed(make_release, demo):
+    """A failed blocking gate before serving leaves serving_report and shadow_report undone."""
+    broken = scenarios.null_flood(demo.evaluation, "annual_income", rate=0.3)
+    spec = make_release(replace(demo, evaluation=broken), serving=True)
+    assert {g.name for g in spec.gates} >= {"serving_memory", "shadow_error_rate"}
+    result = _run((spec, build_definitions(spec)))
+    done = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert keys.CANDIDATE_MODEL in done
+    assert not done & {keys.EVALUATION_REPORT, keys.SERVING_REPORT, keys.SHADOW_REPORT}, done
 
 
 def test_must_pass_false_only_warns(make_release, demo):
