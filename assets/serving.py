@@ -48,11 +48,11 @@ def build_serving_assets(spec: ReleaseSpec, chained: bool = True) -> list[dg.Ass
     gates = serving_gates(spec)
     if not gates:
         return []
-    after = [spec.key(keys.EVALUATION_REPORT)] if chained else []
+    waits_for = [spec.key(keys.EVALUATION_REPORT)] if chained else []
 
     @dg.asset(
         key=spec.key(keys.SERVING_REPORT),
-        deps=[spec.key(keys.CANDIDATE_MODEL), spec.key(keys.EVALUATION_HOLDOUT), *after],
+        deps=[spec.key(keys.CANDIDATE_MODEL), spec.key(keys.EVALUATION_HOLDOUT), *waits_for],
         group_name=spec.named(keys.EVALUATION_GROUP),
         partitions_def=candidates(spec),
         kinds={"mlserver", "scikit-learn"},

@@ -42,11 +42,11 @@ def build_shadow_assets(spec: ReleaseSpec, chained: bool = True) -> list[dg.Asse
     if not gates:
         return []
     before = keys.SERVING_REPORT if serving_gates(spec) else keys.EVALUATION_REPORT
-    after = [spec.key(before)] if chained else []
+    waits_for = [spec.key(before)] if chained else []
 
     @dg.asset(
         key=spec.key(keys.SHADOW_REPORT),
-        deps=[spec.key(keys.CANDIDATE_MODEL), spec.key(keys.SERVING_LOG), *after],
+        deps=[spec.key(keys.CANDIDATE_MODEL), spec.key(keys.SERVING_LOG), *waits_for],
         group_name=spec.named(keys.EVALUATION_GROUP),
         partitions_def=candidates(spec),
         kinds={"mlserver", "scikit-learn"},

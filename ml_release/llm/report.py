@@ -165,6 +165,8 @@ def distribution_plot(report: LLMReport) -> bytes:
             ax.hist(frame[column], bins=bins, alpha=0.6, label=label, color=color)
         ax.set_title(title, fontsize=9)
         ax.tick_params(labelsize=7)
-    axes[0].legend(fontsize=7)
+    # A fixed corner: "best" searches the bars for room, slow enough on a busy machine that
+    # Matplotlib warns about it.
+    axes[0].legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     return png(fig)
