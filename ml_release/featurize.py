@@ -6,20 +6,26 @@ computed, the raw table's columns are checked against `REQUIRED_COLUMNS`: a miss
 a rename hint) or a numeric column stored as text is a `DataInputError` naming the dataset. The
 serving log's raw columns are fields of its logged JSON requests, checked the same way
 (`ml_release.request_fields`).
+
+The serving log's requests are parsed once: the fields the feature code read go into
+`REQUESTS_TABLE` beside the features, in the same transaction, so the evaluation rows read
+them back instead of parsing every request again (`ml_release.scoring`). Fields that would
+not read back exactly (one mixing text and numbers, one with no value in the first batch, one
+whose type changes between batches) leave no table, and the evaluation rows parse the
+requests again. Batches go into DuckDB as Arrow, inside one transaction: a feature table is
+replaced whole or not at all.
 """
 
 import re
-from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from ml_release import keys
+from ml_release.dbfile import one
 from ml_release.errors import DataInputError
 from ml_release.feature_code import FeatureCode, load_feature_code
-from ml_release.home import temp_file
 from ml_release.identifiers import quote
 from ml_release.request_fields import request_check, requests_frame, where_logged
 from ml_release.sources import SOURCES_TABLE, ensure_sources_table
@@ -29,6 +35,8 @@ from ml_release.warehouse import Warehouse
 BATCH_ROWS = 100_000
 # Which loaded source and feature code each feature table was computed from, written with it.
 LINEAGE_TABLE = "_feature_lineage"
+# The serving log's parsed request fields, row for row with serving_features_recomputed.
+REQUESTS_TABLE = "_serving_requests"
 NUMERIC_TYPE = re.compile(
     r"^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|UHUGEINT|"
     r"FLOAT|DOUBLE|REAL|DECIMAL.*)$"
@@ -81,33 +89,77 @@ def _passthrough(spec: ReleaseSpec, available: list[str], features: set[str]) ->
     return out
 
 
-def _write_batches(batches, code: FeatureCode, spec: ReleaseSpec, raw_of, out: Path) -> None:
-    writer = None
-    try:
-        for batch in batches:
-            frame = batch.to_pandas()
-            raw = raw_of(frame)
-            if raw is None:  # damaged input: the rest is only checked, then reported
-                continue
-            features = code.compute(raw)
-            if len(features) != len(raw):
-                raise DataInputError(
-                    f"compute_features returned {len(features)} rows for {len(raw)}: it must "
-                    "return exactly one row per input row"
-                )
-            keep = _passthrough(spec, list(frame.columns), set(features.columns))
-            table = pa.Table.from_pandas(
-                pd.concat(
-                    [frame[keep].reset_index(drop=True), features.reset_index(drop=True)], axis=1
-                ),
-                preserve_index=False,
+class _BatchTable:
+    """Frames written batch by batch into one warehouse table, in the caller's transaction.
+
+    Each batch goes in as Arrow, cast to the first batch's types (one that does not fit is an
+    error, as in a Parquet file). `exact`: the table holds the feature code's raw input and is
+    kept only while it reads back as pandas read it: a column Arrow types as null (no value in
+    the first batch), or a batch that does not fit, abandons it (`kept` drops it).
+    """
+
+    def __init__(self, connection, name: str, exact: bool = False) -> None:
+        self.connection, self.name, self.exact = connection, name, exact
+        self.schema: pa.Schema | None = None
+        self.abandoned = False
+
+    def write(self, frame: pd.DataFrame) -> None:
+        if self.abandoned:
+            return
+        try:
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if self.schema is None:
+                if self.exact and any(pa.types.is_null(f.type) for f in table.schema):
+                    raise pa.ArrowInvalid("a column without a value")
+                sql = f"CREATE OR REPLACE TABLE {quote(self.name)} AS SELECT * FROM _batch"
+                self.schema = table.schema
+            else:
+                table = table.cast(self.schema)
+                sql = f"INSERT INTO {quote(self.name)} SELECT * FROM _batch"
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            if not self.exact:
+                raise
+            self.abandoned = True
+            return
+        self.connection.register("_batch", table)
+        try:
+            self.connection.execute(sql)
+        finally:
+            self.connection.unregister("_batch")
+
+    def kept(self) -> bool:
+        """Whether the table holds every batch; if not, no table of that name is left."""
+        if self.abandoned or self.schema is None:
+            self.connection.execute(f"DROP TABLE IF EXISTS {quote(self.name)}")
+            return False
+        return True
+
+
+def _write_batches(
+    batches,
+    code: FeatureCode,
+    spec: ReleaseSpec,
+    raw_of,
+    out: _BatchTable,
+    raw_out: _BatchTable | None = None,
+) -> None:
+    for batch in batches:
+        frame = batch.to_pandas()
+        raw = raw_of(frame)
+        if raw is None:  # damaged input: the rest is only checked, then reported
+            continue
+        if raw_out is not None:
+            raw_out.write(raw)
+        features = code.compute(raw)
+        if len(features) != len(raw):
+            raise DataInputError(
+                f"compute_features returned {len(features)} rows for {len(raw)}: it must "
+                "return exactly one row per input row"
             )
-            if writer is None:
-                writer = pq.ParquetWriter(out, table.schema)
-            writer.write_table(table.cast(writer.schema))
-    finally:
-        if writer is not None:
-            writer.close()
+        keep = _passthrough(spec, list(frame.columns), set(features.columns))
+        out.write(
+            pd.concat([frame[keep].reset_index(drop=True), features.reset_index(drop=True)], axis=1)
+        )
 
 
 def build_features(warehouse: Warehouse, spec: ReleaseSpec, feature_table: str) -> int:
@@ -117,7 +169,8 @@ def build_features(warehouse: Warehouse, spec: ReleaseSpec, feature_table: str) 
     columns = warehouse.columns(raw_table)
     required = code.required_columns
     source = spec.source_for(raw_table).describe()
-    if raw_table == keys.SERVING_LOG:
+    serving = raw_table == keys.SERVING_LOG
+    if serving:
         log = spec.data.serving_log
         check_raw_columns(
             columns,
@@ -146,21 +199,22 @@ def build_features(warehouse: Warehouse, spec: ReleaseSpec, feature_table: str) 
         def finish() -> None:
             pass
 
-    staging = temp_file(feature_table, "parquet", warehouse.path.parent)
-    try:
-        with warehouse.connect() as connection:
-            reader = connection.sql(
-                f"SELECT {', '.join(quote(c) for c in select)} FROM {quote(raw_table)}"
-            ).to_arrow_reader(BATCH_ROWS)
-            _write_batches(reader, code, spec, raw_of, staging)
+    # Read in batches on one connection, written on another inside one transaction: the
+    # table (and the stored requests) replaced whole, or not at all.
+    with warehouse.connect() as reading, warehouse.transaction() as writing:
+        reader = reading.sql(
+            f"SELECT {', '.join(quote(c) for c in select)} FROM {quote(raw_table)}"
+        ).to_arrow_reader(BATCH_ROWS)
+        out = _BatchTable(writing, feature_table)
+        raw_out = _BatchTable(writing, REQUESTS_TABLE, exact=True)
+        _write_batches(reader, code, spec, raw_of, out, raw_out if serving else None)
         finish()
-        return warehouse.replace_from_parquet(
-            feature_table,
-            staging,
-            also=lambda c: _record_lineage(c, feature_table, raw_table, code.version),
-        )
-    finally:
-        staging.unlink(missing_ok=True)
+        if out.schema is None:
+            raise DataInputError(f"{raw_table} ({source}) has no rows to compute features of")
+        if serving:
+            raw_out.kept()  # replaced or dropped with the features: never stale
+        _record_lineage(writing, feature_table, raw_table, code.version)
+        return int(one(writing, f"SELECT count(*) FROM {quote(feature_table)}")[0])
 
 
 def _record_lineage(connection, table: str, raw_table: str, code: str) -> None:

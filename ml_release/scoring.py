@@ -13,16 +13,19 @@ input columns against the raw columns read from the data (a missing one is named
 
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from ml_release import keys
 from ml_release.artifacts import read_manifest
 from ml_release.artifacts.outputs import CLASSIFICATION_TASKS, fitted_columns
 from ml_release.artifacts.skops_io import load_model
+from ml_release.dbfile import one
 from ml_release.errors import DataInputError
 from ml_release.feature_code import load_feature_code
-from ml_release.featurize import check_current, check_raw_columns
+from ml_release.featurize import REQUESTS_TABLE, check_current, check_raw_columns
 from ml_release.identifiers import quote
 from ml_release.request_fields import checked_requests, requests_frame
 from ml_release.spec import ReleaseSpec
@@ -86,25 +89,32 @@ def raw_evaluation_rows(warehouse: Warehouse, spec: ReleaseSpec) -> pd.DataFrame
             code.version,
             order="ORDER BY row_id",
         )
+        stored = _stored_requests(connection, raw_columns)
         logged = _with_segments(
             connection,
             spec,
             keys.SERVING_FEATURES_RECOMPUTED,
             log.request_id_column,
-            [f"{quote(label)} AS label", f"{quote(log.request_column)} AS request"],
+            [
+                f"{quote(label)} AS label",
+                *([] if stored is not None else [f"{quote(log.request_column)} AS request"]),
+            ],
             code.version,
         )
-    # Every logged request is checked (a field renamed inside the JSON would be read as
-    # nulls), then the labelled ones are kept: labels arrive late.
-    parsed = checked_requests(spec, code.required_columns, logged["row_id"], logged.pop("request"))
+    texts = logged.pop("request") if stored is None else None
     check_labelled(holdout, label, spec.source_for(keys.EVALUATION_HOLDOUT).describe())
-    known = logged["label"].notna().to_numpy()
+    known = logged["label"].notna().to_numpy()  # labels arrive late: the labelled ones are kept
     labelled = logged[known]
-    requests = requests_frame(
-        [request for request, keep in zip(parsed, known, strict=True) if keep],
-        raw_columns,
-        labelled.index,
-    )
+    if stored is not None:  # parsed and checked with the serving features (check_current)
+        requests = stored.filter(pa.array(known)).to_pandas()
+        requests.index = labelled.index
+    else:  # every logged request is checked: a field renamed inside the JSON reads as nulls
+        parsed = checked_requests(spec, code.required_columns, logged["row_id"], texts)
+        requests = requests_frame(
+            [request for request, keep in zip(parsed, known, strict=True) if keep],
+            raw_columns,
+            labelled.index,
+        )
     for segment in spec.data.segments:  # a request field the serving features do not hold
         if f"segment__{segment}" not in labelled:
             labelled = labelled.assign(**{f"segment__{segment}": requests[segment]})
@@ -116,6 +126,22 @@ def raw_evaluation_rows(warehouse: Warehouse, spec: ReleaseSpec) -> pd.DataFrame
         frame[f"segment__{segment}"] = frame[f"segment__{segment}"].astype(str)
     frame["row_id"] = frame["row_id"].astype(str)
     return frame
+
+
+def _stored_requests(connection, columns: list[str]) -> "pa.Table | None":
+    """The serving log's request fields as the serving features stored them, or None.
+
+    None when the serving features left no such table (`ml_release.featurize`), or it lacks
+    one of `columns` or a row: then the requests are parsed again.
+    """
+    try:
+        table = connection.sql(f"SELECT * FROM {REQUESTS_TABLE}").to_arrow_table()
+    except duckdb.CatalogException:
+        return None
+    (features,) = one(connection, f"SELECT count(*) FROM {keys.SERVING_FEATURES_RECOMPUTED}")
+    if table.num_rows != features or not set(columns) <= set(table.column_names):
+        return None
+    return table.select(columns)
 
 
 def _with_segments(

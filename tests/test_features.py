@@ -79,6 +79,9 @@ def test_features_equal_the_plain_pandas_version_on_every_table_and_edge_case(de
         index=[7, 3, 5],
     )
     pd.testing.assert_frame_equal(compute_features(edge), _features_column_by_column(edge))
+    # A batch (spelled out per distinct value) and one request (a plain loop) agree.
+    batch = pd.concat([edge] * 20, ignore_index=True)
+    pd.testing.assert_frame_equal(compute_features(batch), _features_column_by_column(batch))
 
 
 @pytest.mark.reliability("input")
@@ -218,3 +221,66 @@ def test_evaluation_rows_refuse_a_feature_table_out_of_row_order(built, demo):
     replace_table(warehouse, keys.SERVING_FEATURES_RECOMPUTED, features.iloc[::-1])
     with pytest.raises(DataInputError, match="does not hold serving_log's rows in order"):
         _evaluation_rows(spec, warehouse)
+
+
+def _edit_requests(log: pd.DataFrame, edit) -> pd.DataFrame:
+    """The serving log with `edit(position, request)` applied to each logged request."""
+    requests = [json.loads(text) for text in log["request"]]
+    for position, request in enumerate(requests):
+        edit(position, request)
+    return log.assign(request=[json.dumps(request) for request in requests])
+
+
+def test_evaluation_rows_read_the_stored_requests_back_as_parsing_them_gives(
+    make_release, demo, monkeypatch
+):
+    """The serving features keep the request fields they parsed; the evaluation rows read them
+    back equal to parsing every request again, values, nulls and types (in batches of 97 rows,
+    some with a null in `age` and some without)."""
+    from ml_release import featurize
+
+    def edit(position: int, request: dict) -> None:
+        if position % 150 == 0:
+            request["age"] = None
+        if position % 11 == 0:
+            request["channel"] = None
+
+    spec = make_release(replace(demo, serving_log=_edit_requests(demo.serving_log, edit)))
+    monkeypatch.setattr(featurize, "BATCH_ROWS", 97)
+    warehouse = build_warehouse(spec)
+    assert warehouse.exists(featurize.REQUESTS_TABLE)
+    stored = _evaluation_rows(spec, warehouse)
+    with warehouse.connect() as connection:
+        connection.execute(f"DROP TABLE {featurize.REQUESTS_TABLE}")
+    parsed = _evaluation_rows(spec, warehouse)
+    pd.testing.assert_frame_equal(stored, parsed)
+    served = stored[stored["eval_set"] == "serving"]
+    assert served["age"].isna().any() and served["channel"].isna().any()
+
+
+def test_requests_whose_field_types_differ_are_parsed_again(built, demo, tmp_path):
+    """A categorical field holding numbers in some requests and text in others has no single
+    column type: the serving features leave no stored requests (the previous load's go too),
+    and the evaluation rows parse the requests, the numbers as the model would see them."""
+    from ml_release.featurize import REQUESTS_TABLE, build_features
+    from ml_release.sources import load_source
+
+    spec, warehouse = built
+    assert warehouse.exists(REQUESTS_TABLE)
+
+    def edit(position: int, request: dict) -> None:
+        if position % 5 == 0:
+            request["region"] = 3
+
+    path = tmp_path / "mixed_serving_log.parquet"
+    _edit_requests(demo.serving_log, edit).to_parquet(path)
+    source = spec.source_for(keys.SERVING_LOG).model_copy(update={"path": str(path)})
+    load_source(warehouse, source, keys.SERVING_LOG)
+    build_features(warehouse, spec, keys.SERVING_FEATURES_RECOMPUTED)
+    assert not warehouse.exists(REQUESTS_TABLE)
+    served = _evaluation_rows(spec, warehouse).query("eval_set == 'serving'")
+    edited = demo.serving_log["request_id"].iloc[::5]
+    numbers = served[served["row_id"].isin(edited)]
+    assert len(numbers) and (numbers["region"] == 3).all()
+    texts = served.loc[~served["row_id"].isin(edited), "region"]
+    assert texts.map(lambda value: isinstance(value, str)).all()
