@@ -99,7 +99,16 @@ class _FileLock:
 
     @classmethod
     def forget(cls) -> None:
-        """In a forked child: the parent's locks are the parent's (its descriptors stay)."""
+        """In a forked child: the parent's locks stay the parent's.
+
+        The child closes its copies of the descriptors (which does not release the parent's
+        lock), so a child that outlives its parent does not keep the file locked.
+        """
+        for fd, _ in cls._held.values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
         cls._held = {}
         cls._guard = threading.Lock()
 

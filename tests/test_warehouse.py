@@ -154,3 +154,42 @@ def test_processes_taking_turns_on_the_file_lose_no_commit(tmp_path):
         )
     assert per_writer == {f"w{n}": each for n in range(writers)}
     assert seqs == list(range(1, writers * each + 1))
+
+
+PROJECT_OPEN = """
+import sys
+from ml_release.errors import DatabaseLockedError
+from ml_release.warehouse import Warehouse
+try:
+    Warehouse(sys.argv[1], lock_timeout=0.3).exists("t")
+except DatabaseLockedError:
+    sys.exit(3)
+"""
+
+
+def _project_process_opens(path) -> bool:
+    done = subprocess.run([sys.executable, "-c", PROJECT_OPEN, str(path)], capture_output=True)
+    assert done.returncode in (0, 3), done.stderr
+    return done.returncode == 0
+
+
+def test_a_forked_child_neither_shares_nor_keeps_its_parents_lock(tmp_path):
+    import os
+
+    path = tmp_path / "warehouse.duckdb"
+    warehouse = Warehouse(path)
+    with warehouse.held():
+        child = os.fork()
+        if child == 0:  # the file is the parent's until the parent lets go
+            try:
+                Warehouse(path, lock_timeout=0.3).exists("t")
+                code = 1
+            except DatabaseLockedError:
+                code = 0
+            except BaseException:
+                code = 2
+            os._exit(code)
+        _, status = os.waitpid(child, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert not _project_process_opens(path)  # the child's exit did not release it
+    assert _project_process_opens(path)
