@@ -7,8 +7,6 @@ from anywhere opens that project's registry, never an empty one.
 """
 
 import os
-import socket
-import time
 from pathlib import Path
 
 HOME_ENV = "ML_RELEASE_HOME"
@@ -16,8 +14,6 @@ SPEC_ENV = "ML_RELEASE_SPEC"
 DEFAULT_HOME = ".ml_release"
 DEFAULT_SPEC = "release.yaml"
 
-
-STALE_TEMP_SECONDS = 24 * 3600.0
 WORKSPACE_FILE = "workspace.yaml"
 
 
@@ -52,40 +48,11 @@ def warehouse_path(home: Path | None = None, model: str = "") -> Path:
     return root / "warehouses" / f"{model}.duckdb" if model else root / "warehouse.duckdb"
 
 
-def _host() -> str:
-    return socket.gethostname().replace(".", "_") or "localhost"
-
-
-def _abandoned(leftover: Path, host: str, now: float) -> bool:
-    # `<name>.<host>.<pid>.<suffix>.partial`: another host's file on a shared volume is left
-    # alone until it is a day old; on this host, only when its process is gone.
-    parts = leftover.name.split(".")
-    try:
-        age = now - leftover.lstat().st_mtime
-    except FileNotFoundError:
-        return False
-    if len(parts) < 5 or parts[-4] != host:
-        return age > STALE_TEMP_SECONDS
-    import psutil  # imported here: the serving runtime is built before psutil is installed
-
-    owner = parts[-3]
-    return not (owner.isdigit() and psutil.pid_exists(int(owner)))
-
-
 def temp_dir(home: Path | None = None) -> Path:
-    """Scratch space for partial writes, cleared of files left by processes that died."""
+    """Scratch space: the work folders of servers, shadow replays and canaries."""
     path = (home or release_home()) / "tmp"
     path.mkdir(parents=True, exist_ok=True)
-    host, now = _host(), time.time()
-    for leftover in path.glob("*.partial"):
-        if _abandoned(leftover, host, now):
-            leftover.unlink(missing_ok=True)
     return path
-
-
-def temp_file(name: str, suffix: str, home: Path | None = None) -> Path:
-    """A scratch path owned by this process (`name.<host>.<pid>.<suffix>.partial`)."""
-    return temp_dir(home) / f"{name}.{_host()}.{os.getpid()}.{suffix}.partial"
 
 
 def reports_dir(home: Path | None = None) -> Path:

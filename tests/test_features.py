@@ -138,31 +138,6 @@ def test_feature_code_keeps_nulls_visible(make_release, demo):
     assert np.isfinite(features["age"]).all()
 
 
-def test_partial_files_of_dead_processes_are_cleaned_at_the_next_start(home):
-    import os
-    import time
-
-    from ml_release.home import STALE_TEMP_SECONDS, _host, temp_dir, temp_file
-
-    folder = temp_dir()
-    dead = folder / f"training_features.{_host()}.999999999.parquet.partial"
-    dead.write_bytes(b"half a file")
-    mine = temp_file("evaluation_features", "parquet")
-    mine.write_bytes(b"in progress")
-    # Another host's file on a shared volume: its process cannot be seen from here, so it is
-    # left alone until it is old, whatever its PID means on this host.
-    other = folder / "serving_features.other-host.999999999.parquet.partial"
-    other.write_bytes(b"in progress elsewhere")
-    stale = folder / "serving_features.other-host.1.parquet.partial"
-    stale.write_bytes(b"abandoned elsewhere")
-    old = time.time() - STALE_TEMP_SECONDS - 60
-    os.utime(stale, (old, old))
-    temp_dir()
-    assert not dead.exists() and not stale.exists()
-    assert mine.exists()  # a live process's staging file is left alone
-    assert other.exists()
-
-
 def test_feature_code_version_follows_the_source_file():
     import hashlib
     from pathlib import Path
