@@ -14,6 +14,7 @@ beside the database (`<file>.lock`) before opening it, and release it only after
 connection of the process to it has closed (`_FileLock`).
 """
 
+import contextlib
 import fcntl
 import os
 import re
@@ -105,10 +106,8 @@ class _FileLock:
         lock), so a child that outlives its parent does not keep the file locked.
         """
         for fd, _ in cls._held.values():
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
         cls._held = {}
         cls._guard = threading.Lock()
 

@@ -95,7 +95,7 @@ class _BatchTable:
     Each batch goes in as Arrow, cast to the first batch's types (one that does not fit is an
     error, as in a Parquet file). `exact`: the table holds the feature code's raw input and is
     kept only while it reads back as pandas read it: a column Arrow types as null (no value in
-    the first batch), or a batch that does not fit, abandons it (`kept` drops it).
+    the first batch), or a batch that does not fit, abandons it (`drop_unless_whole` drops it).
     """
 
     def __init__(self, connection, name: str, exact: bool = False) -> None:
@@ -127,12 +127,10 @@ class _BatchTable:
         finally:
             self.connection.unregister("_batch")
 
-    def kept(self) -> bool:
-        """Whether the table holds every batch; if not, no table of that name is left."""
+    def drop_unless_whole(self) -> None:
+        """Leave no table of this name unless it holds every batch."""
         if self.abandoned or self.schema is None:
             self.connection.execute(f"DROP TABLE IF EXISTS {quote(self.name)}")
-            return False
-        return True
 
 
 def _write_batches(
@@ -206,13 +204,13 @@ def build_features(warehouse: Warehouse, spec: ReleaseSpec, feature_table: str) 
             f"SELECT {', '.join(quote(c) for c in select)} FROM {quote(raw_table)}"
         ).to_arrow_reader(BATCH_ROWS)
         out = _BatchTable(writing, feature_table)
-        raw_out = _BatchTable(writing, REQUESTS_TABLE, exact=True)
-        _write_batches(reader, code, spec, raw_of, out, raw_out if serving else None)
+        raw_out = _BatchTable(writing, REQUESTS_TABLE, exact=True) if serving else None
+        _write_batches(reader, code, spec, raw_of, out, raw_out)
         finish()
         if out.schema is None:
             raise DataInputError(f"{raw_table} ({source}) has no rows to compute features of")
-        if serving:
-            raw_out.kept()  # replaced or dropped with the features: never stale
+        if raw_out is not None:
+            raw_out.drop_unless_whole()  # replaced or dropped with the features: never stale
         _record_lineage(writing, feature_table, raw_table, code.version)
         return int(one(writing, f"SELECT count(*) FROM {quote(feature_table)}")[0])
 

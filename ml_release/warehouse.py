@@ -1,6 +1,5 @@
 """The embedded warehouse: datasets, features and evaluation tables in one DuckDB file."""
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ml_release.dbfile import DuckDBFile, one
@@ -43,20 +42,6 @@ class Warehouse(DuckDBFile):
     def row_count(self, table: str) -> int:
         """Number of rows of `table`."""
         with self.connect() as connection:
-            return int(one(connection, f"SELECT count(*) FROM {quote(table)}")[0])
-
-    def replace_from_parquet(self, table: str, parquet: Path, also=None) -> int:
-        """Atomically replace `table` with the rows of a Parquet file; returns the row count.
-
-        `also(connection)`, when given, runs in the same transaction (a record of the table).
-        """
-        with self.transaction() as connection:
-            connection.execute(
-                f"CREATE OR REPLACE TABLE {quote(table)} AS SELECT * FROM read_parquet(?)",
-                [str(parquet)],
-            )
-            if also is not None:
-                also(connection)
             return int(one(connection, f"SELECT count(*) FROM {quote(table)}")[0])
 
     def replace_from_frame(self, table: str, frame: "pd.DataFrame") -> int:

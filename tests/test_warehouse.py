@@ -113,49 +113,6 @@ def test_the_lock_file_keeps_other_processes_out_until_the_holder_lets_go(tmp_pa
     assert time.monotonic() - start >= 0.5  # it waited for the holder
 
 
-COMMIT = """
-import sys
-from ml_release.dbfile import DuckDBFile
-file = DuckDBFile(sys.argv[1], lock_timeout=120)
-for i in range(int(sys.argv[3])):
-    with file.transaction() as connection:
-        connection.execute(
-            "INSERT INTO t SELECT coalesce(max(seq), 0) + 1, ? FROM t", [sys.argv[2]]
-        )
-"""
-
-
-@pytest.mark.reliability("fault")
-def test_processes_taking_turns_on_the_file_lose_no_commit(tmp_path):
-    """DuckDB's own lock lets a process open the file while another is still closing it, which
-    lost that process's last commit without an error (docs/decisions.md); the project's lock
-    file keeps them apart. Three processes commit 30 numbered rows each, in turns."""
-    from ml_release.dbfile import DuckDBFile
-
-    path = tmp_path / "shared.duckdb"
-    with DuckDBFile(path).transaction() as connection:
-        connection.execute("CREATE TABLE t (seq INTEGER, writer VARCHAR)")
-    writers, each = 3, 30
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-c", COMMIT, str(path), f"w{n}", str(each)],
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for n in range(writers)
-    ]
-    for process in processes:
-        _, err = process.communicate(timeout=300)
-        assert process.returncode == 0, err
-    with DuckDBFile(path).connect() as connection:
-        seqs = [row[0] for row in connection.execute("SELECT seq FROM t ORDER BY seq").fetchall()]
-        per_writer = dict(
-            connection.execute("SELECT writer, count(*) FROM t GROUP BY 1").fetchall()
-        )
-    assert per_writer == {f"w{n}": each for n in range(writers)}
-    assert seqs == list(range(1, writers * each + 1))
-
-
 PROJECT_OPEN = """
 import sys
 from ml_release.errors import DatabaseLockedError
