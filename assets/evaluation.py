@@ -64,9 +64,10 @@ def build_prediction_assets(spec: ReleaseSpec, task: EvaluationTask) -> list[dg.
         model_registry: dg.ResourceParam[RegistrySource],
         artifact_store: dg.ResourceParam[Folder],
     ):
-        registry, store = model_registry.get(), Path(artifact_store.path)
-        candidate = candidate_ref(registry, store, spec.model.name, context.partition_key)
-        production = production_ref(registry, store, spec.model.name)
+        store = Path(artifact_store.path)
+        with model_registry.get().held() as registry:  # four reads, one open of the file
+            candidate = candidate_ref(registry, store, spec.model.name, context.partition_key)
+            production = production_ref(registry, store, spec.model.name)
         wanted = [key.path[-1] for key in context.selected_asset_keys]
         with warehouse.get(spec.model.name).held() as client:
             scored = score_models(task, client, spec, candidate, production, wanted)

@@ -42,17 +42,22 @@ def build_release_assets(spec: ReleaseSpec) -> list[dg.AssetsDefinition]:
         warehouse = warehouse.get(spec.model.name)
         candidate = candidate_ref(registry, store, spec.model.name, context.partition_key)
         lineage = release_lineage(spec, warehouse, context.run.run_id, candidate.version)
-        result = release_candidate(
-            registry,
-            spec,
-            candidate,
-            recorded_verdicts(context.instance, candidate.digest),
-            lineage["data_version"],  # the data the verdicts must have judged
-            lineage,
-            canary_next=spec.canary.enabled,
-        )
-        if result.decision == "promoted":
-            target = rollback_target_after(registry, store, spec.model.name)
+        verdicts = recorded_verdicts(context.instance, candidate.digest)
+        # Its reads and the promotion's write share one open of the registry; the warehouse is
+        # read before, so no step holds one file while it waits for the other.
+        with registry.held():
+            result = release_candidate(
+                registry,
+                spec,
+                candidate,
+                verdicts,
+                lineage["data_version"],  # the data the verdicts must have judged
+                lineage,
+                canary_next=spec.canary.enabled,
+            )
+            promoted = result.decision == "promoted"
+            target = rollback_target_after(registry, store, spec.model.name) if promoted else None
+        if promoted:
             fault_point("production:before_report", seq=0)  # the ledger has it already
             key = spec.key(keys.PRODUCTION_MODEL)
             context.log_event(production_materialization(result.event, target, key=key))

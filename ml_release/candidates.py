@@ -20,7 +20,7 @@ from ml_release.registry import Registry
 from ml_release.sources import fingerprint
 from ml_release.spec import ReleaseSpec
 from ml_release.store import import_artifact, version_of
-from ml_release.subjects import model_ref
+from ml_release.subjects import verified_ref
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,8 @@ def candidate_of_partition(
         NotFoundError: `digest` is not registered and no artifact was given.
         IntegrityError: The artifact given does not have the run's digest, or is unsafe.
     """
-    if registry.by_digest(spec.model.name, digest) is None and artifact:
+    registered = registry.by_digest(spec.model.name, digest)
+    if registered is None and artifact:
         incoming, quarantine_root = inbox
         path = Path(artifact).resolve()
         from_inbox = incoming.resolve() in path.parents
@@ -152,7 +153,5 @@ def candidate_of_partition(
                 f"{digest[:12]}: launch the run for the artifact's own partition"
             )
         return candidate
-    ref = model_ref(
-        registry, store_root, spec.model.name, version_of(registry, spec.model.name, digest).version
-    )
+    ref = verified_ref(store_root, registered or version_of(registry, spec.model.name, digest))
     return Candidate(read_manifest(ref.folder), ref.folder, ref.version, False, "registered")

@@ -13,7 +13,7 @@ from typing import NamedTuple
 from ml_release import keys
 from ml_release.artifacts.manifest import SHA256_PATTERN
 from ml_release.errors import EXIT_BAD_INPUT, ReleaseError
-from ml_release.registry import PRODUCTION, RegistryReads
+from ml_release.registry import PRODUCTION, RegistryReads, Version
 from ml_release.store import registered_folder, verify_registered, version_of
 
 
@@ -43,18 +43,22 @@ def candidate_of_run(tags: Mapping[str, str]) -> str:
     return digest
 
 
-def model_ref(registry: RegistryReads, store_root: Path, model: str, version: str) -> ModelRef:
-    """`version` of `model`, its artifact verified against the registry's digest."""
-    registered = registry.version(model, version)
+def verified_ref(store_root: Path, registered: Version) -> ModelRef:
+    """A registered version's artifact, verified against the digest the registry holds."""
     verify_registered(store_root, registered)
     return ModelRef(
         registered.version, registered_folder(store_root, registered), registered.digest
     )
 
 
+def model_ref(registry: RegistryReads, store_root: Path, model: str, version: str) -> ModelRef:
+    """`version` of `model`, its artifact verified against the registry's digest."""
+    return verified_ref(store_root, registry.version(model, version))
+
+
 def candidate_ref(registry: RegistryReads, store_root: Path, model: str, digest: str) -> ModelRef:
     """The registered version with `digest`, verified."""
-    return model_ref(registry, store_root, model, version_of(registry, model, digest).version)
+    return verified_ref(store_root, version_of(registry, model, digest))
 
 
 def production_ref(registry: RegistryReads, store_root: Path, model: str) -> ModelRef | None:

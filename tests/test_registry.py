@@ -7,6 +7,7 @@ embedded DuckDB file and a PostgreSQL database on a server the session starts.
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -99,6 +100,33 @@ def test_retrying_a_done_promotion_records_nothing(registry):
 def test_unknown_version_is_not_found(registry):
     with pytest.raises(NotFoundError, match="no registered version 'v9'"):
         registry.move_production(MODEL, "v9", expected=None, event="promoted", step="promote")
+
+
+OPENS = "import sys, duckdb; duckdb.connect(sys.argv[1]).close()"
+
+
+def test_a_held_registry_reads_and_writes_as_usual_and_lets_go_after_the_block(
+    registry, registry_location
+):
+    """A release step holds the registry for its several reads and its promotion: they see
+    each other, commit as usual, and the DuckDB file is busy for the block only."""
+
+    def another_process_opens() -> bool:
+        opened = subprocess.run([sys.executable, "-c", OPENS, str(registry_location)])
+        return opened.returncode == 0
+
+    _register(registry, "v1")
+    with registry.held() as held:
+        assert held is registry
+        _register(registry, "v2")
+        registry.move_production(MODEL, "v2", expected=None, event="promoted", step="promote")
+        assert registry.alias(MODEL, PRODUCTION) == "v2"
+        assert [v.version for v in registry.versions(MODEL)] == ["v1", "v2"]
+        if isinstance(registry_location, Path):
+            assert not another_process_opens()  # one open of the file for the whole block
+    assert Registry(registry_location).alias(MODEL, PRODUCTION) == "v2"  # committed
+    if isinstance(registry_location, Path):
+        assert another_process_opens()
 
 
 PROMOTE = """

@@ -9,7 +9,7 @@ into its backend; `ml_release.registry.location` chooses the location from confi
 """
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -39,6 +39,9 @@ class Backend(Protocol):
         lock (the DuckDB backend writes its reader snapshot there).
         """
 
+    def held(self) -> Any:
+        """A context manager keeping the storage open for a block of several reads and writes."""
+
 
 class DuckDBBackend:
     """The embedded default: `ML_RELEASE_HOME/registry.duckdb`."""
@@ -57,6 +60,14 @@ class DuckDBBackend:
         """A short-lived connection (the file's lock is held while it is open)."""
         with self.file.connect() as connection:
             yield connection
+
+    def held(self) -> AbstractContextManager[DuckDBFile]:
+        """The file kept open for the block (`DuckDBFile.held`).
+
+        Each read or write in it reuses the open database instead of loading DuckDB's catalog
+        again (about 20 ms an open).
+        """
+        return self.file.held()
 
     @contextmanager
     def write(

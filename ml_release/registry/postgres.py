@@ -17,7 +17,7 @@ reported with that address.
 import re
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from ml_release.errors import DatabaseLockedError, ServiceUnavailableError
@@ -89,6 +89,10 @@ class PostgresBackend:
                 time.sleep(delay)
                 delay *= 2
         raise AssertionError("unreachable")
+
+    def held(self) -> AbstractContextManager[None]:
+        """Nothing to keep open: a server connection costs no catalog load."""
+        return nullcontext()
 
     @contextmanager
     def read(self) -> Iterator[_Cursor]:
