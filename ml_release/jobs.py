@@ -156,11 +156,16 @@ def free_abandoned(instance: dg.DagsterInstance, force: set[str] = frozenset()) 
     return done
 
 
+def run_records(instance: dg.DagsterInstance, run_id: str, cursor: str | None) -> tuple:
+    """A run's event log entries after `cursor`, and the cursor after them."""
+    found = instance.get_records_for_run(run_id, cursor=cursor, limit=1000)
+    return [record.event_log_entry for record in found.records], found.cursor
+
+
 def run_control(instance: dg.DagsterInstance) -> RunControl:
-    """The instance's pools, run descriptions and cancel, for `ml_release.run_watch`."""
-    return RunControl(
-        partial(pool_states, instance), partial(describe_run, instance), partial(stop_run, instance)
-    )
+    """The instance's pools, runs, cancel and event log, for `ml_release.run_watch`."""
+    parts = (pool_states, describe_run, stop_run, run_records)
+    return RunControl(*(partial(part, instance) for part in parts))
 
 
 def describe_run(instance: dg.DagsterInstance, run_id: str) -> str:
@@ -271,13 +276,15 @@ def execute_release(
     job: str = keys.RELEASE_JOB,
     progress: Callable[[str], None] = lambda line: None,
     max_wait: float = DEFAULT_MAX_WAIT,
+    activity: Callable[[str], None] = lambda line: None,
 ) -> ReleaseOutcome:
     """Run the release (or canary) job for candidate `digest` in this process.
 
     Slots of the warehouse pool left by runs whose process is gone are freed first. While the
     run waits for a slot another run holds, `progress` says which run and for how long; after
     `max_wait` seconds it gives up (WaitedTooLong, exit 3). SIGINT and SIGTERM stop it cleanly:
-    the run is marked canceled, its slots freed (Interrupted, exit 130 / 143).
+    the run is marked canceled, its slots freed (Interrupted, exit 130 / 143). `activity`
+    gets what the run is doing about once a second (`run_watch.activity_line`).
 
     Steps run on Celery workers when a broker is configured: workers rebuild the job from the
     spec file, so `defs` serves in-process runs only.
@@ -308,6 +315,7 @@ def execute_release(
         run_id,
         progress,
         max_wait,
+        activity,
     )
     outcome = outcome_from_events(result.run_id, result.all_events)
     outcome.partition = digest
@@ -319,15 +327,15 @@ def release_in_process(
     candidate: Path | None = None,
     defs: dg.Definitions | None = None,
     instance: dg.DagsterInstance | None = None,
-    progress: Callable[[str], None] = lambda line: None,
-    max_wait: float = DEFAULT_MAX_WAIT,
+    **watch: Any,
 ) -> ReleaseOutcome:
     """What `ml-release run` does: prepare the candidate, gate it in its own run, record.
 
     The candidate is trained from the spec, or `candidate` (an artifact folder, or for an LLM
     spec a prompt/config file) is admitted; it is registered before the run starts, so the run
     is launched for its digest. A run stopped by a gate or an error is recorded in the ledger,
-    and `production_model` catches up with the ledger.
+    and `production_model` catches up with the ledger. `watch`: how the run is watched
+    (`execute_release`'s `progress`, `max_wait` and `activity`).
     """
     from ml_release.candidates import prepare_candidate
     from ml_release.home import artifacts_dir, dagster_home, quarantine_dir
@@ -341,9 +349,7 @@ def release_in_process(
     instance = instance or ensure_instance(dagster_home())
     registry = open_registry()
     prepared = prepare_candidate(spec, candidate, artifacts_dir(), registry, quarantine_dir())
-    outcome = execute_release(
-        defs, instance, spec, prepared.digest, progress=progress, max_wait=max_wait
-    )
+    outcome = execute_release(defs, instance, spec, prepared.digest, **watch)
     outcome.prepared = f"{prepared.version} (sha256 {prepared.digest[:12]}, {prepared.source})"
     record_outcome(registry, spec.model.name, spec.spec_hash, outcome)
     sync_production(

@@ -1,7 +1,8 @@
 """Running a run in this process without ever waiting silently or unstoppably.
 
 The run executes in a worker thread; this thread watches it through a `RunControl` (the
-orchestrator's pools, run descriptions and cancel; `ml_release.jobs` gives Dagster's). While it
+orchestrator's pools, run descriptions, cancel and event log; `ml_release.jobs` gives
+Dagster's), and hands on what the run is doing (the step, its last log line) as it goes. While it
 waits for a pool slot another run holds (for `REPORT_AFTER` seconds at least: a slot handed
 over at once is no wait), a line says which run and for how long, every `REPORT_EVERY`
 seconds; after `max_wait` seconds the run is marked canceled, its slots freed, and
@@ -54,6 +55,10 @@ class PoolState:
     waiting: list[str]
 
 
+def _no_records(run_id: str, cursor: str | None) -> tuple[list, str | None]:
+    return [], cursor
+
+
 @dataclass(frozen=True)
 class RunControl:
     """What the watcher needs of the orchestrator."""
@@ -61,6 +66,23 @@ class RunControl:
     pools: Callable[[], list[PoolState]]  # every pool's holders and waiters
     describe: Callable[[str], str]  # a run in a few words
     stop: Callable[[str, str], None]  # mark a run canceled (why) and free its slots
+    # A run's event log entries after a cursor, and the new cursor
+    records: Callable[[str, str | None], tuple[list, str | None]] = _no_records
+
+
+def activity_line(entry: Any) -> str | None:
+    """What a run's event log entry says it is doing, in a few words; None for bookkeeping.
+
+    A step starting (`serving_report…`) and the lines a step logs (`serving_report: single
+    requests: 500/1000 per server`), with the step's name unprefixed (`<model>__` of a folder
+    of specs dropped).
+    """
+    if not entry.step_key:
+        return None
+    step = entry.step_key.split("__")[-1]
+    if entry.dagster_event is None:
+        return f"{step}: {entry.user_message}"
+    return f"{step}…" if entry.dagster_event.event_type_value == "STEP_START" else None
 
 
 class DiscardedSqliteConnection(logging.Filter):
@@ -115,9 +137,15 @@ def watched_run(
     run_id: str,
     progress: Callable[[str], None],
     max_wait: float,
+    on_activity: Callable[[str], None] = lambda line: None,
 ) -> Any:
-    """`execute()`'s result; its run is watched for pool waits and signals (see module)."""
+    """`execute()`'s result; its run is watched for pool waits and signals (see module).
+
+    `on_activity` gets, at every poll, the latest thing the run did since the last one
+    (`activity_line`): a status line to show, not a log (nothing repeats it when nothing new).
+    """
     box: dict[str, Any] = {}
+    cursor: str | None = None
 
     def work() -> None:
         try:
@@ -144,6 +172,10 @@ def watched_run(
                 )
             if not worker.is_alive():
                 break
+            entries, cursor = control.records(run_id, cursor)
+            lines = [line for line in map(activity_line, entries) if line]
+            if lines:
+                on_activity(lines[-1])
             holding = [s for s in control.pools() if run_id in s.waiting]
             if not holding:
                 waiting_since = None

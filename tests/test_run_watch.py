@@ -1,11 +1,12 @@
 """The watcher of an in-process run: a pool wait is reported only when it is a real wait."""
 
 import time
+from types import SimpleNamespace
 
 import pytest
 
 from ml_release import run_watch
-from ml_release.run_watch import PoolState, RunControl, watched_run
+from ml_release.run_watch import PoolState, RunControl, activity_line, watched_run
 
 
 @pytest.fixture(autouse=True)
@@ -39,3 +40,57 @@ def test_a_slot_handed_over_at_once_is_not_reported():
 def test_a_real_wait_is_reported_with_its_holder():
     lines = _watch(wait=1.5, run=2.0)
     assert len(lines) == 1 and "for the 'warehouse' pool: run other-run" in lines[0]
+
+
+def _entry(step: str | None, message: str = "", event: str | None = None) -> SimpleNamespace:
+    """An event log entry as the watcher reads it: a log line (no event) or a Dagster event."""
+    dagster_event = None if event is None else SimpleNamespace(event_type_value=event)
+    return SimpleNamespace(step_key=step, user_message=message, dagster_event=dagster_event)
+
+
+def test_the_status_line_follows_what_the_run_is_doing():
+    """At each poll the latest step start or step log line since the last poll, nothing else:
+    run-level and bookkeeping events say nothing, and a quiet poll repeats nothing."""
+    batches = [
+        [
+            _entry(None, "run starting", "RUN_START"),
+            _entry("model__serving_report", "", "STEP_START"),
+        ],
+        [],
+        [
+            _entry("model__serving_report", "single requests: 250/1000 per server"),
+            _entry("model__serving_report", "", "ASSET_MATERIALIZATION"),
+        ],
+        [_entry("model__serving_report", "", "STEP_SUCCESS")],
+    ]
+    cursors: list[str | None] = []
+
+    def records(run_id: str, cursor: str | None) -> tuple[list, str | None]:
+        cursors.append(cursor)
+        return (batches.pop(0) if batches else []), str(len(cursors))
+
+    control = RunControl(lambda: [], str, lambda run, why: None, records)
+    shown: list[str] = []
+    watched_run(lambda: time.sleep(0.5), control, "run-1", print, 60, shown.append)
+    assert shown == ["serving_report…", "serving_report: single requests: 250/1000 per server"]
+    assert cursors[:3] == [None, "1", "2"]  # each poll reads on from where the last one stopped
+
+
+def test_the_status_line_reads_dagsters_own_event_log(tmp_path):
+    """`run_records` and `activity_line` on a real run: if a Dagster upgrade changes the
+    records' shape (step keys, log lines, event types), this fails rather than the status line
+    going quiet."""
+    import dagster as dg
+
+    from ml_release.jobs import run_records
+
+    @dg.asset
+    def serving_report(context: dg.AssetExecutionContext) -> None:
+        context.log.info("single requests: 1000/1000 per server")
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize([serving_report], instance=instance)
+        entries, cursor = run_records(instance, result.run_id, None)
+        assert run_records(instance, result.run_id, cursor)[0] == []  # read on from the cursor
+    lines = [line for line in map(activity_line, entries) if line]
+    assert lines == ["serving_report…", "serving_report: single requests: 1000/1000 per server"]

@@ -2,7 +2,11 @@
 
 import argparse
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from rich.markup import escape
 
 from ml_release import keys
 from ml_release.cli.common import (
@@ -62,6 +66,20 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@contextmanager
+def watching(title: str) -> Iterator[dict[str, Callable[[str], None]]]:
+    """A status line for a run in this process: `title`, then what the run is doing.
+
+    Yields the run's `progress` (lines to print: pool waits) and `activity` (the status
+    line: the step running and its last log line, as `ml_release.run_watch` reads them).
+    """
+    with console.status(title) as status:
+        yield {
+            "progress": console.print,
+            "activity": lambda line: status.update(f"{title} {escape(line[:100])}"),
+        }
+
+
 def run_release(
     spec: ReleaseSpec,
     title: str,
@@ -74,14 +92,16 @@ def run_release(
     from ml_release.report import print_outcome
 
     check_sources(spec, read=True)  # what `validate` checks, before anything is registered
-    with console.status(f"gating a candidate of {spec.model.name}…"):
+    with watching(f"gating a candidate of {spec.model.name}…") as watch:
+        trains = candidate is None and spec.model.task != "llm"  # an LLM spec names its prompt
+        watch["activity"]("training it from the spec" if trains else "admitting it")
         outcome = release_in_process(
             spec,
             candidate,
             defs,
             instance(),
-            progress=console.print,
             max_wait=DEFAULT_MAX_WAIT if max_wait is None else max_wait,
+            **watch,
         )
     print_outcome(console, title, outcome, home_line(), spec.allow_ungated)
     return outcome
@@ -140,15 +160,15 @@ def run_canary(
 
     label, digest = gated_candidate(spec.model.name, version)
     steps = " -> ".join(f"{s:g} %" for s in spec.canary.steps)
-    with console.status(f"canary of {spec.model.name} {label}: {steps}…"):
+    with watching(f"canary of {spec.model.name} {label}: {steps}…") as watch:
         outcome = execute_release(
             defs or build_definitions(spec),
             instance(),
             spec,
             digest,
             job=keys.CANARY_JOB,
-            progress=console.print,
             max_wait=DEFAULT_MAX_WAIT if max_wait is None else max_wait,
+            **watch,
         )
     sync_production_asset(spec.model.name)
     print_outcome(
