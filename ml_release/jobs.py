@@ -276,7 +276,7 @@ def execute_release(
     job: str = keys.RELEASE_JOB,
     progress: Callable[[str], None] = lambda line: None,
     max_wait: float = DEFAULT_MAX_WAIT,
-    activity: Callable[[str], None] = lambda line: None,
+    activity: Callable[[str], None] | None = None,
 ) -> ReleaseOutcome:
     """Run the release (or canary) job for candidate `digest` in this process.
 

@@ -137,7 +137,7 @@ def watched_run(
     run_id: str,
     progress: Callable[[str], None],
     max_wait: float,
-    on_activity: Callable[[str], None] = lambda line: None,
+    on_activity: Callable[[str], None] | None = None,
 ) -> Any:
     """`execute()`'s result; its run is watched for pool waits and signals (see module).
 
@@ -172,10 +172,11 @@ def watched_run(
                 )
             if not worker.is_alive():
                 break
-            entries, cursor = control.records(run_id, cursor)
-            lines = [line for line in map(activity_line, entries) if line]
-            if lines:
-                on_activity(lines[-1])
+            if on_activity is not None:  # the event log is read only for someone to show it
+                entries, cursor = control.records(run_id, cursor)
+                lines = [line for line in map(activity_line, entries) if line]
+                if lines:
+                    on_activity(lines[-1])
             holding = [s for s in control.pools() if run_id in s.waiting]
             if not holding:
                 waiting_since = None

@@ -94,3 +94,13 @@ def test_the_status_line_reads_dagsters_own_event_log(tmp_path):
         assert run_records(instance, result.run_id, cursor)[0] == []  # read on from the cursor
     lines = [line for line in map(activity_line, entries) if line]
     assert lines == ["serving_report…", "serving_report: single requests: 1000/1000 per server"]
+
+
+def test_without_a_status_line_the_event_log_is_not_read():
+    """The coverage runner and the tests watch runs with nobody to show the status to."""
+
+    def records(run_id: str, cursor: str | None) -> tuple[list, str | None]:
+        raise AssertionError("read the event log for nobody")
+
+    control = RunControl(lambda: [], str, lambda run, why: None, records)
+    assert watched_run(lambda: time.sleep(0.2) or "done", control, "run-1", print, 60) == "done"
