@@ -2,7 +2,7 @@
 
 The run executes in a worker thread; this thread watches it through a `RunControl` (the
 orchestrator's pools, run descriptions, cancel and event log; `ml_release.jobs` gives
-Dagster's), and hands on what the run is doing (the step, its last log line) as it goes. While it
+Dagster's) and hands on what the run is doing (the step, its last log line). While it
 waits for a pool slot another run holds (for `REPORT_AFTER` seconds at least: a slot handed
 over at once is no wait), a line says which run and for how long, every `REPORT_EVERY`
 seconds; after `max_wait` seconds the run is marked canceled, its slots freed, and
@@ -81,7 +81,8 @@ def activity_line(entry: Any) -> str | None:
         return None
     step = entry.step_key.split("__")[-1]
     if entry.dagster_event is None:
-        return f"{step}: {entry.user_message}"
+        first_line = (entry.user_message or "").partition("\n")[0]
+        return f"{step}: {first_line}"
     return f"{step}…" if entry.dagster_event.event_type_value == "STEP_START" else None
 
 
