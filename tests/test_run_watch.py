@@ -49,8 +49,9 @@ def _entry(step: str | None, message: str = "", event: str | None = None) -> Sim
 
 
 def test_the_status_line_follows_what_the_run_is_doing():
-    """At each poll the latest step start or step log line since the last poll, nothing else:
-    run-level and bookkeeping events say nothing, and a quiet poll repeats nothing."""
+    """At each poll the latest step start or step log line since the last poll (its first
+    line), nothing else: run-level and bookkeeping events say nothing, and a quiet poll
+    repeats nothing."""
     batches = [
         [
             _entry(None, "run starting", "RUN_START"),
@@ -58,7 +59,7 @@ def test_the_status_line_follows_what_the_run_is_doing():
         ],
         [],
         [
-            _entry("model__serving_report", "single requests: 250/1000 per server"),
+            _entry("model__serving_report", "single requests: 250/1000 per server\nmore"),
             _entry("model__serving_report", "", "ASSET_MATERIALIZATION"),
         ],
         [_entry("model__serving_report", "", "STEP_SUCCESS")],
