@@ -115,11 +115,11 @@ def prepare_pool(instance: dg.DagsterInstance, pool: str, attempts: int = 5) -> 
 
 
 def pool_states(instance: dg.DagsterInstance) -> list[PoolState]:
-    """Every concurrency pool's holders and waiters (run ids)."""
+    """Every concurrency pool's holders and waiters (run ids), read in one batch of queries."""
     storage = instance.event_log_storage
+    infos = storage.get_concurrency_infos(list(storage.get_concurrency_keys()))
     states = []
-    for pool in sorted(storage.get_concurrency_keys()):
-        info = storage.get_concurrency_info(pool)
+    for pool, info in sorted(infos.items()):
         holders = sorted({slot.run_id for slot in info.claimed_slots})
         waiting = sorted({step.run_id for step in info.pending_steps} - set(holders))
         states.append(PoolState(pool, holders, waiting))
