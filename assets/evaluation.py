@@ -65,7 +65,7 @@ def build_prediction_assets(spec: ReleaseSpec, task: EvaluationTask) -> list[dg.
         artifact_store: dg.ResourceParam[Folder],
     ):
         store = Path(artifact_store.path)
-        with model_registry.get().held() as registry:  # four reads, one open of the file
+        with model_registry.get().held() as registry:  # three reads, one open of the file
             candidate = candidate_ref(registry, store, spec.model.name, context.partition_key)
             production = production_ref(registry, store, spec.model.name)
         wanted = [key.path[-1] for key in context.selected_asset_keys]

@@ -93,8 +93,7 @@ def run_release(
 
     check_sources(spec, read=True)  # what `validate` checks, before anything is registered
     with watching(f"gating a candidate of {spec.model.name}…") as watch:
-        trains = candidate is None and spec.model.task != "llm"  # an LLM spec names its prompt
-        watch["activity"]("training it from the spec" if trains else "admitting it")
+        watch["activity"]("preparing the candidate")  # trained, or admitted, before the run
         outcome = release_in_process(
             spec,
             candidate,
