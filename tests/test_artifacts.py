@@ -131,6 +131,41 @@ def test_round_trip_gives_identical_probabilities(tmp_path, demo, models, estima
     assert read_manifest(folder).trusted_types == TRUSTED[estimator]
 
 
+def train_frame_fed(demo, estimator: str):
+    """`build_pipeline`'s model as it was before `as_array`, fitted: the feature step hands a
+    frame on and the ColumnTransformer selects its columns by name."""
+    pipeline = build_pipeline(CODE, NUMERIC, CATEGORICAL, estimator, PARAMS[estimator])
+    pipeline.steps[0][1].set_params(as_array=False)
+    preprocess = pipeline.steps[1][1]
+    by_name = {"numeric": NUMERIC, "categorical": CATEGORICAL}
+    preprocess.set_params(transformers=[(n, t, by_name[n]) for n, t, _ in preprocess.transformers])
+    return pipeline.fit(demo.training[RAW], demo.training["defaulted"])
+
+
+@pytest.mark.parametrize("estimator", list(ESTIMATORS))
+def test_an_array_fed_pipeline_answers_as_the_frame_fed_one(demo, models, estimator):
+    model = models[estimator]
+    assert model.steps[0][1].as_array  # what build_pipeline builds today
+    frame_fed = train_frame_fed(demo, estimator)
+    raw = demo.evaluation[RAW]
+    np.testing.assert_array_equal(model.predict_proba(raw), frame_fed.predict_proba(raw))
+    for i in range(3):  # one serving request at a time, as the model server calls it
+        row = raw.iloc[[i]]
+        np.testing.assert_array_equal(model.predict_proba(row), frame_fed.predict_proba(row))
+
+
+def test_an_artifact_saved_before_as_array_still_hands_its_steps_a_frame(tmp_path, demo, models):
+    old = train_frame_fed(demo, "logistic_regression")
+    del old.steps[0][1].as_array  # the saved state of a FeatureTransformer from before
+    folder = write(old, tmp_path, version="v0")
+    loaded = load_model(folder, root=tmp_path, feature_code=CODE)
+    assert loaded.steps[0][1].as_array is False
+    raw = demo.evaluation[RAW]
+    np.testing.assert_array_equal(
+        loaded.predict_proba(raw), models["logistic_regression"].predict_proba(raw)
+    )
+
+
 def test_manifest_records_origin_and_what_loading_needs(tmp_path, models):
     folder = write(
         models["random_forest"],
