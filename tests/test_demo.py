@@ -1,6 +1,6 @@
 """The whole demo tour (`make demo`): seven releases, two canaries and a rollback.
 
-Its own file and marker: `make test` runs it alone after the others (6 to 10 minutes).
+Its own file and marker: `make test` runs it alone after the others (5 to 8 minutes).
 The tour expects its healthy releases promoted, and beside four busy test workers the p99
 latency gate rightly says inconclusive for them (seen on 2 cores on 2026-12-05), and so it
 did on 2026-12-07 with those workers at idle priority (SCHED_IDLE; docs/testing.md).
