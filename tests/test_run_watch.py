@@ -99,9 +99,18 @@ def test_the_status_line_reads_dagsters_own_event_log(tmp_path):
 
 def test_without_a_status_line_the_event_log_is_not_read():
     """The coverage runner and the tests watch runs with nobody to show the status to."""
+    pools, reads = [], []
 
     def records(run_id: str, cursor: str | None) -> tuple[list, str | None]:
-        raise AssertionError("read the event log for nobody")
+        reads.append(cursor)
+        return [], cursor
 
-    control = RunControl(lambda: [], str, lambda run, why: None, records)
+    def look() -> list:
+        pools.append(1)
+        return []
+
+    control = RunControl(look, str, lambda run, why: None, records)
     assert watched_run(lambda: time.sleep(0.2) or "done", control, "run-1", print, 60) == "done"
+    assert len(pools) >= 3 and reads == []  # it polled, and never read the event log
+    watched_run(lambda: time.sleep(0.2), control, "run-2", print, 60, on_activity=print)
+    assert len(reads) >= 3  # with a status line to show, every poll reads on
