@@ -6,6 +6,7 @@ expected, what was found, and what to do. Nothing partial is left in the warehou
 """
 
 import hashlib
+import itertools
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -100,6 +101,7 @@ def unreadable_error(table: str, source: SourceSpec, exc: duckdb.Error) -> DataI
 
 
 SOURCES_TABLE = "_loaded_sources"
+_SOURCE_NAMES = itertools.count()  # names under which DuckDB sources are attached
 
 
 def ensure_sources_table(connection) -> None:
@@ -161,14 +163,18 @@ def load_source(
     check_source(source, table, task)
     fault_point("warehouse:load", table=table)  # a step holding the warehouse pool
     digest = fingerprint(source)
+    # A DuckDB source is attached under a name of its own: the process's files share one DuckDB
+    # database (`ml_release.dbfile`). The ATTACH is part of the transaction: any error rolls
+    # it back with the rest.
+    attached = f"src_{next(_SOURCE_NAMES)}"
     if source.duckdb is not None:
-        relation, params = f"src.{quote(source.table or '')}", []
+        relation, params = f"{attached}.{quote(source.table or '')}", []
     else:
         relation, params = _reader(source)
     try:
         with warehouse.transaction() as connection:
             if source.duckdb is not None:
-                connection.execute("ATTACH ? AS src (READ_ONLY)", [source.duckdb])
+                connection.execute(f"ATTACH ? AS {attached} (READ_ONLY)", [source.duckdb])
             connection.execute(
                 f"CREATE OR REPLACE TABLE {quote(table)} AS SELECT * FROM {relation}", params
             )
@@ -176,7 +182,7 @@ def load_source(
             if rows == 0:
                 raise no_rows_error(table, source)
             if source.duckdb is not None:
-                connection.execute("DETACH src")
+                connection.execute(f"DETACH {attached}")
             if unique is not None:
                 check_unique(connection, table, unique, source)
             ensure_sources_table(connection)

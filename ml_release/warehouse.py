@@ -24,7 +24,8 @@ class Warehouse(DuckDBFile):
         with self.connect() as connection:
             found = one(
                 connection,
-                "SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
+                "SELECT count(*) FROM information_schema.tables "
+                "WHERE table_catalog = current_database() AND table_name = ?",
                 [table],
             )
         return bool(found[0])
@@ -34,7 +35,8 @@ class Warehouse(DuckDBFile):
         with self.connect() as connection:
             rows = connection.execute(
                 "SELECT column_name, data_type FROM information_schema.columns "
-                "WHERE table_name = ? ORDER BY ordinal_position",
+                "WHERE table_catalog = current_database() AND table_name = ? "
+                "ORDER BY ordinal_position",
                 [table],
             ).fetchall()
         return {name: dtype for name, dtype in rows}

@@ -44,6 +44,31 @@ def test_duckdb_table_loads(warehouse, tmp_path, demo):
     assert load_source(warehouse, source, keys.EVALUATION_HOLDOUT) == 20
 
 
+def test_a_failed_duckdb_source_leaves_nothing_attached(warehouse, tmp_path, demo):
+    """The process's files share one DuckDB database (`ml_release.dbfile`): a DuckDB source is
+    attached to it for the load only, and a load that fails (no rows) detaches it too, so the
+    source loads again and nothing stays attached once the warehouse is closed."""
+    import duckdb
+
+    from ml_release.dbfile import _Host
+
+    db = tmp_path / "source.duckdb"
+    with duckdb.connect(str(db)) as connection:
+        connection.register("frame", demo.evaluation.head(20))
+        connection.execute("CREATE TABLE holdout AS SELECT * FROM frame")
+        connection.execute("CREATE TABLE empty AS SELECT * FROM frame LIMIT 0")
+    for table, rows in (("empty", 0), ("holdout", 20), ("empty", 0), ("holdout", 20)):
+        source = SourceSpec(duckdb=str(db), table=table)
+        if rows:
+            assert load_source(warehouse, source, keys.EVALUATION_HOLDOUT) == rows
+        else:
+            with pytest.raises(DataInputError, match="no rows"):
+                load_source(warehouse, source, keys.EVALUATION_HOLDOUT)
+    assert not _Host._attached
+    with duckdb.connect(str(db)) as connection:  # no longer open in this process
+        assert connection.execute("SELECT count(*) FROM holdout").fetchall() == [(20,)]
+
+
 @pytest.mark.reliability("input")
 def test_missing_file(warehouse, tmp_path):
     with pytest.raises(DataInputError, match=r"not found.*missing.parquet"):

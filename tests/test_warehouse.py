@@ -150,3 +150,86 @@ def test_a_forked_child_neither_shares_nor_keeps_its_parents_lock(tmp_path):
         assert os.waitstatus_to_exitcode(status) == 0
         assert not _project_process_opens(path)  # the child's exit did not release it
     assert _project_process_opens(path)
+
+
+# -- one DuckDB database per process, the files attached to it (ml_release.dbfile._Host) -------
+def _with_table(path, rows: int) -> Warehouse:
+    warehouse = Warehouse(path)
+    with warehouse.transaction() as connection:
+        connection.execute(f"CREATE TABLE t AS SELECT range AS x FROM range({rows})")
+    return warehouse
+
+
+def test_a_process_builds_one_duckdb_database_however_many_times_it_opens_files(
+    tmp_path, monkeypatch
+):
+    """Opening a DuckDB database costs about 25 ms (its catalog of built-in functions): the
+    files are attached to one database per process instead of each open building one."""
+    import duckdb
+
+    from ml_release import dbfile
+
+    monkeypatch.setattr(dbfile._Host, "_database", None)
+    built = []
+    real_connect = duckdb.connect
+    monkeypatch.setattr(
+        dbfile.duckdb, "connect", lambda *a, **k: built.append(a) or real_connect(*a, **k)
+    )
+    first, second = _with_table(tmp_path / "a.duckdb", 3), _with_table(tmp_path / "b.duckdb", 5)
+    for _ in range(10):
+        assert (first.row_count("t"), second.row_count("t")) == (3, 5)
+    assert len(built) == 1
+
+
+def test_files_open_at_once_each_see_only_their_own_tables(tmp_path):
+    first, second = _with_table(tmp_path / "a.duckdb", 3), _with_table(tmp_path / "b.duckdb", 5)
+    with second.transaction() as connection:
+        connection.execute("CREATE TABLE only_b AS SELECT 'text' AS y")
+    with first.held(), second.held():
+        assert first.row_count("t") == 3 and second.row_count("t") == 5
+        assert not first.exists("only_b") and second.exists("only_b")
+        assert first.columns("only_b") == {} and second.columns("only_b") == {"y": "VARCHAR"}
+        with first.connect() as connection:
+            assert connection.execute("SELECT count(*) FROM t").fetchall() == [(3,)]
+
+
+def test_the_last_close_checkpoints_and_releases_the_file(tmp_path):
+    """Where a connection's close closed the file, the last one's close still does: the
+    write is in the file itself (no WAL left to replay) and another process opens it."""
+    path = tmp_path / "warehouse.duckdb"
+    warehouse = _with_table(path, 4)
+    with warehouse.held():
+        with warehouse.transaction() as connection:
+            connection.execute("INSERT INTO t VALUES (99)")
+        assert not _project_process_opens(path)  # still held: the block has not ended
+    assert not path.with_name(path.name + ".wal").exists()
+    counted = subprocess.run(
+        [sys.executable, "-c", COUNTS, str(path)], capture_output=True, text=True, check=True
+    )
+    assert counted.stdout.strip() == "5"
+
+
+COUNTS = """
+import sys, duckdb
+connection = duckdb.connect(sys.argv[1], read_only=True)
+print(connection.execute("SELECT count(*) FROM t").fetchall()[0][0])
+"""
+
+
+def test_a_forked_child_opens_files_with_a_database_of_its_own(tmp_path):
+    import os
+
+    parents = _with_table(tmp_path / "a.duckdb", 2)
+    other = tmp_path / "b.duckdb"
+    with parents.held():
+        child = os.fork()
+        if child == 0:  # the parent's DuckDB database did not come along (no threads): a new one
+            try:
+                code = 0 if _with_table(other, 6).row_count("t") == 6 else 1
+            except BaseException:
+                code = 2
+            os._exit(code)
+        _, status = os.waitpid(child, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert parents.row_count("t") == 2
+    assert Warehouse(other).row_count("t") == 6

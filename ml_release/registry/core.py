@@ -186,7 +186,7 @@ class Registry(RegistryReads):
         with self.backend.read() as connection:
             rows = connection.execute(
                 "SELECT count(*) FROM information_schema.tables WHERE "
-                "table_schema = current_schema() "
+                "table_catalog = current_database() AND table_schema = current_schema() "
                 "AND table_name IN ('model_versions', 'aliases', 'ledger')"
             ).fetchall()
         found = int(rows[0][0]) == 3
