@@ -27,6 +27,7 @@ import fcntl
 import itertools
 import os
 import re
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -121,6 +122,17 @@ class _FileLock:
         cls._guard = threading.Lock()
 
 
+def _spill() -> str:
+    """Where the process's DuckDB database spills what does not fit in memory.
+
+    The system's temporary folder (`$TMPDIR`), one folder per process, which DuckDB creates
+    when it first spills and removes when the database closes. Not beside a database file:
+    DuckDB refuses to move its temporary folder once it has spilled, and the process outlives
+    the files it opens (the first one's folder may be gone by the next spill).
+    """
+    return str(Path(tempfile.gettempdir()) / f"ml-release-duckdb-{os.getpid()}")
+
+
 class _Host:
     """The process's in-memory DuckDB database, with each open file attached to it.
 
@@ -134,7 +146,7 @@ class _Host:
     _attached: dict[Path, tuple[str, int]] = {}  # file -> (catalog name, open connections)
     _names = itertools.count()
     _guard = threading.Lock()
-    _orphans: list[duckdb.DuckDBPyConnection] = []  # a parent's host, never touched in a child
+    _orphans: list[duckdb.DuckDBPyConnection] = []  # a parent's host, not used in a child
 
     @classmethod
     def open(cls, path: Path) -> duckdb.DuckDBPyConnection:
@@ -142,13 +154,11 @@ class _Host:
         key = path.resolve()
         with cls._guard:
             if cls._database is None:
-                cls._database = duckdb.connect(":memory:")
+                cls._database = duckdb.connect(":memory:", config={"temp_directory": _spill()})
             host = cls._database
             name, count = cls._attached.get(key, ("", 0))
             if not count and not (name and cls._is_attached(name)):
                 name = f"file_{next(cls._names)}"
-                if not cls._attached:  # spill beside the file, as a connection of it did
-                    host.execute("SET temp_directory = ?", [f"{key}.tmp"])
                 host.execute(f"ATTACH ? AS {name}", [str(key)])
             cls._attached[key] = (name, count + 1)
             cursor = host.cursor()
@@ -190,7 +200,12 @@ class _Host:
 
     @classmethod
     def forget(cls) -> None:
-        """In a forked child: DuckDB's threads did not come along; the child starts its own."""
+        """In a forked child: DuckDB's threads did not come along; the child starts its own.
+
+        The parent's database object stays referenced: the child never uses it. (A child that
+        ends through the interpreter's exit rather than `os._exit`, as the project's and
+        multiprocessing's forked children do, would still finalize what it inherited.)
+        """
         if cls._database is not None:
             cls._orphans.append(cls._database)
         cls._database, cls._attached, cls._guard = None, {}, threading.Lock()

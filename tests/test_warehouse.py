@@ -233,3 +233,20 @@ def test_a_forked_child_opens_files_with_a_database_of_its_own(tmp_path):
         assert os.waitstatus_to_exitcode(status) == 0
         assert parents.row_count("t") == 2
     assert Warehouse(other).row_count("t") == 6
+
+
+def test_a_process_that_spilled_to_disk_still_opens_its_files(tmp_path):
+    """DuckDB refuses to move its temporary folder once it has spilled into it, and an earlier
+    test's folder is gone by now: the process's database spills into one folder of its own
+    for its whole life, so a spill does not make every later open fail (as "cannot be opened
+    as a DuckDB database")."""
+    from ml_release.dbfile import setting
+
+    first, second = _with_table(tmp_path / "a.duckdb", 3), Warehouse(tmp_path / "b.duckdb")
+    with first.connect() as connection, setting(connection, "memory_limit", "60MB"):
+        spilled = connection.execute(
+            "SELECT count(*) FROM (SELECT md5(range::VARCHAR) AS s FROM range(1500000) ORDER BY s)"
+        ).fetchall()
+    assert spilled == [(1_500_000,)]
+    assert first.row_count("t") == 3
+    assert not second.exists("t")
