@@ -11,13 +11,13 @@ either side (reproduced with DuckDB 2.0.1: three processes each committing eight
 inserts in turn lost one in 3 of 40 rounds on a busy 2-core machine; none in 60 rounds with
 the lock below). So the project's processes also take an exclusive `flock` on a lock file
 beside the database (`<file>.lock`) before opening it, and release it only after the last
-connection of the process to it has closed (`_FileLock`).
+connection of the process to it has closed (`_OpenFiles`).
 
 Opening a DuckDB database costs about 25 ms whatever its size (DuckDB builds its catalog of
 some 3,300 built-in functions for every database instance), and a release opened one about
-25 times. So a process keeps one in-memory DuckDB database (`_Host`) and attaches each file to
-it while any of its connections is open: a connection is a cursor of that database whose
-default catalog is the file's, about 2 ms to attach (docs/decisions.md). The file is detached
+25 times. So a process keeps one in-memory DuckDB database and attaches each file to it while
+any of its connections is open: a connection is a cursor of that database whose default
+catalog is the file's, about 2 ms to attach (docs/decisions.md item 46). The file is detached
 (checkpointed, closed, its DuckDB lock released) when the last connection closes, exactly
 where a connection's close used to close it: the lock file's protocol is unchanged.
 """
@@ -61,67 +61,6 @@ def setting(connection: duckdb.DuckDBPyConnection, name: str, value: object) -> 
         connection.execute(f"SET {name} = ?", [before])
 
 
-def _lock_path(database: Path) -> Path:
-    """`<database>.lock`, one name however the database's path is spelled."""
-    resolved = database.resolve()
-    return resolved.with_name(resolved.name + ".lock")
-
-
-class _FileLock:
-    """A process's exclusive `flock` on `<database>.lock`, held while any connection is open.
-
-    Counted per file: connections of one process share its open database (DuckDB allows
-    that), so only the first takes the lock and only the last releases it, after its close
-    has written the file.
-    """
-
-    _held: dict[Path, tuple[int, int]] = {}  # lock file -> (descriptor, open connections)
-    _guard = threading.Lock()
-
-    @classmethod
-    def acquire(cls, database: Path) -> bool:
-        """Take (or count) the lock of `database`; False when another process holds it."""
-        path = _lock_path(database)
-        with cls._guard:
-            if path in cls._held:
-                fd, count = cls._held[path]
-                cls._held[path] = (fd, count + 1)
-                return True
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                return False
-            cls._held[path] = (fd, 1)
-            return True
-
-    @classmethod
-    def release(cls, database: Path) -> None:
-        path = _lock_path(database)
-        with cls._guard:
-            fd, count = cls._held[path]
-            if count > 1:
-                cls._held[path] = (fd, count - 1)
-                return
-            del cls._held[path]
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
-
-    @classmethod
-    def forget(cls) -> None:
-        """In a forked child: the parent's locks stay the parent's.
-
-        The child closes its copies of the descriptors (which does not release the parent's
-        lock), so a child that outlives its parent does not keep the file locked.
-        """
-        for fd, _ in cls._held.values():
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        cls._held = {}
-        cls._guard = threading.Lock()
-
-
 def _spill() -> str:
     """Where the process's DuckDB database spills what does not fit in memory.
 
@@ -133,35 +72,61 @@ def _spill() -> str:
     return str(Path(tempfile.gettempdir()) / f"ml-release-duckdb-{os.getpid()}")
 
 
-class _Host:
-    """The process's in-memory DuckDB database, with each open file attached to it.
+def _let_go(fd: int) -> None:
+    fcntl.flock(fd, fcntl.LOCK_UN)  # before the close: a forked child may share the descriptor
+    os.close(fd)
 
-    Counted per file, as `_FileLock`: the first connection attaches the file, the last one's
-    close detaches it (DuckDB checkpoints and closes a file when it is detached). Every
-    connection is a cursor of the host whose default catalog (`USE`) is its file's, so
-    unqualified names mean the file's tables, as they did on a connection of the file.
+
+def _take_lock(database: Path) -> int | None:
+    """A descriptor holding the exclusive `flock` of `<database>.lock`, or None when taken."""
+    fd = os.open(database.with_name(database.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+class _OpenFiles:
+    """The files this process has open: each one's lock, attached to the process's database.
+
+    Counted per file (by its resolved path): the first connection takes the lock file's
+    `flock` and attaches the file to the process's in-memory DuckDB database; the last one's
+    close detaches it (DuckDB checkpoints and closes a file when it is detached), then lets
+    the lock go. Every connection is a cursor of that database whose default catalog (`USE`)
+    is its file's, so unqualified names mean the file's tables, as on a connection of the file.
     """
 
     _database: duckdb.DuckDBPyConnection | None = None
-    _attached: dict[Path, tuple[str, int]] = {}  # file -> (catalog name, open connections)
+    _open: dict[Path, tuple[int, str, int]] = {}  # file -> (lock descriptor, catalog, connections)
     _names = itertools.count()
     _guard = threading.Lock()
-    _orphans: list[duckdb.DuckDBPyConnection] = []  # a parent's host, not used in a child
+    _orphans: list[duckdb.DuckDBPyConnection] = []  # a parent's database, not used in a child
 
     @classmethod
-    def open(cls, path: Path) -> duckdb.DuckDBPyConnection:
-        """A connection to `path` (attached unless it already is); raises duckdb.Error."""
+    def connect(cls, path: Path) -> duckdb.DuckDBPyConnection | None:
+        """A connection to `path`, or None while another process holds its lock file.
+
+        Raises duckdb.Error when the file cannot be attached (its lock is let go first).
+        """
         key = path.resolve()
         with cls._guard:
-            if cls._database is None:
-                cls._database = duckdb.connect(":memory:", config={"temp_directory": _spill()})
-            host = cls._database
-            name, count = cls._attached.get(key, ("", 0))
-            if not count and not (name and cls._is_attached(name)):
-                name = f"file_{next(cls._names)}"
-                host.execute(f"ATTACH ? AS {name}", [str(key)])
-            cls._attached[key] = (name, count + 1)
-            cursor = host.cursor()
+            if key in cls._open:
+                fd, name, count = cls._open[key]
+            else:
+                fd, name, count = _take_lock(key), f"file_{next(cls._names)}", 0
+                if fd is None:
+                    return None
+                if cls._database is None:
+                    cls._database = duckdb.connect(":memory:", config={"temp_directory": _spill()})
+                try:
+                    cls._database.execute(f"ATTACH ? AS {name}", [str(key)])
+                except BaseException:
+                    _let_go(fd)
+                    raise
+            cls._open[key] = (fd, name, count + 1)
+            cursor = cls._database.cursor()
         try:
             cursor.execute(f"USE {name}")
         except BaseException:
@@ -171,52 +136,45 @@ class _Host:
 
     @classmethod
     def close(cls, path: Path, connection: duckdb.DuckDBPyConnection) -> None:
-        """Close `connection`; the last one of its file detaches the file."""
-        key = path.resolve()
+        """Close `connection`; the file's last one detaches it and lets its lock go."""
         try:
             connection.close()
         finally:
-            cls._release(key)
+            cls._release(path.resolve())
 
     @classmethod
     def _release(cls, key: Path) -> None:
         with cls._guard:
-            name, count = cls._attached[key]
+            fd, name, count = cls._open.pop(key)
             if count > 1:
-                cls._attached[key] = (name, count - 1)
+                cls._open[key] = (fd, name, count - 1)
                 return
-            assert cls._database is not None
-            cls._attached[key] = (name, 0)  # kept while a failed DETACH leaves it attached
-            cls._database.execute(f"DETACH {name}")
-            del cls._attached[key]
-
-    @classmethod
-    def _is_attached(cls, name: str) -> bool:
-        assert cls._database is not None
-        found = cls._database.execute(
-            "SELECT count(*) FROM duckdb_databases() WHERE database_name = ?", [name]
-        ).fetchall()
-        return bool(found[0][0])
+            try:
+                assert cls._database is not None
+                cls._database.execute(f"DETACH {name}")
+            finally:
+                _let_go(fd)
 
     @classmethod
     def forget(cls) -> None:
-        """In a forked child: DuckDB's threads did not come along; the child starts its own.
+        """In a forked child: the parent's files, locks and database stay the parent's.
 
-        The parent's database object stays referenced: the child never uses it. (A child that
-        ends through the interpreter's exit rather than `os._exit`, as the project's and
-        multiprocessing's forked children do, would still finalize what it inherited.)
+        The child closes its copies of the lock descriptors (which does not let the parent's
+        locks go), so a child that outlives its parent does not keep a file locked, and
+        starts a database of its own: DuckDB's threads did not come along. The parent's
+        database object stays referenced, never used. (A child that ends through the
+        interpreter's exit rather than `os._exit`, as the project's and multiprocessing's
+        forked children do, would still finalize what it inherited.)
         """
+        for fd, _, _ in cls._open.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
         if cls._database is not None:
             cls._orphans.append(cls._database)
-        cls._database, cls._attached, cls._guard = None, {}, threading.Lock()
+        cls._database, cls._open, cls._guard = None, {}, threading.Lock()
 
 
-def _forget_after_fork() -> None:
-    _FileLock.forget()
-    _Host.forget()
-
-
-os.register_at_fork(after_in_child=_forget_after_fork)
+os.register_at_fork(after_in_child=_OpenFiles.forget)
 
 
 class DuckDBFile:
@@ -238,23 +196,21 @@ class DuckDBFile:
         deadline = time.monotonic() + self.lock_timeout
         delay = 0.05
         while True:
-            if not _FileLock.acquire(self.path):
-                busy: object = f"{self.path.name}.lock is held"
+            try:
+                connection = _OpenFiles.connect(self.path)
+            except duckdb.Error as exc:
+                if any(text in str(exc) for text in DISK_FULL_TEXT):
+                    raise
+                if not isinstance(exc, duckdb.IOException) or not _LOCK_MESSAGE.search(str(exc)):
+                    raise CorruptStateError(
+                        f"{self.path} cannot be opened as a DuckDB database "
+                        f"({str(exc).splitlines()[0]}). {self.repair_hint}"
+                    ) from None
+                busy: object = exc  # a process outside the project (a notebook) has it open
             else:
-                try:
-                    return _Host.open(self.path)
-                except duckdb.Error as exc:
-                    _FileLock.release(self.path)
-                    if any(text in str(exc) for text in DISK_FULL_TEXT):
-                        raise
-                    if not isinstance(exc, duckdb.IOException) or not _LOCK_MESSAGE.search(
-                        str(exc)
-                    ):
-                        raise CorruptStateError(
-                            f"{self.path} cannot be opened as a DuckDB database "
-                            f"({str(exc).splitlines()[0]}). {self.repair_hint}"
-                        ) from None
-                    busy = exc  # a process outside the project (a notebook) has it open
+                if connection is not None:
+                    return connection
+                busy = f"{self.path.name}.lock is held"
             if time.monotonic() + delay > deadline:
                 raise DatabaseLockedError(
                     f"{self.path} stayed locked for {self.lock_timeout:.0f} s: {busy}. "
@@ -265,10 +221,7 @@ class DuckDBFile:
             delay = min(delay * 2, 1.0)
 
     def _close(self, connection: duckdb.DuckDBPyConnection) -> None:
-        try:
-            _Host.close(self.path, connection)
-        finally:
-            _FileLock.release(self.path)
+        _OpenFiles.close(self.path, connection)
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -163,17 +163,17 @@ def load_source(
     check_source(source, table, task)
     fault_point("warehouse:load", table=table)  # a step holding the warehouse pool
     digest = fingerprint(source)
-    # A DuckDB source is attached under a name of its own: the process's files share one DuckDB
-    # database (`ml_release.dbfile`). The ATTACH is part of the transaction: any error rolls
-    # it back with the rest.
-    attached = f"src_{next(_SOURCE_NAMES)}"
+    attached = ""
     if source.duckdb is not None:
+        # Attached under a name of its own: the process's files share one DuckDB database
+        # (`ml_release.dbfile`). The ATTACH is part of the transaction: an error rolls it back.
+        attached = f"src_{next(_SOURCE_NAMES)}"
         relation, params = f"{attached}.{quote(source.table or '')}", []
     else:
         relation, params = _reader(source)
     try:
         with warehouse.transaction() as connection:
-            if source.duckdb is not None:
+            if attached:
                 connection.execute(f"ATTACH ? AS {attached} (READ_ONLY)", [source.duckdb])
             connection.execute(
                 f"CREATE OR REPLACE TABLE {quote(table)} AS SELECT * FROM {relation}", params
@@ -181,7 +181,7 @@ def load_source(
             rows = int(one(connection, f"SELECT count(*) FROM {quote(table)}")[0])
             if rows == 0:
                 raise no_rows_error(table, source)
-            if source.duckdb is not None:
+            if attached:
                 connection.execute(f"DETACH {attached}")
             if unique is not None:
                 check_unique(connection, table, unique, source)

@@ -50,7 +50,7 @@ def test_a_failed_duckdb_source_leaves_nothing_attached(warehouse, tmp_path, dem
     source loads again and nothing stays attached once the warehouse is closed."""
     import duckdb
 
-    from ml_release.dbfile import _Host
+    from ml_release.dbfile import _OpenFiles
 
     db = tmp_path / "source.duckdb"
     with duckdb.connect(str(db)) as connection:
@@ -64,7 +64,7 @@ def test_a_failed_duckdb_source_leaves_nothing_attached(warehouse, tmp_path, dem
         else:
             with pytest.raises(DataInputError, match="no rows"):
                 load_source(warehouse, source, keys.EVALUATION_HOLDOUT)
-    assert not _Host._attached
+    assert not _OpenFiles._open
     with duckdb.connect(str(db)) as connection:  # no longer open in this process
         assert connection.execute("SELECT count(*) FROM holdout").fetchall() == [(20,)]
 

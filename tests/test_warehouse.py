@@ -152,7 +152,7 @@ def test_a_forked_child_neither_shares_nor_keeps_its_parents_lock(tmp_path):
     assert _project_process_opens(path)
 
 
-# -- one DuckDB database per process, the files attached to it (ml_release.dbfile._Host) -------
+# -- one DuckDB database per process, the files attached to it (ml_release.dbfile._OpenFiles) -
 def _with_table(path, rows: int) -> Warehouse:
     warehouse = Warehouse(path)
     with warehouse.transaction() as connection:
@@ -169,7 +169,7 @@ def test_a_process_builds_one_duckdb_database_however_many_times_it_opens_files(
 
     from ml_release import dbfile
 
-    monkeypatch.setattr(dbfile._Host, "_database", None)
+    monkeypatch.setattr(dbfile._OpenFiles, "_database", None)
     built = []
     real_connect = duckdb.connect
     monkeypatch.setattr(
